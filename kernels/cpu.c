@@ -1,0 +1,142 @@
+/* CPU detection.  This file is built without any ISA flag (see
+ * kernels/meson.build) so that nothing in it can fault on an older CPU. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu.h"
+
+#if defined(__AVX__) || defined(__AVX2__) || defined(__AVX512F__)
+#error "kernels/cpu.c must be built without ISA flags: it runs before dispatch"
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static unsigned long long xgetbv0(void)
+{
+    unsigned eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+
+static unsigned detect(void)
+{
+    unsigned a, b, c, d, flags = 0;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx)
+        return 0;
+    /* XCR0: bits 1-2 are SSE/YMM state; bits 5-7 opmask, ZMM_Hi256 and
+     * Hi16_ZMM.  Without them the OS does not save the registers across
+     * context switches and the instructions must not be used. */
+    const unsigned long long xcr0 = xgetbv0();
+    const int os_ymm = (xcr0 & 0x6) == 0x6, os_zmm = (xcr0 & 0xe6) == 0xe6;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    const int avx2 = (b >> 5) & 1;
+    const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    if (avx2 && fma && os_ymm)
+        flags |= KN_CPU_AVX2;
+    if ((flags & KN_CPU_AVX2) && f && dq && bw && vl && os_zmm) {
+        flags |= KN_CPU_AVX512;
+        unsigned a1 = 0, b1, c1, d1;
+        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
+            flags |= KN_CPU_AVX512BF16;
+    }
+    return flags;
+}
+#elif defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+static unsigned detect(void)
+{
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? KN_CPU_NEON : 0;
+}
+#else
+static unsigned detect(void) { return 0; }
+#endif
+
+static unsigned g_detected, g_mask = KN_CPU_ALL;
+static int g_detected_done;
+
+unsigned kn_cpu_detected(void)
+{
+    if (!g_detected_done) {
+        g_detected = detect();
+        g_detected_done = 1;
+    }
+    return g_detected;
+}
+
+unsigned kn_cpu_flags(void) { return kn_cpu_detected() & g_mask; }
+
+KnStatus kn_cpu_set_mask(unsigned mask)
+{
+    if (mask & ~KN_CPU_ALL)
+        return KN_EINVAL;
+    if (mask != KN_CPU_ALL && (mask & ~kn_cpu_detected()))
+        return KN_EUNSUPPORTED;
+    g_mask = mask;
+    return KN_OK;
+}
+
+static const struct {
+    const char *name;
+    unsigned needs, mask;
+} levels[] = {
+    { "auto", 0, KN_CPU_ALL },
+    { "scalar", 0, 0 },
+    { "avx2", KN_CPU_AVX2, KN_CPU_AVX2 },
+    /* avx512 keeps AVX512_BF16 when the CPU has it: it is the same level. */
+    { "avx512", KN_CPU_AVX512, KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 },
+    { "neon", KN_CPU_NEON, KN_CPU_NEON },
+};
+
+KnStatus kn_cpu_set_arch(const char *name)
+{
+    if (!name)
+        return KN_EINVAL;
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (strcmp(name, levels[i].name))
+            continue;
+        if ((kn_cpu_detected() & levels[i].needs) != levels[i].needs)
+            return KN_EUNSUPPORTED;
+        g_mask = levels[i].mask;
+        return KN_OK;
+    }
+    return KN_EINVAL;
+}
+
+KnStatus kn_cpu_init_from_env(void)
+{
+    const char *env = getenv("AMO_ARCH");
+    return env && *env ? kn_cpu_set_arch(env) : KN_OK;
+}
+
+const char *kn_cpu_level_name(unsigned flags)
+{
+    if (flags & KN_CPU_AVX512BF16) return "avx512bf16";
+    if (flags & KN_CPU_AVX512) return "avx512";
+    if (flags & KN_CPU_AVX2) return "avx2";
+    if (flags & KN_CPU_NEON) return "neon";
+    return "scalar";
+}
+
+const char *kn_status_str(KnStatus s)
+{
+    switch (s) {
+    case KN_OK: return "ok";
+    case KN_EINVAL: return "invalid argument";
+    case KN_EOVERLAP: return "buffers overlap";
+    case KN_EUNSUPPORTED: return "CPU level not supported by this CPU";
+    case KN_ENONFINITE: return "non-finite value (NaN or Inf) in input";
+    case KN_ENOMEM: return "out of memory";
+    case KN_EIO: return "I/O error";
+    case KN_EFORMAT: return "bad file format";
+    }
+    return "unknown status";
+}

@@ -1,0 +1,43 @@
+/* Run-time CPU detection and the mask that forces a lower kernel level.
+ *
+ * The flags in use are always detected & mask (dav1d's scheme): the mask lets
+ * tests and `amo-bench --arch` force a lower level, and AMO_ARCH does the same
+ * from the environment.  A level the CPU lacks is an error, never a silent
+ * fallback. */
+#ifndef AMO_KERNELS_CPU_H
+#define AMO_KERNELS_CPU_H
+
+#include "kernels/status.h"
+
+enum {
+    KN_CPU_AVX2       = 1u << 0, /* AVX2 + FMA, and the OS saves YMM state      */
+    KN_CPU_AVX512     = 1u << 1, /* AVX-512 F, BW, DQ, VL; OS saves ZMM state   */
+    KN_CPU_AVX512BF16 = 1u << 2, /* AVX512_BF16 on top of KN_CPU_AVX512        */
+    KN_CPU_NEON       = 1u << 3, /* aarch64 Advanced SIMD (ASIMD)               */
+    KN_CPU_ALL        = 0xFu,
+};
+
+/* What the CPU (and OS) support, whatever the mask says. */
+unsigned kn_cpu_detected(void);
+
+/* detected & mask: the flags the kernel tables are built from. */
+unsigned kn_cpu_flags(void);
+
+/* Sets the mask by flags.  Refuses (KN_EUNSUPPORTED) a mask that asks for a
+ * flag the CPU does not have, so nobody believes a level ran that did not. */
+KnStatus kn_cpu_set_mask(unsigned mask);
+
+/* Sets the mask by level name: "auto", "scalar", "avx2", "avx512", "neon".
+ * Unknown name: KN_EINVAL.  Level not on this CPU: KN_EUNSUPPORTED. */
+KnStatus kn_cpu_set_arch(const char *name);
+
+/* Applies AMO_ARCH if it is set (same names as kn_cpu_set_arch).  Called once
+ * by the kernel tables on first use; exposed so a program can report a bad
+ * value up front. */
+KnStatus kn_cpu_init_from_env(void);
+
+/* Name of the highest level present in flags ("scalar", "avx2", "avx512",
+ * "avx512bf16", "neon"). */
+const char *kn_cpu_level_name(unsigned flags);
+
+#endif

@@ -1,0 +1,363 @@
+/* Public entry points of the update kernels: argument checks, the choice of
+ * kernel table, and the split of one tensor across OpenMP threads. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu.h"
+#include "kernels/update_dsp.h"
+
+/* ---- the kernel table ------------------------------------------------- */
+
+static KnUpdateDSP g_dsp;
+static unsigned g_dsp_flags = ~0u;
+static int g_env_done;
+static KnStatus g_env_status;
+
+const KnUpdateDSP *kn_update_dsp(void)
+{
+    if (!g_env_done) {
+        g_env_status = kn_cpu_init_from_env();
+        g_env_done = 1;
+    }
+    if (g_env_status != KN_OK)
+        return NULL;
+    const unsigned flags = kn_cpu_flags();
+    if (flags == g_dsp_flags)
+        return &g_dsp;
+    KnUpdateDSP d;
+    kn_update_dsp_init_c(&d);
+#if defined(__x86_64__)
+    if (flags & KN_CPU_AVX2) {
+        kn_update_dsp_init_avx2(&d);
+        if (flags & KN_CPU_AVX512) {
+            kn_update_dsp_init_avx512(&d);
+            if (flags & KN_CPU_AVX512BF16)
+                kn_update_dsp_init_avx512bf16(&d);
+        }
+    }
+#elif defined(__aarch64__)
+    if (flags & KN_CPU_NEON)
+        kn_update_dsp_init_neon(&d);
+#endif
+    g_dsp = d;
+    g_dsp_flags = flags;
+    return &g_dsp;
+}
+
+static const char *const kernel_names[KN_K_COUNT] = {
+    "amo", "amo_bf16", "sgd", "rmsprop", "sumsq",
+};
+
+const char *kn_kernel_name(KnKernel k)
+{
+    return (unsigned)k < KN_K_COUNT ? kernel_names[k] : "?";
+}
+
+const char *kn_kernel_level(KnKernel k)
+{
+    const KnUpdateDSP *d = kn_update_dsp();
+    if (!d || (unsigned)k >= KN_K_COUNT)
+        return NULL;
+    return d->level[k];
+}
+
+/* ---- argument checks ---------------------------------------------------- */
+
+typedef struct Span { const void *p; size_t bytes; } Span;
+
+/* Any two non-NULL spans sharing a byte is an error. */
+static int overlaps(const Span *s, int count)
+{
+    for (int i = 0; i < count; i++)
+        for (int j = i + 1; j < count; j++) {
+            if (!s[i].p || !s[j].p)
+                continue;
+            const uintptr_t a = (uintptr_t)s[i].p, b = (uintptr_t)s[j].p;
+            if (a < b + s[j].bytes && b < a + s[i].bytes)
+                return 1;
+        }
+    return 0;
+}
+
+static int finite_all(const float *x, int count)
+{
+    for (int i = 0; i < count; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+static int bounds_ok(float lo, float hi)
+{
+    return !isnan(lo) && !isnan(hi) && lo <= hi && lo != INFINITY && hi != -INFINITY;
+}
+
+static KnStatus check_amo(const KnAmoArgs *a)
+{
+    if (!a)
+        return KN_EINVAL;
+    const float s[] = { a->lr, a->beta, a->gamma, a->eps, a->v_scale,
+                        a->grad_scale, a->l2, a->decay };
+    return finite_all(s, 8) && bounds_ok(a->lo, a->hi) ? KN_OK : KN_EINVAL;
+}
+
+static KnStatus check_sgd(const KnSgdArgs *a)
+{
+    if (!a)
+        return KN_EINVAL;
+    const float s[] = { a->lr, a->momentum, a->dampening, a->grad_scale, a->l2, a->decay };
+    return finite_all(s, 6) && bounds_ok(a->lo, a->hi) ? KN_OK : KN_EINVAL;
+}
+
+static KnStatus check_rmsprop(const KnRmspropArgs *a)
+{
+    if (!a)
+        return KN_EINVAL;
+    const float s[] = { a->lr, a->alpha, a->eps, a->momentum, a->grad_scale, a->l2, a->decay };
+    return finite_all(s, 7) && bounds_ok(a->lo, a->hi) ? KN_OK : KN_EINVAL;
+}
+
+/* ---- threading ---------------------------------------------------------- */
+
+/* Chunks start on multiples of this many elements: a whole number of cache
+ * lines for fp32 and bf16 buffers and of every kernel's unroll block. */
+#define KN_CHUNK_ALIGN 64
+
+static size_t chunk_len(size_t n, int nthreads)
+{
+    const size_t per = (n + (size_t)nthreads - 1) / (size_t)nthreads;
+    return (per + KN_CHUNK_ALIGN - 1) / KN_CHUNK_ALIGN * KN_CHUNK_ALIGN;
+}
+
+#define FOR_CHUNKS(n, nthreads, BODY)                                           \
+    do {                                                                        \
+        const int nt_ = (nthreads) < 1 ? 1 : (nthreads);                        \
+        const size_t len_ = chunk_len((n), nt_);                                \
+        const long nc_ = (long)(((n) + len_ - 1) / len_);                       \
+        _Pragma("omp parallel for num_threads(nt_) schedule(static) if (nc_ > 1)") \
+        for (long c_ = 0; c_ < nc_; c_++) {                                     \
+            const size_t off = (size_t)c_ * len_;                               \
+            const size_t cnt = (n) - off < len_ ? (n) - off : len_;             \
+            BODY;                                                               \
+        }                                                                       \
+    } while (0)
+
+/* ---- entry points ------------------------------------------------------- */
+
+KnStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
+                       const KnAmoArgs *a, int nthreads)
+{
+    if (n == 0)
+        return KN_OK;
+    if (!theta || !m || !v || !g)
+        return KN_EINVAL;
+    KnStatus st = check_amo(a);
+    if (st != KN_OK)
+        return st;
+    const size_t b = n * sizeof(float);
+    const Span s[] = { { theta, b }, { m, b }, { v, b }, { g, b } };
+    if (overlaps(s, 4))
+        return KN_EOVERLAP;
+    const KnUpdateDSP *d = kn_update_dsp();
+    if (!d)
+        return KN_EUNSUPPORTED;
+    FOR_CHUNKS(n, nthreads, d->amo(theta + off, m + off, v + off, g + off, cnt, a));
+    return KN_OK;
+}
+
+KnStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
+                            size_t n, const KnAmoArgs *a, const KnBf16Round *r,
+                            int nthreads)
+{
+    if (n == 0)
+        return KN_OK;
+    if (!theta || !m || !v || !g || !r)
+        return KN_EINVAL;
+    KnStatus st = check_amo(a);
+    if (st != KN_OK)
+        return st;
+    const size_t b = n * sizeof(float), h = n * sizeof(uint16_t);
+    const Span s[] = { { theta, b }, { m, h }, { v, h }, { g, b } };
+    if (overlaps(s, 4))
+        return KN_EOVERLAP;
+    const KnUpdateDSP *d = kn_update_dsp();
+    if (!d)
+        return KN_EUNSUPPORTED;
+    const uint32_t key = kn_bf16_key(r);
+    const uint64_t i0 = r->index0;
+    const int nearest = r->nearest != 0;
+    FOR_CHUNKS(n, nthreads, d->amo_bf16(theta + off, m + off, v + off, g + off, cnt, a,
+                                        key, i0 + off, nearest));
+    return KN_OK;
+}
+
+KnStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
+                       const KnSgdArgs *a, int nthreads)
+{
+    if (n == 0)
+        return KN_OK;
+    KnStatus st = check_sgd(a);
+    if (st != KN_OK)
+        return st;
+    if (!theta || !g || (a->momentum != 0.0f && !buf))
+        return KN_EINVAL;
+    const size_t b = n * sizeof(float);
+    const Span s[] = { { theta, b }, { g, b }, { a->momentum != 0.0f ? buf : NULL, b } };
+    if (overlaps(s, 3))
+        return KN_EOVERLAP;
+    const KnUpdateDSP *d = kn_update_dsp();
+    if (!d)
+        return KN_EUNSUPPORTED;
+    float *bb = a->momentum != 0.0f ? buf : NULL;
+    FOR_CHUNKS(n, nthreads, d->sgd(theta + off, bb ? bb + off : NULL, g + off, cnt, a));
+    return KN_OK;
+}
+
+KnStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, size_t n,
+                           const KnRmspropArgs *a, int nthreads)
+{
+    if (n == 0)
+        return KN_OK;
+    KnStatus st = check_rmsprop(a);
+    if (st != KN_OK)
+        return st;
+    const int mom = a->momentum > 0.0f;
+    if (!theta || !v || !g || (mom && !buf))
+        return KN_EINVAL;
+    const size_t b = n * sizeof(float);
+    const Span s[] = { { theta, b }, { v, b }, { g, b }, { mom ? buf : NULL, b } };
+    if (overlaps(s, 4))
+        return KN_EOVERLAP;
+    const KnUpdateDSP *d = kn_update_dsp();
+    if (!d)
+        return KN_EUNSUPPORTED;
+    float *bb = mom ? buf : NULL;
+    FOR_CHUNKS(n, nthreads, d->rmsprop(theta + off, v + off, bb ? bb + off : NULL, g + off,
+                                       cnt, a));
+    return KN_OK;
+}
+
+KnStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out)
+{
+    if (!out)
+        return KN_EINVAL;
+    *out = 0.0;
+    if (n == 0)
+        return KN_OK;
+    if (!x)
+        return KN_EINVAL;
+    const KnUpdateDSP *d = kn_update_dsp();
+    if (!d)
+        return KN_EUNSUPPORTED;
+    const size_t nc = (n + KN_SUMSQ_CHUNK - 1) / KN_SUMSQ_CHUNK;
+    double total = 0.0;
+    if (nthreads <= 1 || nc == 1) {
+        for (size_t c = 0; c < nc; c++) {
+            const size_t off = c * KN_SUMSQ_CHUNK;
+            total += d->sumsq(x + off, n - off < KN_SUMSQ_CHUNK ? n - off : KN_SUMSQ_CHUNK);
+        }
+    } else {
+        /* The same chunk sums, computed in parallel, then added in order. */
+        double stackbuf[256];
+        double *part = nc <= 256 ? stackbuf : malloc(nc * sizeof(double));
+        if (!part)
+            return KN_ENOMEM;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+        for (long c = 0; c < (long)nc; c++) {
+            const size_t off = (size_t)c * KN_SUMSQ_CHUNK;
+            part[c] = d->sumsq(x + off, n - off < KN_SUMSQ_CHUNK ? n - off : KN_SUMSQ_CHUNK);
+        }
+        for (size_t c = 0; c < nc; c++)
+            total += part[c];
+        if (part != stackbuf)
+            free(part);
+    }
+    *out = total;
+    return isfinite(total) ? KN_OK : KN_ENONFINITE;
+}
+
+/* ---- defaults ------------------------------------------------------------ */
+
+KnAmoArgs kn_amo_args_default(void)
+{
+    return (KnAmoArgs){ .lr = 1e-3f, .beta = 0.9f, .gamma = 0.999f, .eps = 1e-8f,
+                        .v_scale = 1.0f, .grad_scale = 1.0f, .l2 = 0.0f, .decay = 0.0f,
+                        .lo = -INFINITY, .hi = INFINITY };
+}
+
+KnAmoArgs kn_adam_args(float lr, float beta1, float beta2, float eps, uint64_t t)
+{
+    KnAmoArgs a = kn_amo_args_default();
+    const double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
+    a.lr = (float)(lr / bc1);
+    a.v_scale = (float)(1.0 / sqrt(bc2));
+    a.beta = beta1;
+    a.gamma = beta2;
+    a.eps = eps;
+    return a;
+}
+
+/* ---- bf16 ---------------------------------------------------------------- */
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+float kn_bf16_to_f32(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* NaN and zero/denormal inputs: shared by both roundings (see update.h). */
+static int bf16_special(uint32_t u, uint16_t *out)
+{
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+        *out = (uint16_t)((u >> 16) | 0x0040u);
+        return 1;
+    }
+    if ((u & 0x7f800000u) == 0) {
+        *out = (uint16_t)((u >> 16) & 0x8000u);
+        return 1;
+    }
+    return 0;
+}
+
+uint16_t kn_f32_to_bf16_rne(float f)
+{
+    const uint32_t u = f32_bits(f);
+    uint16_t h;
+    if (bf16_special(u, &h))
+        return h;
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+uint16_t kn_f32_to_bf16_sr(float f, uint32_t r)
+{
+    const uint32_t u = f32_bits(f);
+    uint16_t h;
+    if (bf16_special(u, &h))
+        return h;
+    return (uint16_t)((u + (r & 0xffffu)) >> 16);
+}
+
+uint32_t kn_bf16_key(const KnBf16Round *r)
+{
+    /* splitmix64 finaliser over seed and step */
+    uint64_t z = r->seed * 0x9e3779b97f4a7c15ull + r->step + 0x632be59bd9b4e019ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (uint32_t)(z ^ (z >> 32));
+}
+
+uint32_t kn_bf16_random(uint32_t key, uint64_t i)
+{
+    return kn_hash32((uint32_t)i ^ key);
+}
