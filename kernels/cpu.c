@@ -61,26 +61,50 @@ static unsigned detect(void) { return 0; }
 #endif
 
 static unsigned g_detected, g_mask = KN_CPU_ALL;
-static int g_detected_done;
+static int g_init_done;
+static KnStatus g_env_status;
+
+static KnStatus set_arch(const char *name);
+
+/* Detection, then AMO_ARCH, once; an API call made afterwards overrides the
+ * environment (and clears its error). */
+static void init(void)
+{
+    if (g_init_done)
+        return;
+    g_init_done = 1;
+    g_detected = detect();
+    const char *env = getenv("AMO_ARCH");
+    g_env_status = env && *env ? set_arch(env) : KN_OK;
+}
 
 unsigned kn_cpu_detected(void)
 {
-    if (!g_detected_done) {
-        g_detected = detect();
-        g_detected_done = 1;
-    }
+    init();
     return g_detected;
 }
 
-unsigned kn_cpu_flags(void) { return kn_cpu_detected() & g_mask; }
+unsigned kn_cpu_flags(void)
+{
+    init();
+    return g_detected & g_mask;
+}
+
+KnStatus kn_cpu_init_from_env(void)
+{
+    init();
+    return g_env_status;
+}
 
 KnStatus kn_cpu_set_mask(unsigned mask)
 {
+    init();
     if (mask & ~KN_CPU_ALL)
         return KN_EINVAL;
-    if (mask != KN_CPU_ALL && (mask & ~kn_cpu_detected()))
+    if (mask != KN_CPU_ALL && (mask & ~g_detected))
         return KN_EUNSUPPORTED;
     g_mask = mask;
+    g_env_status = KN_OK;
     return KN_OK;
 }
 
@@ -96,14 +120,14 @@ static const struct {
     { "neon", KN_CPU_NEON, KN_CPU_NEON },
 };
 
-KnStatus kn_cpu_set_arch(const char *name)
+static KnStatus set_arch(const char *name)
 {
     if (!name)
         return KN_EINVAL;
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
         if (strcmp(name, levels[i].name))
             continue;
-        if ((kn_cpu_detected() & levels[i].needs) != levels[i].needs)
+        if ((g_detected & levels[i].needs) != levels[i].needs)
             return KN_EUNSUPPORTED;
         g_mask = levels[i].mask;
         return KN_OK;
@@ -111,10 +135,13 @@ KnStatus kn_cpu_set_arch(const char *name)
     return KN_EINVAL;
 }
 
-KnStatus kn_cpu_init_from_env(void)
+KnStatus kn_cpu_set_arch(const char *name)
 {
-    const char *env = getenv("AMO_ARCH");
-    return env && *env ? kn_cpu_set_arch(env) : KN_OK;
+    init();
+    const KnStatus st = set_arch(name);
+    if (st == KN_OK)
+        g_env_status = KN_OK;
+    return st;
 }
 
 const char *kn_cpu_level_name(unsigned flags)

@@ -31,9 +31,11 @@ KnStatus kn_cpu_set_mask(unsigned mask);
  * Unknown name: KN_EINVAL.  Level not on this CPU: KN_EUNSUPPORTED. */
 KnStatus kn_cpu_set_arch(const char *name);
 
-/* Applies AMO_ARCH if it is set (same names as kn_cpu_set_arch).  Called once
- * by the kernel tables on first use; exposed so a program can report a bad
- * value up front. */
+/* AMO_ARCH (same names as kn_cpu_set_arch) is applied once, when any of
+ * these functions or a kernel is first used.  This returns its outcome: a
+ * bad value makes every kernel call fail with this status until the mask is
+ * set by kn_cpu_set_arch or kn_cpu_set_mask, which override the variable.
+ * Programs call it first to report a bad AMO_ARCH up front. */
 KnStatus kn_cpu_init_from_env(void);
 
 /* Name of the highest level present in flags ("scalar", "avx2", "avx512",

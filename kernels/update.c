@@ -11,16 +11,10 @@
 
 static KnUpdateDSP g_dsp;
 static unsigned g_dsp_flags = ~0u;
-static int g_env_done;
-static KnStatus g_env_status;
 
 const KnUpdateDSP *kn_update_dsp(void)
 {
-    if (!g_env_done) {
-        g_env_status = kn_cpu_init_from_env();
-        g_env_done = 1;
-    }
-    if (g_env_status != KN_OK)
+    if (kn_cpu_init_from_env() != KN_OK)
         return NULL;
     const unsigned flags = kn_cpu_flags();
     if (flags == g_dsp_flags)

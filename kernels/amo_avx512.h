@@ -1,0 +1,91 @@
+/* AVX-512 pieces shared by update_avx512.c and update_avx512bf16.c: the AMO
+ * arithmetic on 16 lanes and the bf16 load.  Included only by files built
+ * with the avx512 flags. */
+#ifndef AMO_KERNELS_AMO_AVX512_H
+#define AMO_KERNELS_AMO_AVX512_H
+
+#ifndef __AVX512F__
+#error "kernels/amo_avx512.h is for files built with the avx512 flags"
+#endif
+
+#include <immintrin.h>
+
+#include "kernels/update_dsp.h"
+
+#define KN_INLINE static inline __attribute__((always_inline))
+
+/* The per-call scalars of KnAmoArgs, broadcast once. */
+typedef struct AmoVec {
+    __m512 lr, beta, omb, gamma, omg, eps, vs, gsc, l2, decay, lo, hi;
+} AmoVec;
+
+KN_INLINE AmoVec amo_vec_init(const KnAmoArgs *a)
+{
+    return (AmoVec){
+        .lr = _mm512_set1_ps(a->lr),
+        .beta = _mm512_set1_ps(a->beta),
+        .omb = _mm512_set1_ps(1.0f - a->beta),
+        .gamma = _mm512_set1_ps(a->gamma),
+        .omg = _mm512_set1_ps(1.0f - a->gamma),
+        .eps = _mm512_set1_ps(a->eps),
+        .vs = _mm512_set1_ps(a->v_scale),
+        .gsc = _mm512_set1_ps(a->grad_scale),
+        .l2 = _mm512_set1_ps(a->l2),
+        .decay = _mm512_set1_ps(a->decay),
+        .lo = _mm512_set1_ps(a->lo),
+        .hi = _mm512_set1_ps(a->hi),
+    };
+}
+
+/* The reference's amo_elem on 16 lanes; FMA where the reference has a
+ * multiply followed by an add.  Returns the new theta, updates *m and *v. */
+KN_INLINE __m512 amo_vec_step(__m512 th, __m512 *m, __m512 *v, __m512 g, const AmoVec *k)
+{
+    const __m512 gs = _mm512_fmadd_ps(k->gsc, g, _mm512_mul_ps(k->l2, th));
+    const __m512 mn = _mm512_fmadd_ps(k->beta, *m, _mm512_mul_ps(k->omb, gs));
+    const __m512 vn = _mm512_fmadd_ps(k->gamma, *v, _mm512_mul_ps(k->omg, _mm512_mul_ps(gs, gs)));
+    const __m512 den = _mm512_fmadd_ps(_mm512_sqrt_ps(vn), k->vs, k->eps);
+    __m512 t = _mm512_fnmadd_ps(k->decay, th, th);
+    t = _mm512_sub_ps(t, _mm512_div_ps(_mm512_mul_ps(k->lr, mn), den));
+    *m = mn;
+    *v = vn;
+    return _mm512_min_ps(_mm512_max_ps(t, k->lo), k->hi);
+}
+
+/* 16 bf16 -> 16 fp32 (exact: the bf16 bits become the top half). */
+KN_INLINE __m512 bf16_load(__mmask16 k, const uint16_t *p)
+{
+    const __m256i h = _mm256_maskz_loadu_epi16(k, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* kn_hash32((uint32_t)(index0 + i) ^ key) for 16 consecutive i; idx holds
+ * the low 32 bits of index0 + i (wrapping, as the scalar cast does). */
+KN_INLINE __m512i sr_random(__m512i idx, __m512i key)
+{
+    __m512i x = _mm512_xor_si512(idx, key);
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bU));
+    return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+}
+
+KN_INLINE __m512i iota16(void)
+{
+    return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+/* Lanes that round specially (see update.h): NaN, and zero/denormal. */
+KN_INLINE __mmask16 bf16_nan(__m512i u)
+{
+    return _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                   _mm512_set1_epi32(0x7f800000));
+}
+
+KN_INLINE __mmask16 bf16_tiny(__m512i u)
+{
+    return _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
+}
+
+#endif
