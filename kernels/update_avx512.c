@@ -117,7 +117,7 @@ KN_INLINE void sgd_block(float *theta, float *buf, const float *g, __mmask16 k,
     }
     __m512 t = _mm512_fnmadd_ps(c->decay, th, th);
     t = _mm512_fnmadd_ps(c->lr, d, t);
-    _mm512_mask_storeu_ps(theta, k, _mm512_min_ps(_mm512_max_ps(t, c->lo), c->hi));
+    _mm512_mask_storeu_ps(theta, k, _mm512_min_ps(c->hi, _mm512_max_ps(c->lo, t)));
 }
 
 KN_INLINE void sgd_loop(float *theta, float *buf, const float *g, size_t n, const SgdVec *c,
@@ -165,7 +165,7 @@ KN_INLINE void rms_block(float *theta, float *v, float *buf, const float *g, __m
     }
     __m512 t = _mm512_fnmadd_ps(c->decay, th, th);
     t = _mm512_fnmadd_ps(c->lr, d, t);
-    _mm512_mask_storeu_ps(theta, k, _mm512_min_ps(_mm512_max_ps(t, c->lo), c->hi));
+    _mm512_mask_storeu_ps(theta, k, _mm512_min_ps(c->hi, _mm512_max_ps(c->lo, t)));
 }
 
 KN_INLINE void rms_loop(float *theta, float *v, float *buf, const float *g, size_t n,

@@ -7,7 +7,8 @@
 
 static inline float clampf(float x, float lo, float hi)
 {
-    /* max then min, as the SIMD levels do; bounds are never NaN (checked). */
+    /* NaN stays NaN (the SIMD levels put the bound first in max/min for that);
+     * bounds are never NaN (checked at the API). */
     x = x < lo ? lo : x;
     return x > hi ? hi : x;
 }
