@@ -1,0 +1,83 @@
+#include <stdio.h>
+#include <string.h>
+
+#include <hwloc.h>
+#include <omp.h>
+
+#include "optim/threads.h"
+
+static size_t cache_size(hwloc_topology_t topo, hwloc_obj_type_t type)
+{
+    hwloc_obj_t o = hwloc_get_obj_by_type(topo, type, 0);
+    return o && o->attr ? (size_t)o->attr->cache.size : 0;
+}
+
+static void fmt_size(char *buf, size_t len, size_t bytes)
+{
+    if (bytes >= (1u << 20) && bytes % (1u << 20) == 0)
+        snprintf(buf, len, "%zuM", bytes >> 20);
+    else
+        snprintf(buf, len, "%zuK", bytes >> 10);
+}
+
+KnStatus opt_topology(OptTopology *t)
+{
+    if (!t)
+        return KN_EINVAL;
+    memset(t, 0, sizeof(*t));
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) || hwloc_topology_load(topo)) {
+        return KN_EIO;
+    }
+    t->packages = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE);
+    t->cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    t->pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+    t->l1d = cache_size(topo, HWLOC_OBJ_L1CACHE);
+    t->l2 = cache_size(topo, HWLOC_OBJ_L2CACHE);
+    t->l3 = cache_size(topo, HWLOC_OBJ_L3CACHE);
+    const int nl2 = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_L2CACHE);
+    t->l2_shared_by = nl2 > 0 && t->cores > 0 ? t->cores / nl2 : 0;
+    hwloc_topology_destroy(topo);
+    if (t->cores < 1)
+        t->cores = 1;
+    char a[24], b[24], c[24];
+    fmt_size(a, sizeof a, t->l1d);
+    fmt_size(b, sizeof b, t->l2);
+    fmt_size(c, sizeof c, t->l3);
+    snprintf(t->summary, sizeof t->summary,
+             "%d package(s), %d cores, %d PUs; L1d %s, L2 %s (per %d core(s)), L3 %s",
+             t->packages, t->cores, t->pus, a, b, t->l2_shared_by, c);
+    return KN_OK;
+}
+
+int opt_default_threads(void)
+{
+    OptTopology t;
+    return opt_topology(&t) == KN_OK ? t.cores : 1;
+}
+
+KnStatus opt_set_threads(int nthreads, int *used)
+{
+    if (nthreads < 0)
+        return KN_EINVAL;
+    hwloc_topology_t topo;
+    if (hwloc_topology_init(&topo) || hwloc_topology_load(topo))
+        return KN_EIO;
+    const int cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+    const int n = nthreads ? nthreads : (cores > 0 ? cores : 1);
+    omp_set_num_threads(n);
+    int failed = 0;
+    if (cores > 0) {
+#pragma omp parallel num_threads(n) reduction(| : failed)
+        {
+            hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE,
+                                                     (unsigned)(omp_get_thread_num() % cores));
+            if (!core || hwloc_set_cpubind(topo, core->cpuset, HWLOC_CPUBIND_THREAD))
+                failed = 1;
+        }
+    }
+    hwloc_topology_destroy(topo);
+    if (used)
+        *used = n;
+    return failed ? KN_EIO : KN_OK;
+}

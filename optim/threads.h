@@ -1,0 +1,31 @@
+/* Threads for the update: the machine's topology (hwloc) and the pinning of
+ * the OpenMP threads that both the kernels and oneDNN run on.  One pool, one
+ * thread per core by default: no second pool competes with oneDNN's. */
+#ifndef AMO_OPTIM_THREADS_H
+#define AMO_OPTIM_THREADS_H
+
+#include <stddef.h>
+
+#include "kernels/status.h"
+
+typedef struct OptTopology {
+    int packages, cores, pus;  /* physical packages, cores, hardware threads */
+    size_t l1d, l2, l3;        /* bytes of one cache of each level (0: none)  */
+    int l2_shared_by;          /* cores sharing one L2                        */
+    char summary[256];         /* one line: "2 cores, 2 PUs; L1d 48K, ..."    */
+} OptTopology;
+
+/* Reads the topology.  KN_EIO if hwloc cannot load it. */
+KnStatus opt_topology(OptTopology *t);
+
+/* Cores of this machine (1 if unknown): the default thread count. */
+int opt_default_threads(void);
+
+/* Sets the OpenMP thread count to nthreads (0: one per core) and binds
+ * OpenMP thread i to core i % cores, so each later parallel region, the
+ * update kernels' and oneDNN's alike, runs on the same cores.  KN_EINVAL for
+ * nthreads < 0; KN_EIO if binding is refused (then nothing is pinned).
+ * *used receives the count set (may be NULL). */
+KnStatus opt_set_threads(int nthreads, int *used);
+
+#endif
