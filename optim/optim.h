@@ -1,0 +1,136 @@
+/* The optimizers: AMO (the paper, section 3) and the baselines it is
+ * compared with, over a list of parameter tensors, on top of the update
+ * kernels in kernels/.
+ *
+ *     OptConfig c = opt_config_default(OPT_AMO);
+ *     Opt *o;
+ *     if (opt_create(&o, &c, tensors, count, err, sizeof err)) ... report err
+ *     for (;;) {
+ *         ... fill the gradients ...
+ *         OptStepInfo info;
+ *         opt_step(o, &info);   // info.grad_norm, .clipped, .skipped, .lr
+ *     }
+ *
+ * One step: global gradient L2 norm over all tensors (one pass, fp64, the
+ * same bits for any thread count); if it is NaN or Inf the step is skipped
+ * and nothing changes; clip factor min(1, tau / (norm + 1e-6)) handed to the
+ * kernels as their gradient scale (clipping costs no extra pass); one
+ * update pass per tensor with the bounds applied in the same pass. */
+#ifndef AMO_OPTIM_OPTIM_H
+#define AMO_OPTIM_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/status.h"
+
+typedef enum OptAlgo { OPT_AMO, OPT_ADAM, OPT_SGD, OPT_RMSPROP } OptAlgo;
+
+typedef enum OptSchedule {
+    OPT_SCHED_CONSTANT, /* lr (the paper's choice)                                  */
+    OPT_SCHED_STEP,     /* lr * step_gamma ^ floor((t - 1) / step_size)              */
+    OPT_SCHED_COSINE,   /* min_lr + (lr - min_lr) (1 + cos(pi (t-1) / total)) / 2    */
+    OPT_SCHED_INVSQRT,  /* lr / sqrt(t): the step size of the paper's Theorem 1      */
+} OptSchedule;
+
+typedef enum OptDecay {
+    OPT_DECAY_L2,        /* coupled: wd * theta added to the gradient (PyTorch Adam) */
+    OPT_DECAY_DECOUPLED, /* theta -= lr * wd * theta before the update (AdamW)       */
+} OptDecay;
+
+typedef enum OptStateType { OPT_STATE_FP32, OPT_STATE_BF16 } OptStateType;
+
+typedef struct OptConfig {
+    OptAlgo algo;
+    float lr;               /* alpha0                                             */
+    /* AMO and Adam */
+    float beta, gamma;      /* first and second moment decay (Adam's beta1, beta2) */
+    float eps;
+    int bias_correction;    /* AMO only: 1 makes AMO Adam (isolates the mechanism) */
+    /* SGD and RMSprop */
+    float momentum, dampening;
+    int nesterov;
+    float alpha;            /* RMSprop smoothing constant                         */
+    /* all */
+    int clip;               /* global-norm gradient clipping on/off               */
+    float tau;              /* clip threshold                                     */
+    float lo, hi;           /* parameter bounds; -INFINITY / INFINITY: off        */
+    float weight_decay;     /* 0: off                                             */
+    OptDecay decay_mode;
+    OptSchedule schedule;
+    uint64_t warmup;        /* linear warm-up steps (0: none), before schedule    */
+    uint64_t step_size;     /* OPT_SCHED_STEP                                     */
+    float step_gamma;       /* OPT_SCHED_STEP                                     */
+    uint64_t total_steps;   /* OPT_SCHED_COSINE                                   */
+    float min_lr;           /* OPT_SCHED_COSINE                                   */
+    OptStateType state;     /* moments in fp32, or bf16 (AMO and Adam only)       */
+    uint64_t seed;          /* stochastic rounding of bf16 moments                */
+    int threads;            /* OpenMP threads for the step; 0: one per core       */
+} OptConfig;
+
+/* The defaults, documented in README.md:
+ *   AMO      lr 1e-3, beta 0.9, gamma 0.999, eps 1e-8, clipping on, tau 1.0
+ *   Adam     lr 1e-3, beta 0.9, gamma 0.999, eps 1e-8   (PyTorch's)
+ *   SGD      lr 0.1, momentum 0.9, dampening 0, no Nesterov
+ *   RMSprop  lr 1e-2, alpha 0.99, eps 1e-8, momentum 0  (PyTorch's)
+ * and for all: no bounds, no weight decay, constant schedule, fp32 state,
+ * clipping off except for AMO. */
+OptConfig opt_config_default(OptAlgo algo);
+
+const char *opt_algo_name(OptAlgo a);
+/* "amo", "adam", "sgd", "rmsprop" -> algo; -1 if unknown. */
+int opt_algo_parse(const char *name);
+
+/* One parameter tensor.  The optimizer keeps the pointers: the caller owns
+ * the memory and fills grad before each step. */
+typedef struct OptTensor {
+    float *param;
+    float *grad;
+    size_t n;
+    int no_decay;           /* 1: no weight decay (biases, batch-norm affine) */
+} OptTensor;
+
+typedef struct Opt Opt;
+
+/* Checks the configuration (beta, gamma, alpha outside [0, 1), eps <= 0,
+ * tau <= 0 with clipping on, a negative or non-finite lr, lo > hi, ...) and
+ * the tensors (NULL, overlapping).  On error returns KN_EINVAL (or
+ * KN_ENOMEM) and writes a message naming the value into err. */
+KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
+                    char *err, size_t errlen);
+void opt_destroy(Opt *o);
+
+typedef struct OptStepInfo {
+    double grad_norm;       /* global L2 norm before clipping (NaN/Inf if skipped) */
+    float grad_scale;       /* clip factor applied (1 if not clipped)              */
+    float lr;               /* learning rate of this step                         */
+    int clipped, skipped;   /* 0 or 1                                              */
+    uint64_t step;          /* steps taken so far, skipped ones not counted        */
+    const char *level;      /* ISA level of the update kernel that ran            */
+} OptStepInfo;
+
+/* One step.  A NaN or Inf gradient skips it (info->skipped = 1, params and
+ * state bitwise untouched) and returns KN_OK: a training loop logs and goes
+ * on.  Errors (KN_EUNSUPPORTED for a bad AMO_ARCH) leave everything as it
+ * was. */
+KnStatus opt_step(Opt *o, OptStepInfo *info);
+
+/* Learning rate the schedule gives at step t (t >= 1). */
+float opt_lr_at(const OptConfig *cfg, uint64_t t);
+
+const OptConfig *opt_config(const Opt *o);
+uint64_t opt_steps(const Opt *o);         /* updates applied              */
+uint64_t opt_skipped(const Opt *o);       /* steps skipped for NaN/Inf    */
+uint64_t opt_clipped(const Opt *o);       /* steps whose gradient was clipped */
+
+/* State file: step counts, the hyperparameters and every moment buffer,
+ * versioned and checksummed (format in optim.c).  Saving writes a temporary
+ * file and renames it, so a crash never leaves a half-written state.
+ * Loading refuses (KN_EFORMAT, message in err naming the file and the byte
+ * offset or field) a truncated or corrupted file, another algorithm, state
+ * type, hyperparameter or tensor size; nothing is changed unless the whole
+ * file checks out.  KN_EIO: the file cannot be opened, read or written. */
+KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen);
+KnStatus opt_load(Opt *o, const char *path, char *err, size_t errlen);
+
+#endif
