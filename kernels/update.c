@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels/cpu.h"
+#include "kernels/rng.h"
 #include "kernels/update_dsp.h"
 
 /* ---- the kernel table ------------------------------------------------- */
@@ -343,11 +344,7 @@ uint16_t kn_f32_to_bf16_sr(float f, uint32_t r)
 
 uint32_t kn_bf16_key(const KnBf16Round *r)
 {
-    /* splitmix64 finaliser over seed and step */
-    uint64_t z = r->seed * 0x9e3779b97f4a7c15ull + r->step + 0x632be59bd9b4e019ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
+    const uint64_t z = kn_mix64(r->seed * 0x9e3779b97f4a7c15ull + r->step + 0x632be59bd9b4e019ull);
     return (uint32_t)(z ^ (z >> 32));
 }
 
