@@ -1,0 +1,33 @@
+/* What several amo-bench commands share: the output directory, the CPU
+ * level, the command line and versions for metadata, and a small JSON
+ * writer for metadata.json files. */
+#ifndef AMO_HARNESS_COMMON_H
+#define AMO_HARNESS_COMMON_H
+
+#include "harness/commands.h"
+
+/* mkdir -p dir, then proves it writable by creating a file in it; exits 2
+ * naming opt and the directory otherwise, before any work starts. */
+void hx_out_dir(const char *opt, const char *dir);
+
+/* Sets the kernels' CPU level from --arch (ask, may be NULL) or AMO_ARCH:
+ * "auto", "scalar", "avx2", "avx512", "neon".  A level this CPU lacks or an
+ * unknown name exits 2 naming where it came from. */
+void hx_apply_arch(const char *ask);
+
+/* The whole command line, shell-quoted; free() it. */
+char *hx_command_line(const HxInvocation *whole);
+
+const char *hx_version(void);
+const char *hx_git_commit(void);     /* "unknown" outside a git checkout */
+const char *hx_onednn_version(void); /* "2.6.3 (hash ...)" or "none"     */
+
+/* A flat JSON object written to a temporary and renamed on close. */
+typedef struct HxJson HxJson;
+HxJson *hx_json_open(const char *path);
+void hx_json_str(HxJson *j, const char *key, const char *value);
+void hx_json_int(HxJson *j, const char *key, long long value);
+void hx_json_num(HxJson *j, const char *key, double value);
+void hx_json_close(HxJson *j);
+
+#endif

@@ -1,0 +1,984 @@
+/* One training run: data, model, optimizer, the step loop with its timings,
+ * evaluation, checkpoints, and the CSVs.  The loop reads like the paper's
+ * Algorithm 1 with a network around it:
+ *
+ *     for each step:  batch -> forward -> loss -> backward -> opt_step
+ *     every eval_every steps: validation (and test) accuracy, checkpoint */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness/common.h"
+#include "harness/csv.h"
+#include "harness/error.h"
+#include "harness/timer.h"
+#include "harness/train.h"
+#include "kernels/cpu.h"
+#include "kernels/update.h"
+#include "nn/data.h"
+#include "nn/loss.h"
+#include "nn/resnet.h"
+#include "optim/threads.h"
+
+/* ---- specification ----------------------------------------------------------- */
+
+void hx_train_defaults(HxTrainSpec *s)
+{
+    *s = (HxTrainSpec){
+        .dataset = "fashion", .nval = 5000, .augment = 1,
+        .syn_n = 2048, .syn_ch = 3, .syn_hw = 32, .syn_classes = 10,
+        .depth = 18, .width = 0.25,
+        .opt = opt_config_default(OPT_AMO),
+        .smoothing = 0.1f, .batch = 128, .epochs = 1.0, .seed = 1, .threads = 0,
+        .out = "amo-runs", .targets = { 0.85, 0.88, 0.90 }, .ntargets = 3,
+    };
+}
+
+void hx_train_run_id(HxTrainSpec *s)
+{
+    if (s->run_id[0])
+        return;
+    const OptConfig *c = &s->opt;
+    char hyp[96];
+    switch (c->algo) {
+    case OPT_AMO:
+    case OPT_ADAM:
+        snprintf(hyp, sizeof hyp, "b%g-g%g%s", (double)c->beta, (double)c->gamma,
+                 c->algo == OPT_AMO && c->bias_correction ? "-bc" : "");
+        break;
+    case OPT_SGD: snprintf(hyp, sizeof hyp, "m%g%s", (double)c->momentum, c->nesterov ? "-nest" : ""); break;
+    case OPT_RMSPROP: snprintf(hyp, sizeof hyp, "a%g-m%g", (double)c->alpha, (double)c->momentum); break;
+    }
+    char clip[32] = "noclip";
+    if (c->clip)
+        snprintf(clip, sizeof clip, "clip%g", (double)c->tau);
+    snprintf(s->run_id, sizeof s->run_id, "%s-r%dw%g%s-%s-lr%g-%s-%s%s-s%llu", s->dataset,
+             s->depth, s->width, s->bf16 ? "-bf16" : "", opt_algo_name(c->algo), (double)c->lr,
+             hyp, clip, isfinite(c->lo) || isfinite(c->hi) ? "-bounds" : "",
+             (unsigned long long)s->seed);
+}
+
+/* ---- rows kept in memory, written whole at checkpoints -------------------------- */
+
+typedef struct StepRow {
+    double step, epoch, wall, data_ms, fwd_ms, bwd_ms, opt_ms, loss, lr, gnorm, clipped,
+        skipped, ips;
+} StepRow;
+
+typedef struct ConvRow {
+    double step, epoch, wall, train_loss, train_acc, val_loss, val_acc, test_loss, test_acc;
+} ConvRow;
+
+typedef struct Rows {
+    StepRow *s;
+    ConvRow *c;
+    size_t ns, nc, caps, capc;
+} Rows;
+
+static void push_step(Rows *r, const StepRow *x)
+{
+    if (r->ns == r->caps) {
+        r->caps = r->caps ? 2 * r->caps : 1024;
+        r->s = realloc(r->s, r->caps * sizeof(*r->s));
+        if (!r->s)
+            hx_fail(HX_EXIT_FAIL, "out of memory for step rows");
+    }
+    r->s[r->ns++] = *x;
+}
+
+static void push_conv(Rows *r, const ConvRow *x)
+{
+    if (r->nc == r->capc) {
+        r->capc = r->capc ? 2 * r->capc : 64;
+        r->c = realloc(r->c, r->capc * sizeof(*r->c));
+        if (!r->c)
+            hx_fail(HX_EXIT_FAIL, "out of memory for evaluation rows");
+    }
+    r->c[r->nc++] = *x;
+}
+
+/* ---- the run's state --------------------------------------------------------- */
+
+typedef struct Run {
+    const HxTrainSpec *s;
+    char dir[4096];
+    NnDataset train, test;
+    NnSplit split;
+    int *test_idx;          /* 0 .. test.n - 1, the test batcher's list */
+    NnBatcher tb, vb, eb;
+    NnResNet *net;
+    Opt *opt;
+    OptTensor *tensors;
+    int ntensors;
+    float *x;
+    int *y;
+    long total_steps, steps_per_epoch, eval_every;
+    /* progress, all in the checkpoint */
+    long step;
+    double wall0;           /* wall seconds before this process (resumed runs) */
+    double train_s;         /* seconds inside training steps                   */
+    double run_loss;        /* running training loss and accuracy since the   */
+    double run_correct, run_seen; /* last evaluation                           */
+    Rows rows;
+    HxTrainResult res;
+} Run;
+
+/* ---- data, model, optimizer ---------------------------------------------------- */
+
+static void load_data(Run *r)
+{
+    const HxTrainSpec *s = r->s;
+    char err[1024];
+    KnStatus st;
+    if (!strcmp(s->dataset, "fashion") || !strcmp(s->dataset, "mnist")) {
+        const char *dir = s->data_dir ? s->data_dir : NN_FASHION_DIR;
+        if (!strcmp(s->dataset, "mnist") && !s->data_dir)
+            hx_fail(HX_EXIT_USAGE, "--dataset mnist needs --data DIR (the IDX files)");
+        st = nn_data_mnist(&r->train, &r->test, dir, err, sizeof err);
+    } else if (!strcmp(s->dataset, "cifar10")) {
+        if (!s->data_dir)
+            hx_fail(HX_EXIT_USAGE, "--dataset cifar10 needs --data DIR (the binary version: "
+                                   "data_batch_1.bin ... test_batch.bin)");
+        st = nn_data_cifar10(&r->train, &r->test, s->data_dir, err, sizeof err);
+    } else {
+        st = nn_data_synthetic(&r->train, s->syn_n, s->syn_ch, s->syn_hw, s->syn_hw,
+                               s->syn_classes, s->seed ^ 0x5eedull);
+        if (st == KN_OK)
+            st = nn_data_synthetic(&r->test, s->syn_n / 4 > 0 ? s->syn_n / 4 : 1, s->syn_ch,
+                                   s->syn_hw, s->syn_hw, s->syn_classes, s->seed ^ 0x7e57ull);
+        snprintf(err, sizeof err, "synthetic data %d x %d x %d x %d: %s", s->syn_n, s->syn_ch,
+                 s->syn_hw, s->syn_hw, kn_status_str(st));
+    }
+    if (st != KN_OK)
+        hx_fail(st == KN_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAIL, "%s", err);
+    /* The split is fixed (seed 0), whatever the run's seed: every run of a
+     * study validates on the same examples. */
+    const int nval = s->nval < r->train.n ? s->nval : r->train.n / 10;
+    st = nn_data_split(&r->train, nval, 0, &r->split, err, sizeof err);
+    if (st != KN_OK)
+        hx_fail(HX_EXIT_USAGE, "--val %d: %s", s->nval, err);
+    float mean[4], sd[4];
+    nn_data_stats(&r->train, r->split.train, r->split.ntrain, mean, sd);
+    if (nn_batcher_init(&r->tb, &r->train, r->split.train, r->split.ntrain, s->batch, s->seed,
+                        mean, sd) != KN_OK ||
+        nn_batcher_init(&r->vb, &r->train, r->split.val, r->split.nval ? r->split.nval : 1,
+                        s->batch, 0, mean, sd) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "out of memory for the batches");
+    r->test_idx = hx_malloc((size_t)r->test.n * sizeof(int));
+    for (int i = 0; i < r->test.n; i++)
+        r->test_idx[i] = i;
+    if (nn_batcher_init(&r->eb, &r->test, r->test_idx, r->test.n, s->batch, 0, mean, sd) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "out of memory for the batches");
+    r->vb.shuffle = r->eb.shuffle = 0;
+    r->vb.drop_last = r->eb.drop_last = 0;
+    nn_batcher_seek(&r->vb, 0, 0);
+    nn_batcher_seek(&r->eb, 0, 0);
+    if (s->augment) {
+        r->tb.pad = r->train.h >= 32 ? 4 : 2;
+        r->tb.flip = 1;
+    }
+    if (r->split.ntrain < s->batch)
+        hx_fail(HX_EXIT_USAGE, "--batch %d: larger than the %d training examples", s->batch,
+                r->split.ntrain);
+}
+
+static void build_model(Run *r)
+{
+    const HxTrainSpec *s = r->s;
+    NnResNetConfig cfg = { .depth = s->depth, .stem = NN_STEM_CIFAR, .width = s->width,
+                           .in_ch = r->train.c, .classes = r->train.classes, .batch = s->batch,
+                           .h = r->train.h, .w = r->train.w, .bf16 = s->bf16, .seed = s->seed };
+    char err[1024];
+    if (nn_resnet_create(&r->net, &cfg, err, sizeof err) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "model: %s", err);
+    size_t np;
+    float *p = nn_resnet_params(r->net, &np);
+    float *g = nn_resnet_grads(r->net);
+    const NnParamInfo *pi = nn_resnet_tensors(r->net, &r->ntensors);
+    r->tensors = hx_malloc((size_t)r->ntensors * sizeof(*r->tensors));
+    for (int i = 0; i < r->ntensors; i++)
+        r->tensors[i] = (OptTensor){
+            .param = p + pi[i].offset, .grad = g + pi[i].offset, .n = pi[i].count,
+            /* no weight decay on batch-norm affine parameters and biases */
+            .no_decay = pi[i].kind != NN_CONV_WEIGHT && pi[i].kind != NN_FC_WEIGHT };
+    OptConfig oc = s->opt;
+    oc.threads = s->threads;
+    oc.seed = s->seed;
+    if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
+        oc.total_steps = (uint64_t)r->total_steps;
+    if (opt_create(&r->opt, &oc, r->tensors, r->ntensors, err, sizeof err) != KN_OK)
+        hx_fail(HX_EXIT_USAGE, "optimizer: %s", err);
+    const size_t img = (size_t)r->train.c * r->train.h * r->train.w;
+    r->x = hx_malloc((size_t)s->batch * img * sizeof(float));
+    r->y = hx_malloc((size_t)s->batch * sizeof(int));
+}
+
+/* ---- evaluation ---------------------------------------------------------------- */
+
+static int argmax(const float *z, int k)
+{
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (z[j] > z[best])
+            best = j;
+    return best;
+}
+
+/* Plain cross-entropy (no smoothing) and accuracy over a whole split, with
+ * batch-norm in inference mode. */
+static void evaluate(Run *r, NnBatcher *b, double *loss, double *acc)
+{
+    const int K = r->train.classes;
+    double lsum = 0;
+    long correct = 0, seen = 0;
+    nn_batcher_seek(b, 0, 0);
+    int cnt;
+    while ((cnt = nn_batcher_next(b, r->x, r->y)) > 0) {
+        if (nn_resnet_forward(r->net, r->x, 0) != KN_OK)
+            hx_fail(HX_EXIT_FAIL, "evaluation forward: %s", nn_resnet_error(r->net));
+        const float *z = nn_resnet_logits(r->net);
+        double l = 0;
+        nn_xent_smooth(&l, NULL, z, r->y, cnt, K, 0.0f); /* NaN logits give NaN loss */
+        lsum += l * cnt;
+        for (int i = 0; i < cnt; i++)
+            correct += argmax(z + (size_t)i * K, K) == r->y[i];
+        seen += cnt;
+    }
+    *loss = seen ? lsum / (double)seen : NAN;
+    *acc = seen ? (double)correct / (double)seen : NAN;
+}
+
+/* ---- files ----------------------------------------------------------------------- */
+
+static void path_in(char *buf, size_t len, const char *dir, const char *name)
+{
+    if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
+        hx_fail(HX_EXIT_USAGE, "--out: path too long: %s/%s", dir, name);
+}
+
+static const char *const step_cols[] = {
+    "run_id", "step", "epoch", "wall_s", "data_ms", "forward_ms", "backward_ms", "optimizer_ms",
+    "loss", "lr", "grad_norm", "clipped", "skipped", "images_per_s",
+};
+
+/* The configuration columns shared by convergence.csv and summary.csv. */
+static const char *const cfg_cols[] = {
+    "run_id", "dataset", "model", "width", "bf16", "optimizer", "lr", "beta", "gamma", "eps",
+    "bias_correction", "momentum", "dampening", "nesterov", "alpha", "clip", "tau", "lo", "hi",
+    "weight_decay", "decay_mode", "schedule", "warmup", "label_smoothing", "seed", "batch",
+    "threads", "kernel_level",
+};
+#define NCFG (int)(sizeof(cfg_cols) / sizeof(cfg_cols[0]))
+
+static const char *const conv_cols[] = {
+    "step", "epoch", "wall_s", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
+    "test_acc",
+};
+
+static const char *const sched_names[] = { "constant", "step", "cosine", "invsqrt" };
+
+static void put_cfg(HxCsv *w, const Run *r)
+{
+    const HxTrainSpec *s = r->s;
+    const OptConfig *c = &s->opt;
+    char model[32];
+    snprintf(model, sizeof model, "resnet%d", s->depth);
+    hx_csv_str(w, s->run_id);
+    hx_csv_str(w, s->dataset);
+    hx_csv_str(w, model);
+    hx_csv_num(w, s->width);
+    hx_csv_int(w, s->bf16);
+    hx_csv_str(w, opt_algo_name(c->algo));
+    hx_csv_num(w, c->lr);
+    hx_csv_num(w, c->beta);
+    hx_csv_num(w, c->gamma);
+    hx_csv_num(w, c->eps);
+    hx_csv_int(w, c->algo == OPT_ADAM || c->bias_correction);
+    hx_csv_num(w, c->momentum);
+    hx_csv_num(w, c->dampening);
+    hx_csv_int(w, c->nesterov);
+    hx_csv_num(w, c->alpha);
+    hx_csv_int(w, c->clip);
+    hx_csv_num(w, c->tau);
+    hx_csv_num(w, c->lo);
+    hx_csv_num(w, c->hi);
+    hx_csv_num(w, c->weight_decay);
+    hx_csv_str(w, c->decay_mode == OPT_DECAY_L2 ? "l2" : "decoupled");
+    hx_csv_str(w, sched_names[c->schedule]);
+    hx_csv_int(w, (int64_t)c->warmup);
+    hx_csv_num(w, s->smoothing);
+    hx_csv_int(w, (int64_t)s->seed);
+    hx_csv_int(w, s->batch);
+    hx_csv_int(w, r->opt ? opt_config(r->opt)->threads : s->threads);
+    hx_csv_str(w, kn_kernel_level(c->state == OPT_STATE_BF16 ? KN_K_AMO_BF16 : KN_K_AMO));
+}
+
+static HxCsv *csv_open(const char *path, const char *const *cols, int n)
+{
+    HxCsv *w;
+    if (hx_csv_open(&w, path, cols, n) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", path, strerror(errno));
+    return w;
+}
+
+static void csv_close(HxCsv *w, const char *path)
+{
+    if (hx_csv_close(w) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(errno));
+}
+
+static void write_steps_csv(const Run *r)
+{
+    char path[4200];
+    path_in(path, sizeof path, r->dir, "steps.csv");
+    HxCsv *w = csv_open(path, step_cols, (int)(sizeof step_cols / sizeof *step_cols));
+    for (size_t i = 0; i < r->rows.ns; i++) {
+        const StepRow *x = &r->rows.s[i];
+        hx_csv_str(w, r->s->run_id);
+        hx_csv_int(w, (int64_t)x->step);
+        hx_csv_num(w, x->epoch);
+        hx_csv_num(w, x->wall);
+        hx_csv_num(w, x->data_ms);
+        hx_csv_num(w, x->fwd_ms);
+        hx_csv_num(w, x->bwd_ms);
+        hx_csv_num(w, x->opt_ms);
+        hx_csv_num(w, x->loss);
+        hx_csv_num(w, x->lr);
+        hx_csv_num(w, x->gnorm);
+        hx_csv_int(w, (int64_t)x->clipped);
+        hx_csv_int(w, (int64_t)x->skipped);
+        hx_csv_num(w, x->ips);
+        hx_csv_end_row(w);
+    }
+    csv_close(w, path);
+}
+
+static void write_conv_csv(const Run *r)
+{
+    char path[4200];
+    path_in(path, sizeof path, r->dir, "convergence.csv");
+    const char *cols[NCFG + 9];
+    memcpy(cols, cfg_cols, sizeof cfg_cols);
+    memcpy(cols + NCFG, conv_cols, sizeof conv_cols);
+    HxCsv *w = csv_open(path, cols, NCFG + 9);
+    for (size_t i = 0; i < r->rows.nc; i++) {
+        const ConvRow *x = &r->rows.c[i];
+        put_cfg(w, r);
+        hx_csv_int(w, (int64_t)x->step);
+        hx_csv_num(w, x->epoch);
+        hx_csv_num(w, x->wall);
+        hx_csv_num(w, x->train_loss);
+        hx_csv_num(w, x->train_acc);
+        hx_csv_num(w, x->val_loss);
+        hx_csv_num(w, x->val_acc);
+        hx_csv_num(w, x->test_loss);
+        hx_csv_num(w, x->test_acc);
+        hx_csv_end_row(w);
+    }
+    csv_close(w, path);
+}
+
+static const char *const sum_cols[] = {
+    "steps", "train_seconds", "wall_s", "images_per_s", "final_val_loss", "final_val_acc",
+    "best_val_acc", "best_val_step", "final_test_acc", "clipped_steps", "skipped_steps",
+    "diverged", "data_ms", "forward_ms", "backward_ms", "optimizer_ms",
+    "target1", "steps_to_target1", "seconds_to_target1", "reached_target1",
+    "target2", "steps_to_target2", "seconds_to_target2", "reached_target2",
+    "target3", "steps_to_target3", "seconds_to_target3", "reached_target3",
+    "target4", "steps_to_target4", "seconds_to_target4", "reached_target4",
+};
+#define NSUM (int)(sizeof(sum_cols) / sizeof(sum_cols[0]))
+
+static void write_summary_csv(const Run *r, double wall)
+{
+    char path[4200];
+    path_in(path, sizeof path, r->dir, "summary.csv");
+    const char *cols[NCFG + NSUM];
+    memcpy(cols, cfg_cols, sizeof cfg_cols);
+    memcpy(cols + NCFG, sum_cols, sizeof sum_cols);
+    HxCsv *w = csv_open(path, cols, NCFG + NSUM);
+    const HxTrainResult *x = &r->res;
+    put_cfg(w, r);
+    hx_csv_int(w, x->steps);
+    hx_csv_num(w, x->seconds);
+    hx_csv_num(w, wall);
+    hx_csv_num(w, x->images_per_s);
+    hx_csv_num(w, x->final_val_loss);
+    hx_csv_num(w, x->final_val_acc);
+    hx_csv_num(w, x->best_val_acc);
+    hx_csv_int(w, x->best_val_step);
+    hx_csv_num(w, x->final_test_acc);
+    hx_csv_int(w, (int64_t)x->clipped);
+    hx_csv_int(w, (int64_t)x->skipped);
+    hx_csv_int(w, x->diverged);
+    hx_csv_num(w, x->ms_data);
+    hx_csv_num(w, x->ms_forward);
+    hx_csv_num(w, x->ms_backward);
+    hx_csv_num(w, x->ms_optim);
+    for (int k = 0; k < HX_MAX_TARGETS; k++) {
+        if (k < r->s->ntargets) {
+            hx_csv_num(w, r->s->targets[k]);
+            hx_csv_int(w, x->steps_to[k]);
+            hx_csv_num(w, x->seconds_to[k]);
+            hx_csv_int(w, x->reached[k]);
+        } else {
+            for (int j = 0; j < 4; j++)
+                hx_csv_str(w, NULL);
+        }
+    }
+    hx_csv_end_row(w);
+    csv_close(w, path);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------
+ * checkpoint.bin: "AMOCKPT1", u32 version, the progress counters, the rows
+ * so far, the parameters and batch-norm statistics, and an FNV-1a 64
+ * checksum; the optimizer's state is in optim-STEP.state (opt_save), named
+ * by the step so that the checkpoint never points at a newer one.  Both are
+ * written to temporaries and renamed, the checkpoint last. */
+
+#define CKPT_MAGIC "AMOCKPT1"
+#define CKPT_VERSION 1u
+
+typedef struct Blob { unsigned char *p; size_t len, cap; } Blob;
+
+static void blob_put(Blob *b, const void *src, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->len + n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        if (!b->p)
+            hx_fail(HX_EXIT_FAIL, "out of memory writing a checkpoint");
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The progress counters, as one block. */
+typedef struct Progress {
+    int64_t step, epoch, pos;
+    double wall, train_s, run_loss, run_correct, run_seen;
+    HxTrainResult res;
+    uint64_t nsteps, nconv, nparams, nstats;
+} Progress;
+
+static void write_file_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", tmp, strerror(errno));
+    const int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        const int e = errno;
+        remove(tmp);
+        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(e));
+    }
+}
+
+static void save_checkpoint(Run *r, double wall)
+{
+    char path[4200], name[64], err[1024];
+    snprintf(name, sizeof name, "optim-%ld.state", r->step);
+    path_in(path, sizeof path, r->dir, name);
+    if (opt_save(r->opt, path, err, sizeof err) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "checkpoint: %s", err);
+    size_t np, ns;
+    const float *p = nn_resnet_params(r->net, &np);
+    const float *st = nn_resnet_stats(r->net, &ns);
+    const Progress pr = { r->step, (int64_t)r->tb.epoch, r->tb.pos, wall, r->train_s,
+                          r->run_loss, r->run_correct, r->run_seen, r->res, r->rows.ns,
+                          r->rows.nc, np, ns };
+    Blob b = { 0 };
+    const uint32_t ver = CKPT_VERSION;
+    blob_put(&b, CKPT_MAGIC, 8);
+    blob_put(&b, &ver, 4);
+    blob_put(&b, &pr, sizeof pr);
+    blob_put(&b, r->rows.s, r->rows.ns * sizeof(StepRow));
+    blob_put(&b, r->rows.c, r->rows.nc * sizeof(ConvRow));
+    blob_put(&b, p, np * sizeof(float));
+    blob_put(&b, st, ns * sizeof(float));
+    const uint64_t h = fnv1a(b.p, b.len);
+    blob_put(&b, &h, 8);
+    path_in(path, sizeof path, r->dir, "checkpoint.bin");
+    write_file_atomic(path, b.p, b.len);
+    free(b.p);
+    /* The CSVs so far, so an interrupted run has them too. */
+    write_steps_csv(r);
+    write_conv_csv(r);
+    /* Older optimizer states are no longer referenced. */
+    DIR *d = opendir(r->dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long k;
+        if (sscanf(e->d_name, "optim-%ld.state", &k) == 1 && k != r->step &&
+            strstr(e->d_name, ".state") && !strstr(e->d_name, ".tmp")) {
+            path_in(path, sizeof path, r->dir, e->d_name);
+            remove(path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
+/* Returns 1 if a checkpoint was loaded. */
+static int load_checkpoint(Run *r)
+{
+    char path[4200], err[1024];
+    path_in(path, sizeof path, r->dir, "checkpoint.bin");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot read: %s", path, strerror(errno));
+    const size_t len = (size_t)sb.st_size;
+    unsigned char *d = hx_malloc(len ? len : 1);
+    if (fread(d, 1, len, f) != len)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot read: %s", path, strerror(errno));
+    fclose(f);
+    const size_t head = 12 + sizeof(Progress);
+    if (len < head + 8 || memcmp(d, CKPT_MAGIC, 8))
+        hx_fail(HX_EXIT_FAIL, "%s: not a checkpoint (bad magic at offset 0 or truncated at %zu)",
+                path, len);
+    uint32_t ver;
+    memcpy(&ver, d + 8, 4);
+    if (ver != CKPT_VERSION)
+        hx_fail(HX_EXIT_FAIL, "%s: version %u at offset 8, this build reads %u", path, ver,
+                CKPT_VERSION);
+    Progress pr;
+    memcpy(&pr, d + 12, sizeof pr);
+    size_t np, ns;
+    float *p = nn_resnet_params(r->net, &np);
+    float *st = nn_resnet_stats(r->net, &ns);
+    const size_t want = head + pr.nsteps * sizeof(StepRow) + pr.nconv * sizeof(ConvRow) +
+                        pr.nparams * 4 + pr.nstats * 4 + 8;
+    if (pr.nparams != np || pr.nstats != ns)
+        hx_fail(HX_EXIT_FAIL, "%s: %llu parameters and %llu statistics, this model has %zu and "
+                "%zu (another model or width?)", path, (unsigned long long)pr.nparams,
+                (unsigned long long)pr.nstats, np, ns);
+    if (len != want)
+        hx_fail(HX_EXIT_FAIL, "%s: %zu bytes, expected %zu: truncated or corrupted", path, len,
+                want);
+    uint64_t h;
+    memcpy(&h, d + len - 8, 8);
+    if (h != fnv1a(d, len - 8))
+        hx_fail(HX_EXIT_FAIL, "%s: checksum mismatch at offset %zu: corrupted", path, len - 8);
+    char name[64];
+    snprintf(name, sizeof name, "optim-%lld.state", (long long)pr.step);
+    char opath[4200];
+    path_in(opath, sizeof opath, r->dir, name);
+    if (opt_load(r->opt, opath, err, sizeof err) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "resume: %s", err);
+    size_t off = head;
+    r->rows.ns = r->rows.nc = 0;
+    for (uint64_t i = 0; i < pr.nsteps; i++, off += sizeof(StepRow)) {
+        StepRow row;
+        memcpy(&row, d + off, sizeof row);
+        push_step(&r->rows, &row);
+    }
+    for (uint64_t i = 0; i < pr.nconv; i++, off += sizeof(ConvRow)) {
+        ConvRow row;
+        memcpy(&row, d + off, sizeof row);
+        push_conv(&r->rows, &row);
+    }
+    memcpy(p, d + off, np * 4);
+    off += np * 4;
+    memcpy(st, d + off, ns * 4);
+    r->step = pr.step;
+    nn_batcher_seek(&r->tb, (uint64_t)pr.epoch, (int)pr.pos);
+    r->wall0 = pr.wall;
+    r->train_s = pr.train_s;
+    r->run_loss = pr.run_loss;
+    r->run_correct = pr.run_correct;
+    r->run_seen = pr.run_seen;
+    r->res = pr.res;
+    free(d);
+    return 1;
+}
+
+/* ---- metadata ----------------------------------------------------------------------- */
+
+static void write_metadata(const Run *r, const HxInvocation *whole)
+{
+    char path[4200], ts[32];
+    path_in(path, sizeof path, r->dir, "metadata.json");
+    hx_utc_timestamp(ts, sizeof ts);
+    OptTopology t;
+    const int have_topo = opt_topology(&t) == KN_OK;
+    NnResNetInfo ni;
+    nn_resnet_info(r->net, &ni);
+    HxJson *j = hx_json_open(path);
+    char *cmd = hx_command_line(whole);
+    hx_json_str(j, "command", cmd);
+    free(cmd);
+    hx_json_str(j, "run_id", r->s->run_id);
+    hx_json_str(j, "date_utc", ts);
+    hx_json_str(j, "amo_version", hx_version());
+    hx_json_str(j, "git_commit", hx_git_commit());
+    hx_json_str(j, "kernel_level", kn_kernel_level(r->s->opt.state == OPT_STATE_BF16
+                                                        ? KN_K_AMO_BF16 : KN_K_AMO));
+    hx_json_str(j, "cpu_detected_level", kn_cpu_level_name(kn_cpu_detected()));
+    hx_json_str(j, "onednn_isa", nn_resnet_isa(r->net));
+    hx_json_str(j, "onednn_version", hx_onednn_version());
+    hx_json_str(j, "dtype", ni.dtype);
+    hx_json_int(j, "parameters", (long long)ni.nparams);
+    hx_json_str(j, "topology", have_topo ? t.summary : "unknown");
+    hx_json_int(j, "threads", opt_config(r->opt)->threads ? opt_config(r->opt)->threads
+                                                           : opt_default_threads());
+    hx_json_int(j, "train_examples", r->split.ntrain);
+    hx_json_int(j, "val_examples", r->split.nval);
+    hx_json_int(j, "test_examples", r->test.n);
+    hx_json_int(j, "total_steps", r->total_steps);
+    hx_json_int(j, "eval_every", r->eval_every);
+    hx_json_close(j);
+}
+
+/* ---- progress ------------------------------------------------------------------------ */
+
+static void progress(const Run *r, double wall, double loss, int final)
+{
+    static double last;
+    const int tty = isatty(STDERR_FILENO);
+    if (r->s->quiet || (!final && wall - last < (tty ? 0.25 : 30.0)))
+        return;
+    last = wall;
+    const double done = (double)r->step / (double)r->total_steps;
+    const double eta = done > 0 ? wall * (1 - done) / done : NAN;
+    const double ips = r->train_s > 0 ? (double)r->step * r->s->batch / r->train_s : 0;
+    const double acc = r->run_seen > 0 ? r->run_correct / r->run_seen : NAN;
+    fprintf(stderr, "%s%s  epoch %.2f  step %ld/%ld  loss %.4f  acc %.3f  %.0f img/s  ETA %.0fs%s",
+            tty ? "\r\033[K" : "", r->s->run_id, (double)r->step / (double)r->steps_per_epoch,
+            r->step, r->total_steps, loss, acc, ips, eta, tty && !final ? "" : "\n");
+    fflush(stderr);
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+
+static void eval_point(Run *r, double wall, int final)
+{
+    const HxTrainSpec *s = r->s;
+    ConvRow c = { (double)r->step, (double)r->step / (double)r->steps_per_epoch, wall,
+                  r->run_seen > 0 ? r->run_loss / r->run_seen : NAN,
+                  r->run_seen > 0 ? r->run_correct / r->run_seen : NAN, NAN, NAN, NAN, NAN };
+    evaluate(r, &r->vb, &c.val_loss, &c.val_acc);
+    if (final || s->test_every_eval)
+        evaluate(r, &r->eb, &c.test_loss, &c.test_acc);
+    push_conv(&r->rows, &c);
+    r->run_loss = r->run_correct = r->run_seen = 0;
+    HxTrainResult *x = &r->res;
+    if (c.val_acc > x->best_val_acc || x->best_val_step < 0) {
+        x->best_val_acc = c.val_acc;
+        x->best_val_step = r->step;
+    }
+    for (int k = 0; k < s->ntargets; k++)
+        if (!x->reached[k] && c.val_acc >= s->targets[k]) {
+            x->reached[k] = 1;
+            x->steps_to[k] = r->step;
+            x->seconds_to[k] = r->train_s;
+        }
+    x->final_val_acc = c.val_acc;
+    x->final_val_loss = c.val_loss;
+    x->final_test_acc = c.test_acc;
+}
+
+static void one_step(Run *r, double wall)
+{
+    const int K = r->train.classes;
+    StepRow row = { .step = (double)r->step + 1 };
+    double t0 = hx_now();
+    if (!nn_batcher_next(&r->tb, r->x, r->y)) /* end of an epoch: the next one begins */
+        nn_batcher_next(&r->tb, r->x, r->y);
+    const double t1 = hx_now();
+    float loss = NAN;
+    if (nn_resnet_forward(r->net, r->x, 1) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "forward at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
+    /* A non-finite loss is recorded, its gradients make the optimizer skip
+     * the step, and the run is marked diverged. */
+    const KnStatus ls = nn_resnet_loss(r->net, r->y, r->s->smoothing, &loss);
+    if (ls != KN_OK && ls != KN_ENONFINITE)
+        hx_fail(HX_EXIT_FAIL, "loss at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
+    const double t2 = hx_now();
+    if (nn_resnet_backward(r->net) != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "backward at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
+    const double t3 = hx_now();
+    OptStepInfo info;
+    const KnStatus st = opt_step(r->opt, &info);
+    if (st != KN_OK)
+        hx_fail(HX_EXIT_FAIL, "optimizer step %ld: %s", r->step + 1, kn_status_str(st));
+    const double t4 = hx_now();
+    const float *z = nn_resnet_logits(r->net);
+    int correct = 0;
+    for (int i = 0; i < r->s->batch; i++)
+        correct += argmax(z + (size_t)i * K, K) == r->y[i];
+    r->step++;
+    r->train_s += t4 - t0;
+    r->run_loss += (double)loss * r->s->batch;
+    r->run_correct += correct;
+    r->run_seen += r->s->batch;
+    row.epoch = (double)r->step / (double)r->steps_per_epoch;
+    row.wall = wall + (t4 - t0);
+    row.data_ms = (t1 - t0) * 1e3;
+    row.fwd_ms = (t2 - t1) * 1e3;
+    row.bwd_ms = (t3 - t2) * 1e3;
+    row.opt_ms = (t4 - t3) * 1e3;
+    row.loss = loss;
+    row.lr = info.lr;
+    row.gnorm = info.grad_norm;
+    row.clipped = info.clipped;
+    row.skipped = info.skipped;
+    row.ips = r->s->batch / (t4 - t0);
+    push_step(&r->rows, &row);
+    r->res.clipped += (uint64_t)info.clipped;
+    r->res.skipped += (uint64_t)info.skipped;
+    if (!isfinite(loss) || r->res.skipped * 10 > (uint64_t)r->step + 10)
+        r->res.diverged = 1;
+}
+
+static void finish_result(Run *r)
+{
+    HxTrainResult *x = &r->res;
+    x->steps = r->step;
+    x->seconds = r->train_s;
+    x->images_per_s = r->train_s > 0 ? (double)r->step * r->s->batch / r->train_s : NAN;
+    double sum[4] = { 0 };
+    for (size_t i = 0; i < r->rows.ns; i++) {
+        sum[0] += r->rows.s[i].data_ms;
+        sum[1] += r->rows.s[i].fwd_ms;
+        sum[2] += r->rows.s[i].bwd_ms;
+        sum[3] += r->rows.s[i].opt_ms;
+    }
+    const double n = r->rows.ns ? (double)r->rows.ns : NAN;
+    x->ms_data = sum[0] / n;
+    x->ms_forward = sum[1] / n;
+    x->ms_backward = sum[2] / n;
+    x->ms_optim = sum[3] / n;
+    for (int k = 0; k < r->s->ntargets; k++)
+        if (!x->reached[k]) {
+            x->steps_to[k] = r->total_steps + 1; /* censored: budget + 1 */
+            x->seconds_to[k] = NAN;
+        }
+}
+
+static void free_run(Run *r)
+{
+    opt_destroy(r->opt);
+    nn_resnet_destroy(r->net);
+    nn_batcher_free(&r->tb);
+    nn_batcher_free(&r->vb);
+    nn_batcher_free(&r->eb);
+    nn_split_free(&r->split);
+    nn_data_free(&r->train);
+    nn_data_free(&r->test);
+    free(r->test_idx);
+    free(r->tensors);
+    free(r->x);
+    free(r->y);
+    free(r->rows.s);
+    free(r->rows.c);
+}
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult *res)
+{
+    Run r = { .s = s };
+    char path[4200], runs[4200];
+    path_in(runs, sizeof runs, s->out, "runs");
+    path_in(r.dir, sizeof r.dir, runs, s->run_id);
+    hx_out_dir("--out", r.dir);
+    path_in(path, sizeof path, r.dir, "summary.csv");
+    const int finished = file_exists(path);
+    char ck[4200];
+    path_in(ck, sizeof ck, r.dir, "checkpoint.bin");
+    if ((finished || file_exists(ck)) && !s->resume)
+        hx_fail(HX_EXIT_USAGE, "--out %s: run %s is already there; pass --resume to continue "
+                "or skip it, or choose another --out", s->out, s->run_id);
+    if (finished) {
+        path_in(path, sizeof path, r.dir, "result.bin");
+        FILE *f = fopen(path, "rb");
+        if (!f || fread(res, sizeof *res, 1, f) != 1)
+            hx_fail(HX_EXIT_FAIL, "%s: cannot read the finished run's result", path);
+        fclose(f);
+        res->already_done = 1;
+        if (!s->quiet)
+            fprintf(stderr, "%s: finished before, skipped\n", s->run_id);
+        return;
+    }
+    load_data(&r);
+    r.steps_per_epoch = nn_batcher_steps(&r.tb);
+    r.total_steps = s->steps > 0 ? s->steps : (long)ceil(s->epochs * (double)r.steps_per_epoch);
+    if (r.total_steps < 1)
+        hx_fail(HX_EXIT_USAGE, "--epochs %g: less than one step", s->epochs);
+    r.eval_every = s->eval_every > 0 ? s->eval_every : r.steps_per_epoch;
+    build_model(&r);
+    r.res.best_val_step = -1;
+    const int resumed = s->resume && load_checkpoint(&r);
+    write_metadata(&r, whole);
+    if (resumed && !s->quiet)
+        fprintf(stderr, "%s: resumed at step %ld\n", s->run_id, r.step);
+    const long ckpt = s->ckpt_every > 0 ? s->ckpt_every : r.eval_every;
+    long next_ckpt = (r.step / ckpt + 1) * ckpt;
+    const double start = hx_now() - r.wall0;
+    float loss = NAN;
+    while (r.step < r.total_steps && !r.res.diverged) {
+        one_step(&r, hx_now() - start);
+        loss = (float)r.rows.s[r.rows.ns - 1].loss;
+        const int last = r.step == r.total_steps || r.res.diverged;
+        if (r.step % r.eval_every == 0 || last) {
+            eval_point(&r, hx_now() - start, last);
+            if (r.step >= next_ckpt && !last) {
+                save_checkpoint(&r, hx_now() - start);
+                next_ckpt = (r.step / ckpt + 1) * ckpt;
+            }
+        }
+        progress(&r, hx_now() - start, loss, last);
+    }
+    finish_result(&r);
+    const double wall = hx_now() - start;
+    write_steps_csv(&r);
+    write_conv_csv(&r);
+    path_in(path, sizeof path, r.dir, "result.bin");
+    write_file_atomic(path, &r.res, sizeof r.res);
+    write_summary_csv(&r, wall); /* last: its presence marks the run finished */
+    remove(ck);
+    DIR *d = opendir(r.dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, "optim-", 6)) {
+            path_in(path, sizeof path, r.dir, e->d_name);
+            remove(path);
+        }
+    if (d)
+        closedir(d);
+    *res = r.res;
+    free_run(&r);
+}
+
+/* ---- the combined CSVs ------------------------------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* OUT/NAME = the header of the first OUT/runs/x/NAME and the data rows of
+ * all of them, in the order of the run names; written through the CSV
+ * writer's temporary-and-rename. */
+static void combine_one(const char *out, char **names, int n, const char *file)
+{
+    char dst[4200], src[4300];
+    path_in(dst, sizeof dst, out, file);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    FILE *w = fopen(tmp, "wb");
+    if (!w)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", tmp, strerror(errno));
+    int header_done = 0, any = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(src, sizeof src, "%s/runs/%s/%s", out, names[i], file);
+        FILE *f = fopen(src, "rb");
+        if (!f)
+            continue;
+        ssize_t len;
+        int first = 1;
+        while ((len = getline(&line, &cap, f)) > 0) {
+            if (first && header_done) {
+                first = 0;
+                continue;
+            }
+            first = 0;
+            header_done = 1;
+            any = 1;
+            fwrite(line, 1, (size_t)len, w);
+        }
+        fclose(f);
+    }
+    free(line);
+    const int ok = fflush(w) == 0 && !ferror(w);
+    if (fclose(w) != 0 || !ok)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", tmp, strerror(errno));
+    if (!any)
+        remove(tmp);
+    else if (rename(tmp, dst) != 0)
+        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", dst, strerror(errno));
+}
+
+void hx_train_combine(const char *out)
+{
+    char runs[4200];
+    path_in(runs, sizeof runs, out, "runs");
+    DIR *d = opendir(runs);
+    if (!d)
+        return;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            names = realloc(names, (size_t)cap * sizeof(*names));
+            if (!names)
+                hx_fail(HX_EXIT_FAIL, "out of memory listing %s", runs);
+        }
+        names[n] = hx_malloc(strlen(e->d_name) + 1);
+        strcpy(names[n++], e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof(*names), cmp_str);
+    combine_one(out, names, n, "summary.csv");
+    combine_one(out, names, n, "convergence.csv");
+    combine_one(out, names, n, "steps.csv");
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+void hx_train_print_table(const HxTrainSpec *specs, const HxTrainResult *res, int n)
+{
+    printf("\n%-58s %7s %7s %7s %8s %8s %6s %6s", "run", "val", "best", "test", "img/s",
+           "train_s", "clip%", "skip");
+    for (int k = 0; n > 0 && k < specs[0].ntargets; k++)
+        printf("  steps@%.2f", specs[0].targets[k]);
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        const HxTrainResult *x = &res[i];
+        printf("%-58s %7.4f %7.4f %7.4f %8.0f %8.1f %6.1f %6llu", specs[i].run_id,
+               x->final_val_acc, x->best_val_acc, x->final_test_acc, x->images_per_s, x->seconds,
+               x->steps ? 100.0 * (double)x->clipped / (double)x->steps : 0.0,
+               (unsigned long long)x->skipped);
+        for (int k = 0; k < specs[i].ntargets; k++) {
+            if (x->reached[k])
+                printf("  %10ld", x->steps_to[k]);
+            else
+                printf("  %9ld+", x->steps_to[k] - 1);
+        }
+        printf("%s\n", x->diverged ? "  DIVERGED" : "");
+    }
+}

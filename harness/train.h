@@ -1,0 +1,85 @@
+/* One training run of a ResNet on a data set with one optimizer, as
+ * `amo-bench train`, `amo-bench ablation` and the default job run it.
+ *
+ * A run lives in OUT/runs/RUN_ID/: steps.csv (one row per step),
+ * convergence.csv (one row per evaluation), summary.csv (one row),
+ * metadata.json, and while it runs checkpoint.bin + optim.state.  The
+ * combined OUT/steps.csv, convergence.csv and summary.csv are rebuilt from
+ * every run directory after each run, so a grid appends to them and a run
+ * that was interrupted resumes from its last checkpoint. */
+#ifndef AMO_HARNESS_TRAIN_H
+#define AMO_HARNESS_TRAIN_H
+
+#include <stdint.h>
+
+#include "harness/commands.h"
+#include "optim/optim.h"
+
+#define HX_MAX_TARGETS 4
+
+typedef struct HxTrainSpec {
+    /* data */
+    const char *dataset;     /* fashion, mnist, cifar10, synthetic               */
+    const char *data_dir;    /* NULL: the dataset's default                      */
+    int nval;                /* validation examples taken from the training set  */
+    int augment;             /* random crop (pad 2 at 28x28, 4 at 32x32) + flip  */
+    int syn_n, syn_ch, syn_hw, syn_classes; /* synthetic geometry                */
+    /* model */
+    int depth;               /* 18, 34, 50                                        */
+    double width;
+    int bf16;
+    /* optimizer: algorithm and every hyperparameter */
+    OptConfig opt;
+    float smoothing;         /* label smoothing of the training loss             */
+    /* budget */
+    int batch;
+    double epochs;           /* used when steps == 0                              */
+    long steps;
+    long eval_every;         /* steps; 0: once per epoch                          */
+    int test_every_eval;     /* 0: the test set only at the final evaluation     */
+    double targets[HX_MAX_TARGETS];
+    int ntargets;
+    /* run */
+    uint64_t seed;           /* initialisation, data order, augmentation         */
+    int threads;
+    const char *out;
+    long ckpt_every;         /* steps, rounded up to an evaluation; 0: at evals  */
+    int resume;              /* 1: continue from a checkpoint if there is one    */
+    int quiet;
+    char run_id[160];        /* filled by hx_train_run_id if empty               */
+} HxTrainSpec;
+
+typedef struct HxTrainResult {
+    long steps;
+    double seconds, images_per_s;
+    double final_val_acc, best_val_acc, final_test_acc, final_val_loss;
+    long best_val_step;
+    long steps_to[HX_MAX_TARGETS];
+    double seconds_to[HX_MAX_TARGETS];
+    int reached[HX_MAX_TARGETS];
+    uint64_t clipped, skipped;
+    int diverged;
+    double ms_data, ms_forward, ms_backward, ms_optim; /* means per step          */
+    int already_done;        /* the run had finished before: nothing was run     */
+} HxTrainResult;
+
+/* The defaults of `amo-bench train` (README): Fashion-MNIST, ResNet-18 at
+ * width 0.25, AMO with the paper's defaults, batch 128, 1 epoch. */
+void hx_train_defaults(HxTrainSpec *s);
+
+/* A readable id from the settings that vary in studies, e.g.
+ * "fashion-r18w0.25-amo-lr0.001-b0.9-g0.999-clip1-s1". */
+void hx_train_run_id(HxTrainSpec *s);
+
+/* Runs (or resumes, or skips when finished) one run.  Exits through hx_fail
+ * on errors, naming what failed. */
+void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult *r);
+
+/* Rebuilds OUT/steps.csv, convergence.csv and summary.csv from every
+ * OUT/runs/x/ (sorted by name). */
+void hx_train_combine(const char *out);
+
+/* Prints one line per result, a table. */
+void hx_train_print_table(const HxTrainSpec *specs, const HxTrainResult *res, int n);
+
+#endif
