@@ -142,9 +142,14 @@ float opt_lr_at(const OptConfig *c, uint64_t t)
     double lr = c->lr;
     switch (c->schedule) {
     case OPT_SCHED_CONSTANT: break;
-    case OPT_SCHED_STEP: lr *= pow(c->step_gamma, (double)((t - 1) / c->step_size)); break;
+    case OPT_SCHED_STEP:
+        if (c->step_size)
+            lr *= pow(c->step_gamma, (double)((t - 1) / c->step_size));
+        break;
     case OPT_SCHED_COSINE:
-        lr = t > c->total_steps
+        /* after total_steps it stays at min_lr (PyTorch's CosineAnnealingLR
+         * would climb back up) */
+        lr = t > c->total_steps || !c->total_steps
                  ? c->min_lr
                  : c->min_lr + (c->lr - c->min_lr) * 0.5 *
                                    (1.0 + cos(3.14159265358979323846 * (double)(t - 1) / (double)c->total_steps));
@@ -185,6 +190,34 @@ static void *alloc_zero(size_t bytes)
     return p;
 }
 
+static int spans_overlap(const float *a, size_t an, const float *b, size_t bn)
+{
+    const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return an && bn && x < y + bn * sizeof(float) && y < x + an * sizeof(float);
+}
+
+/* A parameter may share memory with no other tensor's parameter or
+ * gradient: pieces are updated in parallel, so tied weights would race and
+ * be updated twice (tie them by making them one tensor).  Gradients are only
+ * read and may be shared.  O(count^2): run once, at creation. */
+static KnStatus check_cross_overlap(const OptTensor *t, int count, char *err, size_t len)
+{
+    for (int i = 0; i < count; i++)
+        for (int j = 0; j < count; j++) {
+            if (i == j)
+                continue;
+            if (i < j && spans_overlap(t[i].param, t[i].n, t[j].param, t[j].n)) {
+                set_err(err, len, "tensors %d and %d: parameters overlap", i, j);
+                return KN_EINVAL;
+            }
+            if (spans_overlap(t[i].param, t[i].n, t[j].grad, t[j].n)) {
+                set_err(err, len, "tensor %d param overlaps tensor %d grad", i, j);
+                return KN_EINVAL;
+            }
+        }
+    return KN_OK;
+}
+
 KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
                     char *err, size_t errlen)
 {
@@ -211,6 +244,8 @@ KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, i
         total += t->n;
         npieces += (t->n + KN_SUMSQ_CHUNK - 1) / KN_SUMSQ_CHUNK;
     }
+    if ((st = check_cross_overlap(tensors, count, err, errlen)) != KN_OK)
+        return st;
     Opt *o = calloc(1, sizeof(*o));
     if (!o)
         return KN_ENOMEM;

@@ -29,7 +29,8 @@ typedef enum OptAlgo { OPT_AMO, OPT_ADAM, OPT_SGD, OPT_RMSPROP } OptAlgo;
 typedef enum OptSchedule {
     OPT_SCHED_CONSTANT, /* lr (the paper's choice)                                  */
     OPT_SCHED_STEP,     /* lr * step_gamma ^ floor((t - 1) / step_size)              */
-    OPT_SCHED_COSINE,   /* min_lr + (lr - min_lr) (1 + cos(pi (t-1) / total)) / 2    */
+    OPT_SCHED_COSINE,   /* min_lr + (lr - min_lr) (1 + cos(pi (t-1) / total)) / 2,
+                         * then min_lr after total steps                          */
     OPT_SCHED_INVSQRT,  /* lr / sqrt(t): the step size of the paper's Theorem 1      */
 } OptSchedule;
 

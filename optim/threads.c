@@ -61,13 +61,21 @@ KnStatus opt_set_threads(int nthreads, int *used)
     if (nthreads < 0)
         return KN_EINVAL;
     hwloc_topology_t topo;
-    if (hwloc_topology_init(&topo) || hwloc_topology_load(topo))
-        return KN_EIO;
-    const int cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
-    const int n = nthreads ? nthreads : (cores > 0 ? cores : 1);
+    int loaded = hwloc_topology_init(&topo) == 0;
+    if (loaded && hwloc_topology_load(topo) != 0) {
+        hwloc_topology_destroy(topo);
+        loaded = 0;
+    }
+    const int cores = loaded ? hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE) : 0;
+    const int n = nthreads ? nthreads : (cores > 0 ? cores : omp_get_num_procs());
     omp_set_num_threads(n);
-    int failed = 0;
-    if (cores > 0) {
+    if (used)
+        *used = n;
+    /* One thread is left where the OS puts it: pinning the caller's thread to
+     * core 0 would crowd every single-threaded process (parallel tests,
+     * several runs) onto one core. */
+    int failed = !loaded;
+    if (loaded && cores > 0 && n > 1) {
 #pragma omp parallel num_threads(n) reduction(| : failed)
         {
             hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE,
@@ -76,8 +84,7 @@ KnStatus opt_set_threads(int nthreads, int *used)
                 failed = 1;
         }
     }
-    hwloc_topology_destroy(topo);
-    if (used)
-        *used = n;
+    if (loaded)
+        hwloc_topology_destroy(topo);
     return failed ? KN_EIO : KN_OK;
 }

@@ -21,10 +21,11 @@ KnStatus opt_topology(OptTopology *t);
 /* Cores of this machine (1 if unknown): the default thread count. */
 int opt_default_threads(void);
 
-/* Sets the OpenMP thread count to nthreads (0: one per core) and binds
- * OpenMP thread i to core i % cores, so each later parallel region, the
- * update kernels' and oneDNN's alike, runs on the same cores.  KN_EINVAL for
- * nthreads < 0; KN_EIO if binding is refused (then nothing is pinned).
+/* Sets the OpenMP thread count to nthreads (0: one per core) and, for more
+ * than one thread, binds OpenMP thread i to core i % cores, so each later
+ * parallel region, the update kernels' and oneDNN's alike, runs on the same
+ * cores.  KN_EINVAL for nthreads < 0; KN_EIO if hwloc cannot read the
+ * topology or binding is refused (the count is set all the same, unpinned).
  * *used receives the count set (may be NULL). */
 KnStatus opt_set_threads(int nthreads, int *used);
 
