@@ -156,7 +156,7 @@ KnStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t 
         return KN_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
-        return KN_EUNSUPPORTED;
+        return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     FOR_CHUNKS(n, nthreads, d->amo(theta + off, m + off, v + off, g + off, cnt, a));
     return KN_OK;
 }
@@ -178,7 +178,7 @@ KnStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float 
         return KN_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
-        return KN_EUNSUPPORTED;
+        return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     const uint32_t key = kn_bf16_key(r);
     const uint64_t i0 = r->index0;
     const int nearest = r->nearest != 0;
@@ -203,7 +203,7 @@ KnStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
         return KN_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
-        return KN_EUNSUPPORTED;
+        return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     float *bb = a->momentum != 0.0f ? buf : NULL;
     FOR_CHUNKS(n, nthreads, d->sgd(theta + off, bb ? bb + off : NULL, g + off, cnt, a));
     return KN_OK;
@@ -226,7 +226,7 @@ KnStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, s
         return KN_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
-        return KN_EUNSUPPORTED;
+        return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     float *bb = mom ? buf : NULL;
     FOR_CHUNKS(n, nthreads, d->rmsprop(theta + off, v + off, bb ? bb + off : NULL, g + off,
                                        cnt, a));
@@ -244,7 +244,7 @@ KnStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out)
         return KN_EINVAL;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
-        return KN_EUNSUPPORTED;
+        return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     const size_t nc = (n + KN_SUMSQ_CHUNK - 1) / KN_SUMSQ_CHUNK;
     double total = 0.0;
     if (nthreads <= 1 || nc == 1) {

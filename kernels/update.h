@@ -99,7 +99,8 @@ typedef struct KnBf16Round {
  *   - Overlapping buffers: KN_EOVERLAP (in place means theta, m and v are
  *     each updated in place; no two of them and g may share memory).
  *   - A non-finite scalar (lr, beta, ..., NaN bounds, lo > hi): KN_EINVAL.
- *   - AMO_ARCH naming a level the CPU lacks: KN_EUNSUPPORTED.
+ *   - A bad AMO_ARCH: its status (KN_EINVAL unknown name, KN_EUNSUPPORTED
+ *     a level the CPU lacks), until kn_cpu_set_arch() overrides it.
  * Nothing is written when an error is returned. */
 KnStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
                        const KnAmoArgs *a, int nthreads);
