@@ -315,7 +315,7 @@ static void put_cfg(HxCsv *w, const Run *r)
     hx_csv_num(w, s->smoothing);
     hx_csv_int(w, (int64_t)s->seed);
     hx_csv_int(w, s->batch);
-    hx_csv_int(w, r->opt ? opt_config(r->opt)->threads : s->threads);
+    hx_csv_int(w, r->opt ? opt_threads(r->opt) : s->threads);
     hx_csv_str(w, kn_kernel_level(c->state == OPT_STATE_BF16 ? KN_K_AMO_BF16 : KN_K_AMO));
 }
 
@@ -642,8 +642,7 @@ static void write_metadata(const Run *r, const HxInvocation *whole)
     hx_json_str(j, "dtype", ni.dtype);
     hx_json_int(j, "parameters", (long long)ni.nparams);
     hx_json_str(j, "topology", have_topo ? t.summary : "unknown");
-    hx_json_int(j, "threads", opt_config(r->opt)->threads ? opt_config(r->opt)->threads
-                                                           : opt_default_threads());
+    hx_json_int(j, "threads", opt_threads(r->opt));
     hx_json_int(j, "train_examples", r->split.ntrain);
     hx_json_int(j, "val_examples", r->split.nval);
     hx_json_int(j, "test_examples", r->test.n);
@@ -847,6 +846,7 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         one_step(&r, hx_now() - start);
         loss = (float)r.rows.s[r.rows.ns - 1].loss;
         const int last = r.step == r.total_steps || r.res.diverged;
+        progress(&r, hx_now() - start, loss, last);
         if (r.step % r.eval_every == 0 || last) {
             eval_point(&r, hx_now() - start, last);
             if (r.step >= next_ckpt && !last) {
@@ -854,7 +854,6 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
                 next_ckpt = (r.step / ckpt + 1) * ckpt;
             }
         }
-        progress(&r, hx_now() - start, loss, last);
     }
     finish_result(&r);
     const double wall = hx_now() - start;

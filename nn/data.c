@@ -107,9 +107,9 @@ KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char 
                      size_t errlen)
 {
     memset(d, 0, sizeof(*d));
-    uint32_t di[3], dl[1];
-    gzFile fi, fl;
-    size_t oi, ol;
+    uint32_t di[3] = { 0 }, dl[1] = { 0 };
+    gzFile fi = NULL, fl = NULL;
+    size_t oi = 0, ol = 0, n = 0, px = 0;
     KnStatus st = idx_open(images, 3, di, &fi, &oi, err, errlen);
     if (st != KN_OK)
         return st;
@@ -125,7 +125,8 @@ KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char 
                   images, di[0], di[1], di[2], labels, dl[0]);
         goto out;
     }
-    const size_t n = di[0], px = (size_t)di[1] * di[2];
+    n = di[0];
+    px = (size_t)di[1] * di[2];
     d->x = malloc(n * px);
     d->y = malloc(n);
     if (!d->x || !d->y) {

@@ -306,6 +306,7 @@ const OptConfig *opt_config(const Opt *o) { return &o->cfg; }
 uint64_t opt_steps(const Opt *o) { return o->steps; }
 uint64_t opt_skipped(const Opt *o) { return o->skipped; }
 uint64_t opt_clipped(const Opt *o) { return o->clipped; }
+int opt_threads(const Opt *o) { return o->threads; }
 
 /* ---- the step -------------------------------------------------------------- */
 

@@ -123,6 +123,7 @@ const OptConfig *opt_config(const Opt *o);
 uint64_t opt_steps(const Opt *o);         /* updates applied              */
 uint64_t opt_skipped(const Opt *o);       /* steps skipped for NaN/Inf    */
 uint64_t opt_clipped(const Opt *o);       /* steps whose gradient was clipped */
+int opt_threads(const Opt *o);            /* OpenMP threads the step uses */
 
 /* State file: step counts, the hyperparameters and every moment buffer,
  * versioned and checksummed (format in optim.c).  Saving writes a temporary

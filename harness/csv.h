@@ -1,0 +1,44 @@
+/* The harness's one CSV writer (RFC 4180).  Rows go to a temporary file in
+ * the destination's directory, which hx_csv_close() renames over the
+ * destination: a reader sees the old file or the complete new one, never a
+ * half-written one, and a run that dies leaves at most a ".PATH.XXXXXX"
+ * temporary, never a truncated PATH.
+ *
+ * Fields are quoted when they hold a comma, a double quote, CR or LF, or
+ * begin or end with a space; quotes inside are doubled.  Numbers are written
+ * with "%.6g" (C locale); a NaN is an empty field.
+ *
+ * Errors: open and close return KN_EIO (errno says why); the field calls
+ * remember the first write error and close reports it. */
+#ifndef AMO_HARNESS_CSV_H
+#define AMO_HARNESS_CSV_H
+
+#include <stdint.h>
+
+#include "kernels/status.h"
+
+typedef struct HxCsv HxCsv;
+
+/* Creates the temporary file and writes the header row (ncols names). */
+KnStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, int ncols);
+
+void hx_csv_str(HxCsv *w, const char *s);   /* NULL: empty field */
+void hx_csv_int(HxCsv *w, int64_t x);
+void hx_csv_num(HxCsv *w, double x);         /* NaN: empty field  */
+
+/* Ends the row.  KN_EINVAL (and the file is poisoned: close fails) if the
+ * row does not have ncols fields. */
+KnStatus hx_csv_end_row(HxCsv *w);
+
+/* Flushes, syncs and renames the temporary over path, then frees w.  On any
+ * error the temporary is removed, path is left as it was, and KN_EIO (or
+ * KN_EINVAL for a bad row) is returned. */
+KnStatus hx_csv_close(HxCsv *w);
+
+/* Removes the temporary and frees w: path is left as it was. */
+void hx_csv_abort(HxCsv *w);
+
+/* The destination path given to hx_csv_open (for messages). */
+const char *hx_csv_path(const HxCsv *w);
+
+#endif

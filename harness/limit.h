@@ -1,0 +1,59 @@
+/* The measured bandwidth limit beside each update kernel: loops that move
+ * exactly the bytes a kernel moves (same arrays, same element sizes, same
+ * reads and writes, plain vector loads and stores, no streaming stores) and
+ * do next to no arithmetic.  amo-bench kernels runs each kernel and then
+ * its limit on the same buffers, at the same thread count, with the same
+ * split of the tensor into contiguous chunks as kernels/update.c, at the
+ * CPU level kn_cpu_flags() selects (scalar and neon: plain C, vectorised
+ * by the compiler for the baseline, SSE2 or ASIMD; avx2 and avx512:
+ * limit_<isa>.c, built with the kernels' flags for those levels).
+ *
+ * The loops add s * g to each array that is written (s = 0 at run time, so
+ * nothing changes but the compiler cannot know it) and XOR the bf16 arrays
+ * with 0: the kernels' state is left as it was. */
+#ifndef AMO_HARNESS_LIMIT_H
+#define AMO_HARNESS_LIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum HxLimitKind {
+    HX_LIMIT_F3,  /* 3 fp32 arrays read+written, 1 fp32 read: 28 B/param
+                     (AMO and Adam fp32, RMSprop with momentum)            */
+    HX_LIMIT_F2,  /* 2 fp32 read+written, 1 fp32 read: 20 B/param
+                     (SGD with momentum, RMSprop without)                  */
+    HX_LIMIT_F1H2,/* 1 fp32 and 2 uint16 read+written, 1 fp32 read:
+                     20 B/param (AMO with bf16 moments)                    */
+    HX_LIMIT_R1,  /* 1 fp32 array read: 4 B/param (sum of squares)        */
+    HX_LIMIT_COUNT
+} HxLimitKind;
+
+/* Bytes moved per parameter. */
+int hx_limit_bytes(HxLimitKind k);
+
+/* Runs the limit loop of kind k over n parameters on nthreads threads.
+ * f[0..2] are the fp32 arrays written (as many as the kind has; for
+ * HX_LIMIT_R1, f[0] is the one read), h[0..1] the uint16 ones, g the fp32
+ * array only read.  Returns a value derived from every element read by
+ * HX_LIMIT_R1 (so the loads cannot be dropped), 0 otherwise.  The split
+ * into threads is the one the kernel uses (see limit.c). */
+double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], const float *g,
+                    size_t n, int nthreads);
+
+/* The level the limit loops run at now ("c-baseline", "avx2", "avx512"). */
+const char *hx_limit_level(void);
+
+/* ---- internal: the per-level loops (one contiguous range each) -------- */
+typedef struct HxLimitDSP {
+    void (*f3)(float *a, float *b, float *c, const float *g, size_t n, float s);
+    void (*f2)(float *a, float *b, const float *g, size_t n, float s);
+    void (*f1h2)(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
+                 uint16_t k);
+    double (*r1)(const float *x, size_t n);
+    const char *level;
+} HxLimitDSP;
+
+void hx_limit_init_avx2(HxLimitDSP *d);
+void hx_limit_init_avx512(HxLimitDSP *d);
+
+#endif

@@ -1,0 +1,93 @@
+/* AVX2 limit loops: 8-lane loads and stores, scalar tails. */
+#ifndef __AVX2__
+#error "harness/meson.build must build this file with the avx2 flags"
+#endif
+
+#include <immintrin.h>
+
+#include "harness/limit.h"
+
+static void f3_avx2(float *a, float *b, float *c, const float *g, size_t n, float s)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_mul_ps(vs, _mm256_loadu_ps(g + i));
+        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
+        _mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_loadu_ps(b + i), x));
+        _mm256_storeu_ps(c + i, _mm256_add_ps(_mm256_loadu_ps(c + i), x));
+    }
+    for (; i < n; i++) {
+        const float x = s * g[i];
+        a[i] += x;
+        b[i] += x;
+        c[i] += x;
+    }
+}
+
+static void f2_avx2(float *a, float *b, const float *g, size_t n, float s)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_mul_ps(vs, _mm256_loadu_ps(g + i));
+        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
+        _mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_loadu_ps(b + i), x));
+    }
+    for (; i < n; i++) {
+        const float x = s * g[i];
+        a[i] += x;
+        b[i] += x;
+    }
+}
+
+static void f1h2_avx2(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
+                      uint16_t k)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m128i vk = _mm_set1_epi16((short)k);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i),
+                                              _mm256_mul_ps(vs, _mm256_loadu_ps(g + i))));
+        __m128i *pb = (__m128i *)(void *)(b + i), *pc = (__m128i *)(void *)(c + i);
+        _mm_storeu_si128(pb, _mm_xor_si128(_mm_loadu_si128(pb), vk));
+        _mm_storeu_si128(pc, _mm_xor_si128(_mm_loadu_si128(pc), vk));
+    }
+    for (; i < n; i++) {
+        a[i] += s * g[i];
+        b[i] ^= k;
+        c[i] ^= k;
+    }
+}
+
+static double r1_avx2(const float *x, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+        const __m256 c = _mm256_loadu_ps(x + i + 16), d = _mm256_loadu_ps(x + i + 24);
+        s0 = _mm256_fmadd_ps(a, a, s0);
+        s1 = _mm256_fmadd_ps(b, b, s1);
+        s2 = _mm256_fmadd_ps(c, c, s2);
+        s3 = _mm256_fmadd_ps(d, d, s3);
+    }
+    float lane[8];
+    _mm256_storeu_ps(lane, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    double t = 0.0;
+    for (int j = 0; j < 8; j++)
+        t += lane[j];
+    for (; i < n; i++)
+        t += (double)x[i] * x[i];
+    return t;
+}
+
+void hx_limit_init_avx2(HxLimitDSP *d)
+{
+    d->f3 = f3_avx2;
+    d->f2 = f2_avx2;
+    d->f1h2 = f1h2_avx2;
+    d->r1 = r1_avx2;
+    d->level = "avx2";
+}

@@ -1,0 +1,98 @@
+/* AVX-512 limit loops: 16-lane loads and stores, masked tails. */
+#ifndef __AVX512F__
+#error "harness/meson.build must build this file with the avx512 flags"
+#endif
+#if !defined(__AVX512BW__) || !defined(__AVX512VL__)
+#error "harness/meson.build must build this file with -mavx512bw -mavx512vl"
+#endif
+
+#include <immintrin.h>
+
+#include "harness/limit.h"
+
+static inline __mmask16 tail16(size_t r) { return (__mmask16)((1u << r) - 1u); }
+
+static inline void f3_block(float *a, float *b, float *c, const float *g, __mmask16 k,
+                            __m512 vs)
+{
+    const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
+    _mm512_mask_storeu_ps(a, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x));
+    _mm512_mask_storeu_ps(b, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, b), x));
+    _mm512_mask_storeu_ps(c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, c), x));
+}
+
+static void f3_avx512(float *a, float *b, float *c, const float *g, size_t n, float s)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        f3_block(a + i, b + i, c + i, g + i, 0xffff, vs);
+    if (i < n)
+        f3_block(a + i, b + i, c + i, g + i, tail16(n - i), vs);
+}
+
+static inline void f2_block(float *a, float *b, const float *g, __mmask16 k, __m512 vs)
+{
+    const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
+    _mm512_mask_storeu_ps(a, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x));
+    _mm512_mask_storeu_ps(b, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, b), x));
+}
+
+static void f2_avx512(float *a, float *b, const float *g, size_t n, float s)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        f2_block(a + i, b + i, g + i, 0xffff, vs);
+    if (i < n)
+        f2_block(a + i, b + i, g + i, tail16(n - i), vs);
+}
+
+static inline void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float *g,
+                              __mmask16 k, __m512 vs, __m256i vk)
+{
+    _mm512_mask_storeu_ps(a, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a),
+                                              _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g))));
+    _mm256_mask_storeu_epi16(b, k, _mm256_xor_si256(_mm256_maskz_loadu_epi16(k, b), vk));
+    _mm256_mask_storeu_epi16(c, k, _mm256_xor_si256(_mm256_maskz_loadu_epi16(k, c), vk));
+}
+
+static void f1h2_avx512(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+                        float s, uint16_t k)
+{
+    const __m512 vs = _mm512_set1_ps(s);
+    const __m256i vk = _mm256_set1_epi16((short)k);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        f1h2_block(a + i, b + i, c + i, g + i, 0xffff, vs, vk);
+    if (i < n)
+        f1h2_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, vk);
+}
+
+static double r1_avx512(const float *x, size_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        const __m512 a = _mm512_loadu_ps(x + i), b = _mm512_loadu_ps(x + i + 16);
+        const __m512 c = _mm512_loadu_ps(x + i + 32), d = _mm512_loadu_ps(x + i + 48);
+        s0 = _mm512_fmadd_ps(a, a, s0);
+        s1 = _mm512_fmadd_ps(b, b, s1);
+        s2 = _mm512_fmadd_ps(c, c, s2);
+        s3 = _mm512_fmadd_ps(d, d, s3);
+    }
+    for (; i < n; i += 16) {
+        const __m512 a = _mm512_maskz_loadu_ps(n - i >= 16 ? 0xffff : tail16(n - i), x + i);
+        s0 = _mm512_fmadd_ps(a, a, s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+void hx_limit_init_avx512(HxLimitDSP *d)
+{
+    d->f3 = f3_avx512;
+    d->f2 = f2_avx512;
+    d->f1h2 = f1h2_avx512;
+    d->r1 = r1_avx512;
+    d->level = "avx512";
+}

@@ -1,0 +1,88 @@
+/* amo-bench: the benchmark and training harness of amo.
+ *
+ *     amo-bench [--help] [--version] COMMAND [OPTIONS]
+ *
+ * main() parses the global options, then hands the rest of the command line
+ * to the command named (its own getopt_long, argv[0] = its name).  A new
+ * command is a function in harness/commands.h and a row in `commands`. */
+#define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness/commands.h"
+#include "harness/error.h"
+#include "harness/parse.h"
+
+#ifndef AMO_VERSION
+#define AMO_VERSION "unknown"
+#endif
+
+typedef struct HxCommand {
+    const char *name;
+    HxCommandFn run;
+    const char *summary;
+} HxCommand;
+
+static const HxCommand commands[] = {
+    { "kernels", hx_cmd_kernels,
+      "microbenchmarks of the update kernels beside the measured memory-bandwidth limit" },
+    { "train", hx_cmd_train, "trains a ResNet end to end: per-step timings, convergence CSVs" },
+    { "ablation", hx_cmd_ablation,
+      "a grid of training runs appended to the same CSVs, resumable" },
+};
+#define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+    fputs("Usage: amo-bench [--help] [--version] [COMMAND [OPTIONS]]\n"
+          "\n"
+          "Without a command: the main job, AMO against Adam on Fashion-MNIST with a\n"
+          "narrow ResNet-18 (about five minutes on 2 cores), into amo-runs/default-DATE/.\n"
+          "\n"
+          "Commands:\n", f);
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\n"
+          "Run 'amo-bench COMMAND --help' for the options of a command.\n"
+          "Exit status: 0 success, 1 the run failed, 2 usage error.\n", f);
+}
+
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const HxInvocation whole = { argc, argv };
+    opterr = 0; /* our messages, not getopt's */
+    int c;
+    /* '+': stop at the command name; what follows is the command's. */
+    while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            usage(stdout);
+            return HX_EXIT_OK;
+        case 'V':
+            printf("amo-bench %s\n", AMO_VERSION);
+            return HX_EXIT_OK;
+        default:
+            hx_getopt_fail(c, argv);
+        }
+    }
+    if (optind == argc)
+        return hx_cmd_default(&whole); /* the main job (README) */
+    const char *name = argv[optind];
+    for (int i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(name, commands[i].name))
+            continue;
+        hx_set_command(name);
+        char **sub = argv + optind;
+        const int subc = argc - optind;
+        optind = 0; /* glibc: start afresh on the command's argv */
+        return commands[i].run(subc, sub, &whole);
+    }
+    hx_fail(HX_EXIT_USAGE, "unknown command '%s'", name);
+}

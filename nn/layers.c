@@ -1,0 +1,546 @@
+/* Layer builders: convolution, batch normalization, ReLU, residual add,
+ * pooling, fully connected.
+ *
+ * Layouts: every output is created with dnnl_format_tag_any and the next
+ * layer takes it as it is, so no activation is reordered between layers;
+ * backward primitive descriptors take the forward one as their hint
+ * (oneDNN's rule) and the same layouts.  The exception is a narrow
+ * convolution (fewer than 16 input channels, which exists only at small
+ * widths) where oneDNN 2.6's avx512 kernels want plain nchw forward and
+ * blocked backward: there the convolution reorders its own input, because
+ * the alternative is a reference kernel ~100 times slower.  Fusions:
+ * batch norm + ReLU (dnnl_fuse_norm_relu, training and inference) and the
+ * residual add + ReLU (binary add with a ReLU post-op); a convolution is
+ * always followed by batch norm here, so nothing fuses into it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "nn/layers.h"
+
+static const dnnl_memory_desc_t *query(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+static const dnnl_memory_desc_t *query_arg(const_dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+static int md_equal(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b)
+{
+    return dnnl_memory_desc_equal(a, b);
+}
+
+static void dims_of(const NnAct *a, long *n, long *c, long *h, long *w)
+{
+    *n = (long)a->md.dims[0];
+    *c = (long)a->md.dims[1];
+    *h = a->md.ndims > 2 ? (long)a->md.dims[2] : 1;
+    *w = a->md.ndims > 3 ? (long)a->md.dims[3] : 1;
+}
+
+static void done(NnGraph *g, const char *op, const NnAct *dst)
+{
+    nn_graph_layer_done(g, op, &dst->md);
+}
+
+/* The working copy, in the layout md a primitive chose, of the plain fp32
+ * tensor at params + off: the flat buffer itself when the layouts agree,
+ * otherwise a copy that NN_PASS_SYNC refreshes (once per step, after the
+ * optimizer; the cost is one read and one write of the tensor). */
+static KnStatus weights_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+                             size_t off, int ndims, const long *dims)
+{
+    const dnnl_memory_desc_t plain = nn_md_plain(ndims, dims, dnnl_f32);
+    if (md_equal(md, &plain))
+        return nn_graph_mem(g, out, md, NN_BUF_PARAMS, off);
+    dnnl_memory_t pm;
+    NN_TRY(nn_graph_mem(g, &pm, &plain, NN_BUF_PARAMS, off));
+    NN_TRY(nn_graph_mem(g, out, md, NN_BUF_WORK, 0));
+    return nn_graph_reorder(g, NN_IN(NN_PASS_SYNC), pm, &plain, *out, md);
+}
+
+/* Same for a gradient: NN_PASS_GRADS reorders it into grads + off. */
+static KnStatus grads_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+                           size_t off, int ndims, const long *dims)
+{
+    const dnnl_memory_desc_t plain = nn_md_plain(ndims, dims, dnnl_f32);
+    if (md_equal(md, &plain))
+        return nn_graph_mem(g, out, md, NN_BUF_GRADS, off);
+    dnnl_memory_t pm;
+    NN_TRY(nn_graph_mem(g, &pm, &plain, NN_BUF_GRADS, off));
+    NN_TRY(nn_graph_mem(g, out, md, NN_BUF_WORK, 0));
+    return nn_graph_reorder(g, NN_IN(NN_PASS_GRADS), *out, md, pm, &plain);
+}
+
+/* m (layout md) as a backward primitive wants it (layout want): m itself, or
+ * a copy the backward pass reorders into just before the primitive. */
+static KnStatus bwd_view(NnGraph *g, dnnl_memory_t *out, dnnl_memory_t m,
+                         const dnnl_memory_desc_t *md, const dnnl_memory_desc_t *want)
+{
+    *out = m;
+    if (md_equal(md, want))
+        return KN_OK;
+    NN_TRY(nn_graph_mem(g, out, want, NN_BUF_OWN, 0));
+    return nn_graph_reorder(g, NN_IN(NN_PASS_BWD), m, md, *out, want);
+}
+
+/* Backward: the gradient a primitive computed into a memory of layout md
+ * reaches src->diff, overwritten or accumulated.  Returns the memory the
+ * primitive should write (src->diff itself when that is possible). */
+static KnStatus diff_target(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+                            const NnAct *src, int mode)
+{
+    if (mode == NN_DIFF_WRITE && md_equal(md, &src->md)) {
+        *out = src->diff;
+        return KN_OK;
+    }
+    NN_TRY(nn_graph_mem(g, out, md, NN_BUF_TMP, 0));
+    return KN_OK;
+}
+
+/* Runs, in the current backward group after the primitive, what moves the
+ * TMP gradient into src->diff. */
+static KnStatus diff_finish(NnGraph *g, dnnl_memory_t tmp, const dnnl_memory_desc_t *md,
+                            const NnAct *src, int mode)
+{
+    if (tmp == src->diff)
+        return KN_OK;
+    if (mode == NN_DIFF_WRITE)
+        return nn_graph_reorder(g, NN_IN(NN_PASS_BWD), tmp, md, src->diff, &src->md);
+    dnnl_binary_desc_t bd;
+    dnnl_primitive_desc_t pd;
+    NN_DNNL(g, dnnl_binary_desc_init(&bd, dnnl_binary_add, &src->md, md, &src->md));
+    NN_TRY(nn_graph_pd(g, &pd, &bd, NULL, NULL));
+    const dnnl_exec_arg_t args[] = {
+        {DNNL_ARG_SRC_0, src->diff}, {DNNL_ARG_SRC_1, tmp}, {DNNL_ARG_DST, src->diff}};
+    return nn_graph_prim(g, NN_IN(NN_PASS_BWD), pd, 3, args);
+}
+
+/* ---------------------------------------------------------------- input -- */
+
+KnStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w)
+{
+    NN_TRY(nn_graph_layer(g, "input", "%ldx%ldx%ldx%ld", n, c, h, w));
+    if (n < 1 || c < 1 || h < 1 || w < 1)
+        return nn_fail(g, KN_EINVAL, "batch, channels, height and width must all be >= 1");
+    const long d[4] = {n, c, h, w};
+    const dnnl_memory_desc_t md = nn_md_plain(4, d, dnnl_f32);
+    NN_TRY(nn_graph_act(g, dst, &md));
+    done(g, "input", dst);
+    return KN_OK;
+}
+
+/* --------------------------------------------------------- convolution -- */
+
+KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int oc,
+                 int k, int stride, int pad, int diff_src)
+{
+    long n, c, h, w;
+    dims_of(src, &n, &c, &h, &w);
+    NN_TRY(nn_graph_layer(g, name, "conv %dx%d/%d pad %d, src %ldx%ldx%ldx%ld, %d out channels",
+                          k, k, stride, pad, n, c, h, w, oc));
+    if (oc < 1 || k < 1 || stride < 1 || pad < 0)
+        return nn_fail(g, KN_EINVAL, "out channels, kernel and stride must be >= 1, pad >= 0");
+    if (h + 2 * pad < k || w + 2 * pad < k)
+        return nn_fail(g, KN_EINVAL, "the %dx%d kernel is larger than the padded %ldx%ld "
+                       "input: the output would be smaller than 1x1", k, k, h + 2 * pad,
+                       w + 2 * pad);
+    const long oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    const long sd[4] = {n, c, h, w}, wd[4] = {oc, c, k, k}, dd[4] = {n, oc, oh, ow};
+    const dnnl_dims_t strides = {stride, stride}, padding = {pad, pad};
+    const size_t off = nn_graph_param(g, "weight", NN_CONV_WEIGHT, 4, wd);
+
+    dnnl_memory_desc_t src_any = nn_md_any(4, sd, g->dt), w_any = nn_md_any(4, wd, g->dt),
+                       dst_any = nn_md_any(4, dd, g->dt), dw_any = nn_md_any(4, wd, dnnl_f32);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t fwd = NULL, bww, bwd;
+    /* Take src in the producer's layout when oneDNN has a real kernel for
+     * it: with format_tag_any it picks plain nchw for narrow inputs (C < 16),
+     * which costs a reorder every step and leaves only reference kernels for
+     * the backward. */
+    if (src->md.data_type == g->dt
+        && dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
+                                              dnnl_convolution_direct, &src->md, &w_any, NULL,
+                                              &dst_any, strides, padding, padding)
+               == dnnl_success)
+        NN_TRY(nn_graph_pd_fast(g, &fwd, &cd, NULL));
+    if (!fwd) {
+        NN_DNNL(g, dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
+                                                      dnnl_convolution_direct, &src_any, &w_any,
+                                                      NULL, &dst_any, strides, padding,
+                                                      padding));
+        NN_TRY(nn_graph_pd(g, &fwd, &cd, NULL, NULL));
+    }
+    const dnnl_memory_desc_t *csrc = query(fwd, dnnl_query_src_md);
+    const dnnl_memory_desc_t *cw = query(fwd, dnnl_query_weights_md);
+
+    /* The convolution's own view of src: a reorder only where the producer
+     * chose another layout (in a ResNet: the network input). */
+    dnnl_memory_t xsrc = src->mem, wmem;
+    if (!md_equal(csrc, &src->md)) {
+        NN_TRY(nn_graph_mem(g, &xsrc, csrc, NN_BUF_OWN, 0));
+        NN_TRY(nn_graph_reorder(g, NN_FWD, src->mem, &src->md, xsrc, csrc));
+    }
+    NN_TRY(weights_view(g, &wmem, cw, off, 4, wd));
+    NN_TRY(nn_graph_act(g, dst, query(fwd, dnnl_query_dst_md)));
+    const dnnl_exec_arg_t fa[] = {
+        {DNNL_ARG_SRC, xsrc}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, dst->mem}};
+    NN_TRY(nn_graph_prim(g, NN_FWD, fwd, 3, fa));
+
+    /* Backward in the forward's layouts when oneDNN has a real kernel for
+     * them (no reorder); else in the layouts it picks, reordering the
+     * activations in the backward pass (narrow layers, C < 16). */
+    const dnnl_memory_desc_t dsrc_any = nn_md_any(4, sd, g->dt), ddst_any = nn_md_any(4, dd, g->dt);
+    NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, csrc,
+                                                           &dw_any, NULL, &dst->md, strides,
+                                                           padding, padding));
+    NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
+    if (!bww) {
+        NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct,
+                                                               &dsrc_any, &dw_any, NULL,
+                                                               &ddst_any, strides, padding,
+                                                               padding));
+        NN_TRY(nn_graph_pd(g, &bww, &cd, NULL, fwd));
+    }
+    dnnl_memory_t dwmem, bsrc, bddst;
+    NN_TRY(grads_view(g, &dwmem, query(bww, dnnl_query_diff_weights_md), off, 4, wd));
+    NN_TRY(bwd_view(g, &bsrc, xsrc, csrc, query(bww, dnnl_query_src_md)));
+    NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bww, dnnl_query_diff_dst_md)));
+    const dnnl_exec_arg_t wa[] = {
+        {DNNL_ARG_SRC, bsrc}, {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_DIFF_WEIGHTS, dwmem}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bww, 3, wa));
+
+    if (diff_src != NN_DIFF_NONE) {
+        NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, csrc,
+                                                            &w_any, &dst->md, strides, padding,
+                                                            padding));
+        NN_TRY(nn_graph_pd_fast(g, &bwd, &cd, fwd));
+        if (!bwd) {
+            NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct,
+                                                                &dsrc_any, &w_any, &ddst_any,
+                                                                strides, padding, padding));
+            NN_TRY(nn_graph_pd(g, &bwd, &cd, NULL, fwd));
+        }
+        const dnnl_memory_desc_t *bw = query(bwd, dnnl_query_weights_md);
+        dnnl_memory_t bwmem = wmem, dsrc;
+        if (!md_equal(bw, cw))
+            NN_TRY(weights_view(g, &bwmem, bw, off, 4, wd));
+        NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bwd, dnnl_query_diff_dst_md)));
+        const dnnl_memory_desc_t *dsmd = query(bwd, dnnl_query_diff_src_md);
+        NN_TRY(diff_target(g, &dsrc, dsmd, src, diff_src));
+        const dnnl_exec_arg_t da[] = {
+            {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_WEIGHTS, bwmem}, {DNNL_ARG_DIFF_SRC, dsrc}};
+        NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, da));
+        NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
+    }
+    char op[48];
+    snprintf(op, sizeof op, "conv %dx%d/%d", k, k, stride);
+    done(g, op, dst);
+    return KN_OK;
+}
+
+/* ------------------------------------------------- batch normalization -- */
+
+typedef struct NnBnRun {
+    NnGraph *g;
+    size_t off;            /* running mean (C), then running var (C)        */
+    long c;
+    double unbias;         /* n / (n - 1), n = N*H*W                        */
+    dnnl_memory_t mean, var; /* this batch's statistics, (C) f32           */
+} NnBnRun;
+
+/* torch.nn.BatchNorm2d: running = (1 - momentum) running + momentum batch,
+ * with the unbiased variance (the primitive reports the biased one). */
+static void bn_update_running(void *arg)
+{
+    NnBnRun *r = arg;
+    float *rm = r->g->stats + r->off, *rv = rm + r->c;
+    void *pm = NULL, *pv = NULL;
+    dnnl_memory_get_data_handle(r->mean, &pm);
+    dnnl_memory_get_data_handle(r->var, &pv);
+    const float *m = pm, *v = pv, mo = NN_BN_MOMENTUM;
+    for (long i = 0; i < r->c; i++) {
+        rm[i] = (1 - mo) * rm[i] + mo * m[i];
+        rv[i] = (1 - mo) * rv[i] + mo * (float)(v[i] * r->unbias);
+    }
+}
+
+KnStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int relu)
+{
+    long n, c, h, w;
+    dims_of(src, &n, &c, &h, &w);
+    NN_TRY(nn_graph_layer(g, name, "batchnorm%s, src %ldx%ldx%ldx%ld", relu ? "+relu" : "", n,
+                          c, h, w));
+    const size_t og = nn_graph_param(g, "weight", NN_BN_GAMMA, 1, &c);
+    const size_t ob = nn_graph_param(g, "bias", NN_BN_BETA, 1, &c);
+    const size_t os = nn_graph_stats(g, 2 * (size_t)c);
+    const long values = n * h * w;
+    if (!g->bn_min_values || values < g->bn_min_values) {
+        g->bn_min_values = values;
+        snprintf(g->bn_min_layer, sizeof g->bn_min_layer, "%s", name);
+    }
+    const unsigned flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
+    dnnl_batch_normalization_desc_t bd;
+    dnnl_primitive_desc_t ft, fi, bw;
+    NN_DNNL(g, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, &src->md,
+                                                          NN_BN_EPS, flags));
+    NN_TRY(nn_graph_pd(g, &ft, &bd, NULL, NULL));
+    NN_DNNL(g, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference, &src->md,
+                                                          NN_BN_EPS,
+                                                          flags | dnnl_use_global_stats));
+    NN_TRY(nn_graph_pd(g, &fi, &bd, NULL, NULL));
+    NN_TRY(nn_graph_act(g, dst, query(ft, dnnl_query_dst_md)));
+
+    const dnnl_memory_desc_t *cmd = query_arg(ft, DNNL_ARG_SCALE);
+    const dnnl_memory_desc_t *smd = query_arg(ft, DNNL_ARG_MEAN);
+    const dnnl_memory_desc_t *wsmd = query(ft, dnnl_query_workspace_md);
+    dnnl_memory_t gamma, beta, dgamma, dbeta, mean, var, rmean, rvar, ws = NULL;
+    NN_TRY(nn_graph_mem(g, &gamma, cmd, NN_BUF_PARAMS, og));
+    NN_TRY(nn_graph_mem(g, &beta, cmd, NN_BUF_PARAMS, ob));
+    NN_TRY(nn_graph_mem(g, &dgamma, cmd, NN_BUF_GRADS, og));
+    NN_TRY(nn_graph_mem(g, &dbeta, cmd, NN_BUF_GRADS, ob));
+    NN_TRY(nn_graph_mem(g, &mean, smd, NN_BUF_OWN, 0));
+    NN_TRY(nn_graph_mem(g, &var, smd, NN_BUF_OWN, 0));
+    NN_TRY(nn_graph_mem(g, &rmean, smd, NN_BUF_STATS, os));
+    NN_TRY(nn_graph_mem(g, &rvar, smd, NN_BUF_STATS, os + (size_t)c));
+    if (wsmd && dnnl_memory_desc_get_size(wsmd) > 0)
+        NN_TRY(nn_graph_mem(g, &ws, wsmd, NN_BUF_OWN, 0));
+
+    const dnnl_exec_arg_t ta[] = {{DNNL_ARG_SRC, src->mem}, {DNNL_ARG_DST, dst->mem},
+                                  {DNNL_ARG_SCALE, gamma},  {DNNL_ARG_SHIFT, beta},
+                                  {DNNL_ARG_MEAN, mean},    {DNNL_ARG_VARIANCE, var},
+                                  {DNNL_ARG_WORKSPACE, ws}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_TRAIN), ft, ws ? 7 : 6, ta));
+    NnBnRun *run = nn_graph_alloc(g, sizeof *run);
+    if (!run)
+        return nn_fail(g, KN_ENOMEM, "out of memory");
+    *run = (NnBnRun){.g = g, .off = os, .c = c, .mean = mean, .var = var,
+                     .unbias = values > 1 ? (double)values / (double)(values - 1) : 1.0};
+    NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_TRAIN), bn_update_running, run));
+    const dnnl_exec_arg_t ia[] = {{DNNL_ARG_SRC, src->mem}, {DNNL_ARG_DST, dst->mem},
+                                  {DNNL_ARG_SCALE, gamma},  {DNNL_ARG_SHIFT, beta},
+                                  {DNNL_ARG_MEAN, rmean},   {DNNL_ARG_VARIANCE, rvar}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_INFER), fi, 6, ia));
+
+    NN_DNNL(g, dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &dst->md,
+                                                           &src->md, NN_BN_EPS, flags));
+    NN_TRY(nn_graph_pd(g, &bw, &bd, NULL, ft));
+    /* SHIFT is unused by the math but oneDNN 2.6 rejects the execution
+     * (invalid_arguments) without it whenever dnnl_use_shift is set. */
+    const dnnl_exec_arg_t ba[] = {
+        {DNNL_ARG_SRC, src->mem},        {DNNL_ARG_MEAN, mean},
+        {DNNL_ARG_VARIANCE, var},        {DNNL_ARG_DIFF_DST, dst->diff},
+        {DNNL_ARG_SCALE, gamma},         {DNNL_ARG_SHIFT, beta},
+        {DNNL_ARG_DIFF_SRC, src->diff},  {DNNL_ARG_DIFF_SCALE, dgamma},
+        {DNNL_ARG_DIFF_SHIFT, dbeta},    {DNNL_ARG_WORKSPACE, ws}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bw, ws ? 10 : 9, ba));
+    done(g, relu ? "bn+relu" : "bn", dst);
+    return KN_OK;
+}
+
+/* ---------------------------------------------------------------- relu -- */
+
+KnStatus nn_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src)
+{
+    long n, c, h, w;
+    dims_of(src, &n, &c, &h, &w);
+    NN_TRY(nn_graph_layer(g, name, "relu, src %ldx%ldx%ldx%ld", n, c, h, w));
+    dnnl_eltwise_desc_t ed;
+    dnnl_primitive_desc_t fwd, bwd;
+    NN_DNNL(g, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, dnnl_eltwise_relu,
+                                              &src->md, 0.f, 0.f));
+    NN_TRY(nn_graph_pd(g, &fwd, &ed, NULL, NULL));
+    NN_TRY(nn_graph_act(g, dst, query(fwd, dnnl_query_dst_md)));
+    const dnnl_exec_arg_t fa[] = {{DNNL_ARG_SRC, src->mem}, {DNNL_ARG_DST, dst->mem}};
+    NN_TRY(nn_graph_prim(g, NN_FWD, fwd, 2, fa));
+    NN_DNNL(g, dnnl_eltwise_backward_desc_init(&ed, dnnl_eltwise_relu, &dst->md, &src->md, 0.f,
+                                               0.f));
+    NN_TRY(nn_graph_pd(g, &bwd, &ed, NULL, fwd));
+    const dnnl_exec_arg_t ba[] = {
+        {DNNL_ARG_SRC, src->mem}, {DNNL_ARG_DIFF_DST, dst->diff}, {DNNL_ARG_DIFF_SRC, src->diff}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, ba));
+    done(g, "relu", dst);
+    return KN_OK;
+}
+
+/* ------------------------------------------------------ residual add ---- */
+
+KnStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0,
+                     const NnAct *src1)
+{
+    long n, c, h, w, n1, c1, h1, w1;
+    dims_of(src0, &n, &c, &h, &w);
+    dims_of(src1, &n1, &c1, &h1, &w1);
+    NN_TRY(nn_graph_layer(g, name, "add+relu, src0 %ldx%ldx%ldx%ld, src1 %ldx%ldx%ldx%ld", n, c,
+                          h, w, n1, c1, h1, w1));
+    if (n != n1 || c != c1 || h != h1 || w != w1)
+        return nn_fail(g, KN_EINVAL, "the two inputs differ in shape");
+    const long d[4] = {n, c, h, w};
+    const dnnl_memory_desc_t dst_any = nn_md_any(4, d, g->dt);
+    dnnl_post_ops_t po;
+    dnnl_primitive_attr_t attr;
+    NN_DNNL(g, dnnl_primitive_attr_clone(&attr, g->attr));
+    NN_DNNL(g, dnnl_post_ops_create(&po));
+    dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_relu, 0.f, 0.f);
+    dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    dnnl_binary_desc_t bd;
+    dnnl_eltwise_desc_t ed;
+    dnnl_primitive_desc_t fwd, hint, bwd;
+    NN_DNNL(g, dnnl_binary_desc_init(&bd, dnnl_binary_add, &src0->md, &src1->md, &dst_any));
+    const KnStatus s = nn_graph_pd(g, &fwd, &bd, attr, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    NN_TRY(s);
+    NN_TRY(nn_graph_act(g, dst, query(fwd, dnnl_query_dst_md)));
+    const dnnl_exec_arg_t fa[] = {
+        {DNNL_ARG_SRC_0, src0->mem}, {DNNL_ARG_SRC_1, src1->mem}, {DNNL_ARG_DST, dst->mem}};
+    NN_TRY(nn_graph_prim(g, NN_FWD, fwd, 3, fa));
+
+    /* ReLU backward from its output (relu(x) > 0 iff x > 0), so the sum
+     * itself is never stored. */
+    NN_DNNL(g, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training,
+                                              dnnl_eltwise_relu_use_dst_for_bwd, &dst->md, 0.f,
+                                              0.f));
+    NN_TRY(nn_graph_pd(g, &hint, &ed, NULL, NULL));
+    NN_DNNL(g, dnnl_eltwise_backward_desc_init(&ed, dnnl_eltwise_relu_use_dst_for_bwd, &dst->md,
+                                               &dst->md, 0.f, 0.f));
+    NN_TRY(nn_graph_pd(g, &bwd, &ed, NULL, hint));
+    dnnl_memory_t dsum;
+    NN_TRY(diff_target(g, &dsum, &dst->md, src0, NN_DIFF_WRITE));
+    const dnnl_exec_arg_t ba[] = {
+        {DNNL_ARG_DST, dst->mem}, {DNNL_ARG_DIFF_DST, dst->diff}, {DNNL_ARG_DIFF_SRC, dsum}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, ba));
+    if (dsum == src0->diff && md_equal(&src0->md, &src1->md)) {
+        NN_TRY(nn_graph_alias(g, src0->diff, src1->diff));
+    } else {
+        NN_TRY(diff_finish(g, dsum, &dst->md, src0, NN_DIFF_WRITE));
+        NN_TRY(nn_graph_reorder(g, NN_IN(NN_PASS_BWD), dsum, &dst->md, src1->diff, &src1->md));
+    }
+    done(g, "add+relu", dst);
+    return KN_OK;
+}
+
+/* ------------------------------------------------------------- pooling -- */
+
+KnStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int max,
+                 int kh, int kw, int stride, int pad, int diff_src)
+{
+    long n, c, h, w;
+    dims_of(src, &n, &c, &h, &w);
+    NN_TRY(nn_graph_layer(g, name, "%s pool %dx%d/%d pad %d, src %ldx%ldx%ldx%ld",
+                          max ? "max" : "avg", kh, kw, stride, pad, n, c, h, w));
+    if (kh < 1 || kw < 1 || stride < 1 || pad < 0 || pad >= kh || pad >= kw)
+        return nn_fail(g, KN_EINVAL, "kernel and stride must be >= 1, 0 <= pad < kernel");
+    if (h + 2 * pad < kh || w + 2 * pad < kw)
+        return nn_fail(g, KN_EINVAL, "the %dx%d window is larger than the padded %ldx%ld "
+                       "input: the output would be smaller than 1x1", kh, kw, h + 2 * pad,
+                       w + 2 * pad);
+    const long oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    const long dd[4] = {n, c, oh, ow};
+    const dnnl_memory_desc_t dst_any = nn_md_any(4, dd, g->dt);
+    const dnnl_dims_t strides = {stride, stride}, kernel = {kh, kw}, dil = {0, 0},
+                      padding = {pad, pad};
+    const dnnl_alg_kind_t alg = max ? dnnl_pooling_max : dnnl_pooling_avg_exclude_padding;
+    dnnl_pooling_v2_desc_t pd_;
+    dnnl_primitive_desc_t ft, fi, bwd;
+    NN_DNNL(g, dnnl_pooling_v2_forward_desc_init(&pd_, dnnl_forward_training, alg, &src->md,
+                                                 &dst_any, strides, kernel, dil, padding,
+                                                 padding));
+    NN_TRY(nn_graph_pd(g, &ft, &pd_, NULL, NULL));
+    NN_TRY(nn_graph_act(g, dst, query(ft, dnnl_query_dst_md)));
+    NN_DNNL(g, dnnl_pooling_v2_forward_desc_init(&pd_, dnnl_forward_inference, alg, &src->md,
+                                                 &dst->md, strides, kernel, dil, padding,
+                                                 padding));
+    NN_TRY(nn_graph_pd(g, &fi, &pd_, NULL, NULL));
+    const dnnl_memory_desc_t *wsmd = query(ft, dnnl_query_workspace_md);
+    dnnl_memory_t ws = NULL;
+    if (wsmd && dnnl_memory_desc_get_size(wsmd) > 0)
+        NN_TRY(nn_graph_mem(g, &ws, wsmd, NN_BUF_OWN, 0));
+    const dnnl_exec_arg_t fa[] = {
+        {DNNL_ARG_SRC, src->mem}, {DNNL_ARG_DST, dst->mem}, {DNNL_ARG_WORKSPACE, ws}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_TRAIN), ft, ws ? 3 : 2, fa));
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_INFER), fi, 2, fa));
+
+    if (diff_src != NN_DIFF_NONE) {
+        NN_DNNL(g, dnnl_pooling_v2_backward_desc_init(&pd_, alg, &src->md, &dst->md, strides,
+                                                      kernel, dil, padding, padding));
+        NN_TRY(nn_graph_pd(g, &bwd, &pd_, NULL, ft));
+        const dnnl_memory_desc_t *dsmd = query(bwd, dnnl_query_diff_src_md);
+        dnnl_memory_t dsrc;
+        NN_TRY(diff_target(g, &dsrc, dsmd, src, diff_src));
+        const dnnl_exec_arg_t ba[] = {
+            {DNNL_ARG_DIFF_DST, dst->diff}, {DNNL_ARG_DIFF_SRC, dsrc}, {DNNL_ARG_WORKSPACE, ws}};
+        NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, ws ? 3 : 2, ba));
+        NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
+    }
+    char op[48];
+    snprintf(op, sizeof op, "%s pool %dx%d/%d", max ? "max" : "avg", kh, kw, stride);
+    done(g, op, dst);
+    return KN_OK;
+}
+
+/* ----------------------------------------------------- fully connected -- */
+
+KnStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int k,
+               int diff_src)
+{
+    long n, c, h, w;
+    dims_of(src, &n, &c, &h, &w);
+    NN_TRY(nn_graph_layer(g, name, "fully connected, src %ldx%ldx%ldx%ld, %d outputs", n, c, h,
+                          w, k));
+    if (k < 1)
+        return nn_fail(g, KN_EINVAL, "the number of outputs must be >= 1");
+    const long wd4[4] = {k, c, h, w}, wd2[2] = {k, c * h * w}, bd_[1] = {k}, dd[2] = {n, k};
+    const size_t ow = nn_graph_param(g, "weight", NN_FC_WEIGHT, 2, wd2);
+    const size_t ob = nn_graph_param(g, "bias", NN_FC_BIAS, 1, bd_);
+    const dnnl_memory_desc_t w_any = nn_md_any(4, wd4, g->dt), dw_any = nn_md_any(4, wd4, dnnl_f32),
+                             b_md = nn_md_plain(1, bd_, dnnl_f32),
+                             dst_any = nn_md_any(2, dd, g->dt);
+    dnnl_inner_product_desc_t ip;
+    dnnl_primitive_desc_t fwd, bww, bwd;
+    NN_DNNL(g, dnnl_inner_product_forward_desc_init(&ip, dnnl_forward_training, &src->md, &w_any,
+                                                    &b_md, &dst_any));
+    NN_TRY(nn_graph_pd(g, &fwd, &ip, NULL, NULL));
+    const dnnl_memory_desc_t *cw = query(fwd, dnnl_query_weights_md);
+    dnnl_memory_t wmem, bmem, dwmem, dbmem;
+    NN_TRY(weights_view(g, &wmem, cw, ow, 4, wd4));
+    NN_TRY(weights_view(g, &bmem, dnnl_primitive_desc_query_md(fwd, dnnl_query_weights_md, 1),
+                        ob, 1, bd_));
+    NN_TRY(nn_graph_act(g, dst, query(fwd, dnnl_query_dst_md)));
+    const dnnl_exec_arg_t fa[] = {{DNNL_ARG_SRC, src->mem},
+                                  {DNNL_ARG_WEIGHTS, wmem},
+                                  {DNNL_ARG_BIAS, bmem},
+                                  {DNNL_ARG_DST, dst->mem}};
+    NN_TRY(nn_graph_prim(g, NN_FWD, fwd, 4, fa));
+
+    NN_DNNL(g, dnnl_inner_product_backward_weights_desc_init(&ip, &src->md, &dw_any, &b_md,
+                                                             &dst->md));
+    NN_TRY(nn_graph_pd(g, &bww, &ip, NULL, fwd));
+    NN_TRY(grads_view(g, &dwmem, query(bww, dnnl_query_diff_weights_md), ow, 4, wd4));
+    NN_TRY(grads_view(g, &dbmem, dnnl_primitive_desc_query_md(bww, dnnl_query_diff_weights_md, 1),
+                      ob, 1, bd_));
+    const dnnl_exec_arg_t wa[] = {{DNNL_ARG_SRC, src->mem},
+                                  {DNNL_ARG_DIFF_DST, dst->diff},
+                                  {DNNL_ARG_DIFF_WEIGHTS, dwmem},
+                                  {DNNL_ARG_DIFF_BIAS, dbmem}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bww, 4, wa));
+
+    if (diff_src != NN_DIFF_NONE) {
+        NN_DNNL(g, dnnl_inner_product_backward_data_desc_init(&ip, &src->md, &w_any, &dst->md));
+        NN_TRY(nn_graph_pd(g, &bwd, &ip, NULL, fwd));
+        const dnnl_memory_desc_t *bw = query(bwd, dnnl_query_weights_md);
+        const dnnl_memory_desc_t *dsmd = query(bwd, dnnl_query_diff_src_md);
+        dnnl_memory_t bwmem = wmem, dsrc;
+        if (!md_equal(bw, cw))
+            NN_TRY(weights_view(g, &bwmem, bw, ow, 4, wd4));
+        NN_TRY(diff_target(g, &dsrc, dsmd, src, diff_src));
+        const dnnl_exec_arg_t da[] = {
+            {DNNL_ARG_DIFF_DST, dst->diff}, {DNNL_ARG_WEIGHTS, bwmem}, {DNNL_ARG_DIFF_SRC, dsrc}};
+        NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, da));
+        NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
+    }
+    done(g, "fc", dst);
+    return KN_OK;
+}

@@ -1,0 +1,112 @@
+/* ResNet-18/34/50 training and inference on oneDNN.
+ *
+ * The networks are torchvision's (He et al. 2016; v1.5: the stride of a
+ * bottleneck is on its 3x3 convolution), with projection shortcuts (1x1 conv
+ * + BN) wherever the stride or the channel count changes, and two stems:
+ *   NN_STEM_CIFAR     3x3/1 conv, BN, ReLU (no max-pool), as in the anchor
+ *                     ../shared/anchors/torch_resnet18.py;
+ *   NN_STEM_IMAGENET  7x7/2 conv, BN, ReLU, 3x3/2 max-pool.
+ *
+ * All trainable parameters live in one flat fp32 buffer in plain layout (conv
+ * weights oihw, FC weights (K, C) row-major), in torchvision's state_dict
+ * order and names; the gradients in a second buffer of the same layout.  A
+ * training step is
+ *
+ *     nn_resnet_forward(net, x, 1);
+ *     nn_resnet_loss(net, labels, smoothing, &loss);
+ *     nn_resnet_backward(net);          // fills nn_resnet_grads()
+ *     optimizer(nn_resnet_params(), nn_resnet_grads(), n);
+ *
+ * The forward first reorders the fp32 master weights into the working copies
+ * oneDNN wants (blocked layouts; bf16 in mixed precision), and the backward
+ * ends by reordering blocked weight gradients into the flat buffer; those
+ * reorders are timed separately (NnTiming.sync_ms, grads_ms) and cost one
+ * read and one write of the parameters each.
+ *
+ * Initialisation (torchvision's): conv weights Kaiming normal, fan_out, gain
+ * sqrt(2); BN gamma 1, beta 0; FC weight and bias uniform(-1/sqrt(fan_in),
+ * 1/sqrt(fan_in)) (torch.nn.Linear's default); running mean 0, var 1. */
+#ifndef AMO_NN_RESNET_H
+#define AMO_NN_RESNET_H
+
+#include <stddef.h>
+
+#include "kernels/status.h"
+#include "nn/graph.h"
+
+typedef enum NnStem { NN_STEM_CIFAR, NN_STEM_IMAGENET } NnStem;
+
+typedef struct NnResNetConfig {
+    int depth;       /* 18, 34 (basic blocks) or 50 (bottleneck)                  */
+    NnStem stem;
+    double width;    /* stage widths round(64 w), round(128 w), ... (half to even,
+                      * as Python's round), at least 1; 1.0 is the standard net  */
+    int in_ch;       /* input channels, >= 1                                      */
+    int classes;     /* >= 1                                                      */
+    int batch, h, w; /* input (batch, in_ch, h, w), fixed at creation             */
+    int bf16;        /* bf16 activations and working weights (needs AVX-512)      */
+    unsigned long long seed; /* initialisation                                    */
+} NnResNetConfig;
+
+typedef struct NnResNet NnResNet;
+
+/* Milliseconds of the last call of each kind. */
+typedef struct NnTiming {
+    double forward_ms;  /* includes sync_ms                                       */
+    double sync_ms;     /* fp32 master weights -> working copies                  */
+    double loss_ms;
+    double backward_ms; /* includes grads_ms                                      */
+    double grads_ms;    /* blocked weight gradients -> flat grads                 */
+} NnTiming;
+
+typedef struct NnResNetInfo {
+    size_t nparams;       /* trainable parameters                                 */
+    size_t nstats;        /* BN running statistics                                */
+    int ntensors, nlayers;
+    size_t act_bytes;     /* activations, their gradients, workspaces             */
+    size_t work_bytes;    /* blocked / bf16 working copies of weights and grads   */
+    size_t scratch_bytes; /* the one scratchpad all primitives share              */
+    int sync_reorders;    /* weight tensors whose working copy is reordered       */
+    int grad_reorders;    /* gradient tensors reordered into the flat buffer      */
+    int ref_prims;        /* primitives oneDNN runs on reference (slow) kernels   */
+    const char *isa;      /* what oneDNN dispatches to (dnnl_get_effective_cpu_isa) */
+    const char *dtype;    /* "f32" or "bf16"                                      */
+} NnResNetInfo;
+
+/* Builds the network: validates cfg, caps oneDNN's ISA at the kernels' level
+ * (see nn_isa_init), creates every primitive, allocates every buffer and
+ * initialises the parameters.  On failure *out is NULL and err (if not NULL)
+ * names the layer and shape that failed. */
+KnStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, size_t errlen);
+void nn_resnet_destroy(NnResNet *net);
+
+/* x: (batch, in_ch, h, w) fp32 NCHW.  train: batch statistics and running
+ * averages updated (and backward possible afterwards); else the running
+ * statistics.  The logits are then at nn_resnet_logits. */
+KnStatus nn_resnet_forward(NnResNet *net, const float *x, int train);
+
+/* Label-smoothed cross-entropy on the last logits (nn/loss.h); writes the
+ * logits' gradient for nn_resnet_backward.  labels: (batch). */
+KnStatus nn_resnet_loss(NnResNet *net, const int *labels, float smoothing, float *loss);
+
+/* Backward from nn_resnet_dlogits after a training forward: writes every
+ * parameter's gradient (overwriting) into nn_resnet_grads. */
+KnStatus nn_resnet_backward(NnResNet *net);
+
+const float *nn_resnet_logits(const NnResNet *net);  /* (batch, classes)         */
+float *nn_resnet_dlogits(NnResNet *net);             /* (batch, classes)         */
+float *nn_resnet_params(NnResNet *net, size_t *n);   /* (n) fp32                  */
+float *nn_resnet_grads(NnResNet *net);               /* (n) fp32                  */
+/* Running statistics: for each BN in tensor order, mean (C) then var (C). */
+float *nn_resnet_stats(NnResNet *net, size_t *n);
+const NnParamInfo *nn_resnet_tensors(const NnResNet *net, int *n);
+const NnLayerInfo *nn_resnet_layers(const NnResNet *net, int *n);
+const char *nn_resnet_isa(const NnResNet *net);
+const char *nn_resnet_error(const NnResNet *net);    /* the last failure          */
+void nn_resnet_timing(const NnResNet *net, NnTiming *t);
+void nn_resnet_info(const NnResNet *net, NnResNetInfo *info);
+
+/* Channel count for base channels c at width w: round half to even, >= 1. */
+int nn_resnet_channels(int c, double w);
+
+#endif

@@ -1,0 +1,119 @@
+#!/bin/sh
+# amo-bench's command line: exit codes, messages that name the option, and a
+# tiny `kernels` run whose CSV has the documented columns.
+#     sh tests/test_harness_cli.sh path/to/amo-bench
+# Prints one line per check and "N passed, N failed" at the end.
+set -u
+BENCH=${1:?usage: test_harness_cli.sh AMO_BENCH}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/amo-bench-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+unset AMO_ARCH
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
+
+# expect CODE PATTERN DESCRIPTION -- ARGS...: exit status CODE and PATTERN
+# (grep -E) somewhere in stdout+stderr.
+expect() {
+    code=$1 pattern=$2 what=$3
+    shift 4
+    "$BENCH" "$@" >"$TMP/out" 2>&1
+    got=$?
+    if [ "$got" -ne "$code" ]; then
+        bad "$what: exit $got, expected $code"; sed 's/^/    /' "$TMP/out" | head -5
+    elif ! grep -Eq -- "$pattern" "$TMP/out"; then
+        bad "$what: output lacks /$pattern/"; sed 's/^/    /' "$TMP/out" | head -5
+    else
+        ok "$what"
+    fi
+}
+
+expect 0 'Usage: amo-bench' '--help' -- --help
+expect 0 '^amo-bench [0-9]' '--version' -- --version
+expect 2 "train" 'no command: usage, exit 2' --
+expect 2 "unknown option '--bogus'" 'unknown global option' -- --bogus
+expect 2 "unknown command 'frobnicate'" 'unknown command' -- frobnicate
+expect 0 'Usage: amo-bench kernels' 'kernels --help' -- kernels --help
+expect 2 "unknown option '--bogus'" 'kernels: unknown option' -- kernels --bogus
+expect 2 "--threads: .*'-1'" '--threads -1' -- kernels --threads -1
+expect 2 "--threads: .*'abc'" '--threads abc' -- kernels --threads abc
+expect 2 "--threads: .*'0'" '--threads 0' -- kernels --threads 0
+expect 2 "option '--threads' needs a value" '--threads without a value' -- kernels --threads
+expect 2 "--arch: unknown value 'bogus'" '--arch bogus' -- kernels --arch bogus
+expect 2 "--max-n: .*'12x'" '--max-n 12x' -- kernels --max-n 12x
+expect 2 "unexpected argument 'extra'" 'stray argument' -- kernels extra
+expect 2 "--benchmark_format: unknown value 'xml'" 'bad Google Benchmark format' \
+    -- kernels --benchmark_format=xml
+expect 2 "benchmark_bogus" 'unknown Google Benchmark flag' -- kernels --benchmark_bogus=1
+AMO_ARCH=bogus "$BENCH" kernels --max-n 64 --out "$TMP/env" >"$TMP/out" 2>&1
+[ $? -eq 2 ] && grep -q 'AMO_ARCH=bogus' "$TMP/out" && ok 'bad AMO_ARCH' || bad 'bad AMO_ARCH'
+
+# A level this CPU lacks is a usage error naming it.
+case $(uname -m) in
+    x86_64) missing=neon ;;
+    *) missing=avx512 ;;
+esac
+expect 2 "--arch $missing: this CPU does not have it" "--arch $missing on $(uname -m)" \
+    -- kernels --arch "$missing"
+
+# An --out that cannot be a directory (a file in the way): refused up front.
+: >"$TMP/file"
+expect 2 "--out $TMP/file/sub" 'unusable --out' -- kernels --out "$TMP/file/sub" --max-n 64
+expect 2 "--benchmark_out=$TMP/file/x.json" 'unusable --benchmark_out' \
+    -- kernels --out "$TMP/out1" --max-n 64 --benchmark_out="$TMP/file/x.json"
+expect 2 "no benchmark matches" 'filter matching nothing' \
+    -- kernels --arch scalar --max-n 64 --out "$TMP/none" --benchmark_filter=nomatch
+
+# A tiny run: one kernel and its limit, one level, the smallest sizes.
+expect 0 'wrote' 'tiny kernels run' -- kernels --arch scalar --threads 1 --max-n 4096 \
+    --out "$TMP/run" --benchmark_filter='^sumsq/' --benchmark_min_time=0.01
+csv="$TMP/run/kernels_scalar_t1.csv"
+header='kernel,isa,threads,n,bytes_per_param,seconds_per_step,gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit'
+if [ -f "$csv" ] && [ "$(head -n 1 "$csv")" = "$header" ]; then
+    ok 'CSV header'
+else
+    bad 'CSV header'; cat "$csv" 2>/dev/null | head -3
+fi
+rows=$(tail -n +2 "$csv" 2>/dev/null | grep -c '^sumsq,scalar,1,')
+if [ "$rows" -ge 1 ] && ! tail -n +2 "$csv" | grep -v '^sumsq,' | grep -q .; then
+    ok "CSV rows ($rows, sumsq only)"
+else
+    bad "CSV rows: $rows sumsq rows"; cat "$csv"
+fi
+# every field of every row filled, fraction_of_limit positive
+if awk -F, 'NR > 1 { if (NF != 10) exit 1; for (i = 1; i <= NF; i++) if ($i == "") exit 1;
+                     if ($10 + 0 <= 0) exit 1 }' "$csv"; then
+    ok 'CSV fields filled'
+else
+    bad 'CSV fields'; cat "$csv"
+fi
+[ -s "$TMP/run/kernels_scalar_t1.json" ] && grep -q '"benchmarks"' "$TMP/run/kernels_scalar_t1.json" \
+    && ok 'Google Benchmark JSON' || bad 'Google Benchmark JSON'
+grep -q '^topology,' "$TMP/run/kernels_scalar_t1_meta.csv" 2>/dev/null \
+    && ok 'metadata file' || bad 'metadata file'
+if ls -A "$TMP/run" | grep -q '^\.'; then
+    bad 'temporaries left behind'; ls -A "$TMP/run"
+else
+    ok 'no temporaries left'
+fi
+
+# Repetitions, with only the aggregates shown: the CSV takes the median.
+expect 0 'wrote' 'run with repetitions, aggregates only' -- kernels --arch scalar \
+    --threads 1 --max-n 64 --out "$TMP/rep" --benchmark_filter='^sgd_momentum/' \
+    --benchmark_min_time=0.005 --benchmark_repetitions=2 --benchmark_display_aggregates_only=true
+if awk -F, 'NR > 1 { n++; if ($1 != "sgd_momentum" || $6 + 0 <= 0 || $10 == "") exit 1 }
+            END { exit n == 1 ? 0 : 1 }' "$TMP/rep/kernels_scalar_t1.csv" 2>/dev/null; then
+    ok 'CSV row from the median'
+else
+    bad 'CSV row from the median'; cat "$TMP/rep/kernels_scalar_t1.csv" 2>/dev/null
+fi
+
+# Listing runs nothing and writes nothing.
+expect 0 'sumsq/scalar/limit/n:64' '--benchmark_list_tests' -- kernels --arch scalar \
+    --max-n 64 --out "$TMP/list" --benchmark_list_tests=true
+if [ -z "$(ls -A "$TMP/list")" ]; then ok 'listing writes nothing'; else bad 'listing wrote files'; ls -A "$TMP/list"; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
