@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness/commands.h"
+#include "harness/common.h"
 #include "harness/csv.h"
 #include "harness/error.h"
 #include "harness/gbench.h"
@@ -27,10 +28,6 @@
 #include "kernels/rng.h"
 #include "kernels/update.h"
 #include "optim/threads.h"
-
-#ifndef AMO_VERSION
-#define AMO_VERSION "unknown"
-#endif
 
 #define MAX_THREADS 1024 /* a sanity bound for --threads */
 
@@ -499,25 +496,19 @@ static void parse_options(int argc, char **argv, Options *o)
 /* ---- CPU levels -------------------------------------------------------- */
 
 /* The kn_cpu_set_arch names of the levels to run, in ascending order;
- * *single: one level was asked for (not "all"). */
+ * *single: one level was asked for (not "all").  Bad or missing levels exit
+ * 2 through hx_apply_arch (harness/common.h). */
 static int resolve_arches(const Options *o, const char *list[4], int *single)
 {
     const unsigned det = kn_cpu_detected();
-    const char *ask = o->arch, *from = "--arch";
+    const char *ask = o->arch;
     if (!ask) {
-        const KnStatus env = kn_cpu_init_from_env();
+        hx_apply_arch(NULL); /* checks AMO_ARCH */
         const char *e = getenv("AMO_ARCH");
-        if (env == KN_EINVAL)
-            hx_fail(HX_EXIT_USAGE, "AMO_ARCH=%s: unknown level (expected auto, scalar, avx2, "
-                    "avx512 or neon)", e ? e : "");
-        if (env != KN_OK)
-            hx_fail(HX_EXIT_USAGE, "AMO_ARCH=%s: this CPU does not have it (it has: %s)",
-                    e ? e : "", kn_cpu_level_name(det));
         ask = e && *e ? e : "all";
-        from = "AMO_ARCH";
     }
-    int k = 0;
     *single = strcmp(ask, "all") != 0;
+    int k = 0;
     if (!*single) {
         list[k++] = "scalar";
         if (det & KN_CPU_AVX2)
@@ -528,49 +519,15 @@ static int resolve_arches(const Options *o, const char *list[4], int *single)
             list[k++] = "neon";
         return k;
     }
-    if (!strcmp(ask, "auto"))
+    if (!strcmp(ask, "auto")) /* the level's own name, for the results */
         ask = det & KN_CPU_AVX512 ? "avx512" : det & KN_CPU_AVX2 ? "avx2"
             : det & KN_CPU_NEON ? "neon" : "scalar";
-    const KnStatus st = kn_cpu_set_arch(ask);
-    if (st == KN_EUNSUPPORTED)
-        hx_fail(HX_EXIT_USAGE, "%s %s: this CPU does not have it (it has: %s)", from, ask,
-                kn_cpu_level_name(det));
-    if (st != KN_OK)
-        hx_fail(HX_EXIT_USAGE, "%s: unknown level '%s'", from, ask);
+    hx_apply_arch(ask);
     list[k++] = ask;
     return k;
 }
 
 /* ---- the output directory ----------------------------------------------- */
-
-/* mkdir -p, then proves the directory writable by creating a file in it
- * (access(W_OK) says yes to root on a read-only mount). */
-static void prepare_out_dir(const char *dir)
-{
-    char *p = hx_malloc(strlen(dir) + 16);
-    strcpy(p, dir);
-    for (char *s = p + 1;; s++) {
-        const char saved = *s;
-        if (saved != '/' && saved != '\0')
-            continue;
-        *s = '\0';
-        struct stat sb;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            hx_fail(HX_EXIT_USAGE, "--out %s: cannot create %s: %s", dir, p, strerror(errno));
-        if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
-            hx_fail(HX_EXIT_USAGE, "--out %s: %s is not a directory", dir, p);
-        *s = saved;
-        if (!saved)
-            break;
-    }
-    snprintf(p, strlen(dir) + 16, "%s/.probeXXXXXX", dir);
-    const int fd = mkstemp(p);
-    if (fd < 0)
-        hx_fail(HX_EXIT_USAGE, "--out %s: directory is not writable: %s", dir, strerror(errno));
-    close(fd);
-    unlink(p);
-    free(p);
-}
 
 /* Google Benchmark exits (status 1) if it cannot open --benchmark_out:
  * find out first, and say so as a usage error.  A file that did not exist
@@ -628,32 +585,6 @@ static size_t mem_available(void)
         return (size_t)strtoull(v, NULL, 10) * 1024;
     const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     return pages > 0 && page > 0 ? (size_t)pages * (size_t)page : 0;
-}
-
-/* The command line as a shell would take it back. */
-static char *command_line(const HxInvocation *w)
-{
-    size_t len = 1;
-    for (int i = 0; i < w->argc; i++)
-        len += 4 * strlen(w->argv[i]) + 3;
-    char *s = hx_malloc(len), *p = s;
-    for (int i = 0; i < w->argc; i++) {
-        const char *a = w->argv[i];
-        const int plain = *a && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                          "0123456789_-+=/.,:@%^") == strlen(a);
-        if (i)
-            *p++ = ' ';
-        if (plain) {
-            p += sprintf(p, "%s", a);
-            continue;
-        }
-        *p++ = '\'';
-        for (; *a; a++)
-            p += *a == '\'' ? sprintf(p, "'\\''") : sprintf(p, "%c", *a);
-        *p++ = '\'';
-    }
-    *p = '\0';
-    return s;
 }
 
 /* Key/value facts: into Google Benchmark's JSON "context" at once, into
@@ -749,10 +680,11 @@ static void describe_run(Meta *m, const HxInvocation *whole, const Options *o,
     char buf[512], ts[32];
     struct utsname un;
     hx_utc_timestamp(ts, sizeof ts);
-    meta_str(m, "amo_version", AMO_VERSION);
+    meta_str(m, "amo_version", hx_version());
+    meta_str(m, "git_commit", hx_git_commit());
     meta_str(m, "google_benchmark_version", gb_version());
     meta_str(m, "date_utc", ts);
-    char *cmd = command_line(whole);
+    char *cmd = hx_command_line(whole);
     meta_str(m, "command", cmd);
     free(cmd);
     if (uname(&un) == 0) {
@@ -933,7 +865,7 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
     const char *arches[4];
     int single;
     const int narch = resolve_arches(&o, arches, &single);
-    prepare_out_dir(o.out);
+    hx_out_dir("--out", o.out);
     const int threads = o.threads ? o.threads : opt_default_threads();
     char name[64];
     if (single)
