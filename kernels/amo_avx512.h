@@ -101,16 +101,10 @@ KN_INLINE __m512i iota16(void)
     return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
-/* Lanes that round specially (see update.h): NaN, and zero/denormal. */
-KN_INLINE __mmask16 bf16_nan(__m512i u)
-{
-    return _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                   _mm512_set1_epi32(0x7f800000));
-}
-
-KN_INLINE __mmask16 bf16_tiny(__m512i u)
-{
-    return _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
-}
+/* Lanes that round specially (see update.h), each class in one VFPCLASSPS:
+ * NaN (0x01 quiet | 0x80 signalling), and zero or denormal (0x02 +0 |
+ * 0x04 -0 | 0x20 denormal). */
+KN_INLINE __mmask16 bf16_nan(__m512 x) { return _mm512_fpclass_ps_mask(x, 0x81); }
+KN_INLINE __mmask16 bf16_tiny(__m512 x) { return _mm512_fpclass_ps_mask(x, 0x26); }
 
 #endif

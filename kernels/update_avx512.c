@@ -50,8 +50,8 @@ KN_INLINE __m256i bf16_round(__m512 x, __m512i r16, int nearest)
                                _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
     __m512i h = _mm512_srli_epi32(_mm512_add_epi32(u, add), 16);
     const __m512i top = _mm512_srli_epi32(u, 16);
-    h = _mm512_mask_and_epi32(h, bf16_tiny(u), top, _mm512_set1_epi32(0x8000));
-    h = _mm512_mask_or_epi32(h, bf16_nan(u), top, _mm512_set1_epi32(0x0040));
+    h = _mm512_mask_and_epi32(h, bf16_tiny(x), top, _mm512_set1_epi32(0x8000));
+    h = _mm512_mask_or_epi32(h, bf16_nan(x), top, _mm512_set1_epi32(0x0040));
     return _mm512_cvtepi32_epi16(h);
 }
 

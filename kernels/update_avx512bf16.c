@@ -15,7 +15,9 @@
 KN_INLINE __m512 sr_prepare(__m512 x, __m512i r16)
 {
     const __m512i u = _mm512_castps_si512(x);
-    const __mmask16 keep = bf16_nan(u) | bf16_tiny(u);
+    /* NaN and zero/denormal lanes go to the instruction untouched (adding
+     * r to +-0 would be harmless, but it is the same class test) */
+    const __mmask16 keep = _mm512_fpclass_ps_mask(x, 0xa7);
     const __m512i y = _mm512_and_si512(_mm512_add_epi32(u, r16), _mm512_set1_epi32((int)0xffff0000u));
     return _mm512_castsi512_ps(_mm512_mask_mov_epi32(y, keep, u));
 }
