@@ -2,6 +2,7 @@
  * them at the architecture's baseline), the per-level table, and the
  * threading.  Built without ISA flags, like kernels/cpu.c. */
 #include "harness/limit.h"
+#include "harness/timer.h"
 #include "kernels/cpu.h"
 #include "kernels/update.h"
 
@@ -58,6 +59,27 @@ static double r1_c(const float *x, size_t n)
     return t;
 }
 
+/* Baseline: 12 chains of 4 lanes (the compiler keeps them in SSE/ASIMD
+ * registers; without -mfma it is a multiply and an add on x86-64). */
+static double fma_c(long iters, float *sink)
+{
+    float acc[12][4];
+    for (int j = 0; j < 12; j++)
+        for (int l = 0; l < 4; l++)
+            acc[j][l] = 1.0f + 0.001f * (float)(j + l);
+    const float a = 0.999999f, b = 1e-7f;
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < 12; j++)
+            for (int l = 0; l < 4; l++)
+                acc[j][l] = acc[j][l] * a + b;
+    float t = 0;
+    for (int j = 0; j < 12; j++)
+        for (int l = 0; l < 4; l++)
+            t += acc[j][l];
+    *sink = t;
+    return (double)iters * 12 * 4 * 2;
+}
+
 static HxLimitDSP g_dsp;
 static unsigned g_dsp_flags = ~0u;
 
@@ -68,7 +90,7 @@ static const HxLimitDSP *limit_dsp(void)
         return &g_dsp;
     /* The C loops are vectorised by the compiler for the baseline (SSE2 on
      * x86-64, ASIMD on aarch64, so they are also the neon level's). */
-    HxLimitDSP d = { f3_c, f2_c, f1h2_c, r1_c, "c-baseline" };
+    HxLimitDSP d = { f3_c, f2_c, f1h2_c, r1_c, fma_c, "c-baseline" };
 #if defined(__x86_64__)
     if (flags & KN_CPU_AVX2) {
         hx_limit_init_avx2(&d);
@@ -79,6 +101,34 @@ static const HxLimitDSP *limit_dsp(void)
     g_dsp = d;
     g_dsp_flags = flags;
     return &g_dsp;
+}
+
+double hx_fma_peak_gflops(int nthreads)
+{
+    const HxLimitDSP *d = limit_dsp();
+    const int nt = nthreads < 1 ? 1 : nthreads;
+    long iters = 1 << 16;
+    double best = 0.0;
+    for (int rep = 0; rep < 8; rep++) {
+        double flops = 0.0;
+        const double t0 = hx_now();
+#pragma omp parallel num_threads(nt) reduction(+ : flops)
+        {
+            float sink;
+            flops += d->fma(iters, &sink);
+            if (sink == 1234.5f) /* never: keeps the chains live */
+                flops += 1.0;
+        }
+        const double dt = hx_now() - t0;
+        if (dt < 0.02) { /* too short to time: grow, and do not count it */
+            iters *= 4;
+            rep--;
+            continue;
+        }
+        if (flops / dt > best)
+            best = flops / dt;
+    }
+    return best * 1e-9;
 }
 
 const char *hx_limit_level(void)

@@ -40,6 +40,12 @@ int hx_limit_bytes(HxLimitKind k);
 double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], const float *g,
                     size_t n, int nthreads);
 
+/* The machine's measured fp32 FMA peak in GFLOP/s at the current level, on
+ * nthreads threads: independent FMA chains in registers (12 per thread,
+ * enough to cover the latency of two FMA units), no memory traffic; the
+ * best of a few repetitions of about 50 ms. */
+double hx_fma_peak_gflops(int nthreads);
+
 /* The level the limit loops run at now ("c-baseline", "avx2", "avx512"). */
 const char *hx_limit_level(void);
 
@@ -50,6 +56,9 @@ typedef struct HxLimitDSP {
     void (*f1h2)(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
                  uint16_t k);
     double (*r1)(const float *x, size_t n);
+    /* iters rounds of 12 independent FMA chains; returns the flops done
+     * (and a value derived from the chains, in *sink, so none is dropped) */
+    double (*fma)(long iters, float *sink);
     const char *level;
 } HxLimitDSP;
 

@@ -83,11 +83,33 @@ static double r1_avx2(const float *x, size_t n)
     return t;
 }
 
+/* 12 independent FMA chains: enough in flight for two FMA units of
+ * latency 4 (8 needed); their sum is returned so none is dropped. */
+static double fma_avx2(long iters, float *sink)
+{
+    __m256 acc[12];
+    for (int j = 0; j < 12; j++)
+        acc[j] = _mm256_set1_ps(1.0f + 0.001f * (float)j);
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < 12; j++)
+            acc[j] = _mm256_fmadd_ps(acc[j], a, b);
+    float out[8], t = 0;
+    for (int j = 0; j < 12; j++) {
+        _mm256_storeu_ps(out, acc[j]);
+        for (int l = 0; l < 8; l++)
+            t += out[l];
+    }
+    *sink = t;
+    return (double)iters * 12 * 8 * 2;
+}
+
 void hx_limit_init_avx2(HxLimitDSP *d)
 {
     d->f3 = f3_avx2;
     d->f2 = f2_avx2;
     d->f1h2 = f1h2_avx2;
     d->r1 = r1_avx2;
+    d->fma = fma_avx2;
     d->level = "avx2";
 }

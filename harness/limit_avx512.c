@@ -88,11 +88,33 @@ static double r1_avx512(const float *x, size_t n)
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
+/* 12 independent FMA chains: enough in flight for two FMA units of
+ * latency 4 (8 needed); their sum is returned so none is dropped. */
+static double fma_avx512(long iters, float *sink)
+{
+    __m512 acc[12];
+    for (int j = 0; j < 12; j++)
+        acc[j] = _mm512_set1_ps(1.0f + 0.001f * (float)j);
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < 12; j++)
+            acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+    float out[16], t = 0;
+    for (int j = 0; j < 12; j++) {
+        _mm512_storeu_ps(out, acc[j]);
+        for (int l = 0; l < 16; l++)
+            t += out[l];
+    }
+    *sink = t;
+    return (double)iters * 12 * 16 * 2;
+}
+
 void hx_limit_init_avx512(HxLimitDSP *d)
 {
     d->f3 = f3_avx512;
     d->f2 = f2_avx512;
     d->f1h2 = f1h2_avx512;
     d->r1 = r1_avx512;
+    d->fma = fma_avx512;
     d->level = "avx512";
 }
