@@ -20,4 +20,7 @@ int hx_cmd_train(int argc, char **argv, const HxInvocation *whole);
 int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole);
 int hx_cmd_default(const HxInvocation *whole);
 
+/* amo-bench throughput: harness/throughput.c */
+int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole);
+
 #endif

@@ -28,6 +28,8 @@ static const HxCommand commands[] = {
     { "kernels", hx_cmd_kernels,
       "microbenchmarks of the update kernels beside the measured memory-bandwidth limit" },
     { "train", hx_cmd_train, "trains a ResNet end to end: per-step timings, convergence CSVs" },
+    { "throughput", hx_cmd_throughput,
+      "training steps of a ResNet on random data: images/s and where the time goes" },
     { "ablation", hx_cmd_ablation,
       "a grid of training runs appended to the same CSVs, resumable" },
 };

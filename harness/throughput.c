@@ -1,0 +1,198 @@
+/* amo-bench throughput: full training steps (forward, backward, AMO update)
+ * of a ResNet on random data, for images/s and where the time goes. */
+#define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/common.h"
+#include "harness/error.h"
+#include "harness/limit.h"
+#include "harness/parse.h"
+#include "harness/timer.h"
+#include "kernels/rng.h"
+#include "kernels/update.h"
+#include "nn/resnet.h"
+#include "optim/optim.h"
+
+static void usage(void)
+{
+    printf("Usage: amo-bench throughput [OPTIONS]\n\n"
+           "Full training steps (forward, backward, AMO update) on random data; prints\n"
+           "images/s, the forward / backward / optimizer split, and the convolutions'\n"
+           "GFLOP/s beside the machine's measured FMA peak.\n\n"
+           "  --model NAME     resnet18 (default), resnet34, resnet50\n"
+           "  --batch N        (128)\n"
+           "  --hw H           input height and width (32)\n"
+           "  --in-ch C        input channels (3)\n"
+           "  --classes K      (10)\n"
+           "  --stem S         cifar (default) or imagenet\n"
+           "  --width W        width multiplier (1)\n"
+           "  --bf16           bf16 convolutions, fp32 master weights\n"
+           "  --threads N      (0: one per core)\n"
+           "  --steps N        timed steps after 2 warm-up steps (10)\n"
+           "  --arch LEVEL     auto, scalar, avx2, avx512\n");
+}
+
+/* Multiply-adds of every convolution's forward pass, from its weight shape
+ * (OC, IC, KH, KW) and its output's spatial size (the layer of the same
+ * name). */
+static double conv_macs(const NnResNet *net, double *first)
+{
+    int nt, nl;
+    const NnParamInfo *t = nn_resnet_tensors(net, &nt);
+    const NnLayerInfo *l = nn_resnet_layers(net, &nl);
+    double macs = 0;
+    *first = 0;
+    for (int i = 0; i < nt; i++) {
+        if (t[i].kind != NN_CONV_WEIGHT)
+            continue;
+        const size_t len = strlen(t[i].name) - strlen(".weight");
+        for (int j = 0; j < nl; j++) {
+            if (strncmp(l[j].name, t[i].name, len) || l[j].name[len])
+                continue;
+            const double m = (double)l[j].dims[0] * l[j].dims[2] * l[j].dims[3] *
+                             (double)t[i].count;
+            if (macs == 0)
+                *first = m;
+            macs += m;
+            break;
+        }
+    }
+    return macs;
+}
+
+int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
+{
+    (void)whole;
+    static const struct option opts[] = {
+        { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "hw", 1, 0, 'H' },
+        { "in-ch", 1, 0, 'c' }, { "classes", 1, 0, 'k' }, { "stem", 1, 0, 'S' },
+        { "width", 1, 0, 'w' }, { "bf16", 0, 0, 'f' }, { "threads", 1, 0, 't' },
+        { "steps", 1, 0, 'n' }, { "arch", 1, 0, 'a' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+    };
+    static const char *const models[] = { "resnet18", "resnet34", "resnet50", NULL };
+    static const char *const stems[] = { "cifar", "imagenet", NULL };
+    NnResNetConfig cfg = { .depth = 18, .stem = NN_STEM_CIFAR, .width = 1.0, .in_ch = 3,
+                           .classes = 10, .batch = 128, .h = 32, .w = 32, .seed = 1 };
+    int threads = 0;
+    long steps = 10;
+    const char *arch = NULL;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': cfg.depth = (int[]){ 18, 34, 50 }[hx_parse_choice("--model", optarg, models)]; break;
+        case 'b': cfg.batch = (int)hx_parse_long("--batch", optarg, 1, 1 << 14); break;
+        case 'H': cfg.h = cfg.w = (int)hx_parse_long("--hw", optarg, 1, 4096); break;
+        case 'c': cfg.in_ch = (int)hx_parse_long("--in-ch", optarg, 1, 64); break;
+        case 'k': cfg.classes = (int)hx_parse_long("--classes", optarg, 1, 100000); break;
+        case 'S': cfg.stem = (NnStem)hx_parse_choice("--stem", optarg, stems); break;
+        case 'w': {
+            char *end;
+            cfg.width = strtod(optarg, &end);
+            if (*end || !(cfg.width >= 1.0 / 64 && cfg.width <= 8))
+                hx_fail(HX_EXIT_USAGE, "--width '%s': expected a number in [1/64, 8]", optarg);
+            break;
+        }
+        case 'f': cfg.bf16 = 1; break;
+        case 't': threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
+        case 'n': steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
+        case 'a': arch = optarg; break;
+        case 'h': usage(); return HX_EXIT_OK;
+        default: hx_getopt_fail(c, argv);
+        }
+    }
+    if (optind < argc)
+        hx_fail(HX_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+    hx_apply_arch(arch);
+
+    NnResNet *net;
+    char err[1024];
+    if (nn_resnet_create(&net, &cfg, err, sizeof err) != KN_OK)
+        hx_fail(HX_EXIT_USAGE, "model: %s", err);
+    int nt;
+    size_t np;
+    float *p = nn_resnet_params(net, &np);
+    float *g = nn_resnet_grads(net);
+    const NnParamInfo *pi = nn_resnet_tensors(net, &nt);
+    OptTensor *ts = hx_malloc((size_t)nt * sizeof(*ts));
+    for (int i = 0; i < nt; i++)
+        ts[i] = (OptTensor){ p + pi[i].offset, g + pi[i].offset, pi[i].count,
+                             pi[i].kind != NN_CONV_WEIGHT && pi[i].kind != NN_FC_WEIGHT };
+    OptConfig oc = opt_config_default(OPT_AMO);
+    oc.threads = threads;
+    Opt *opt;
+    if (opt_create(&opt, &oc, ts, nt, err, sizeof err) != KN_OK)
+        hx_fail(HX_EXIT_USAGE, "optimizer: %s", err);
+
+    const size_t img = (size_t)cfg.in_ch * cfg.h * cfg.w;
+    float *x = hx_malloc((size_t)cfg.batch * img * sizeof(float));
+    int *y = hx_malloc((size_t)cfg.batch * sizeof(int));
+    KnRng r = kn_rng(7);
+    for (size_t i = 0; i < (size_t)cfg.batch * img; i++)
+        x[i] = (float)kn_rng_normal(&r);
+    for (int i = 0; i < cfg.batch; i++)
+        y[i] = (int)kn_rng_below(&r, (uint64_t)cfg.classes);
+
+    double tf = 0, tb = 0, to = 0, tsync = 0, tgrad = 0;
+    for (long s = -2; s < steps; s++) {
+        float loss;
+        const double t0 = hx_now();
+        if (nn_resnet_forward(net, x, 1) != KN_OK ||
+            nn_resnet_loss(net, y, 0.1f, &loss) == KN_EINVAL)
+            hx_fail(HX_EXIT_FAIL, "forward: %s", nn_resnet_error(net));
+        const double t1 = hx_now();
+        if (nn_resnet_backward(net) != KN_OK)
+            hx_fail(HX_EXIT_FAIL, "backward: %s", nn_resnet_error(net));
+        const double t2 = hx_now();
+        OptStepInfo info;
+        if (opt_step(opt, &info) != KN_OK)
+            hx_fail(HX_EXIT_FAIL, "optimizer step failed");
+        const double t3 = hx_now();
+        if (s < 0)
+            continue; /* warm-up: first-touch, oneDNN's caches */
+        NnTiming tm;
+        nn_resnet_timing(net, &tm);
+        tf += t1 - t0;
+        tb += t2 - t1;
+        to += t3 - t2;
+        tsync += tm.sync_ms * 1e-3;
+        tgrad += tm.grads_ms * 1e-3;
+    }
+    double first;
+    const double macs = conv_macs(net, &first);
+    /* forward, backward data (not for the first convolution: the input
+     * needs no gradient) and backward weights: 2 flops per multiply-add */
+    const double conv_flops = 2.0 * (3.0 * macs - first) * (double)steps;
+    const double peak = hx_fma_peak_gflops(opt_threads(opt));
+    const double total = tf + tb + to;
+    NnResNetInfo ni;
+    nn_resnet_info(net, &ni);
+    printf("model        resnet%d %s stem, width %g, %d x %d x %d x %d, %s, %zu parameters\n",
+           cfg.depth, cfg.stem == NN_STEM_CIFAR ? "cifar" : "imagenet", cfg.width, cfg.batch,
+           cfg.in_ch, cfg.h, cfg.w, ni.dtype, ni.nparams);
+    printf("threads      %d; oneDNN ISA %s; update kernel %s\n", opt_threads(opt), ni.isa,
+           kn_kernel_level(KN_K_AMO));
+    printf("images/s     %.1f  (%ld steps, %.3f s per step)\n",
+           (double)cfg.batch * (double)steps / total, steps, total / (double)steps);
+    printf("split        forward %.1f%% (weight sync %.1f%%), backward %.1f%% (gradient "
+           "reorders %.1f%%), optimizer %.1f%%\n",
+           100 * tf / total, 100 * tsync / total, 100 * tb / total, 100 * tgrad / total,
+           100 * to / total);
+    printf("per step     forward %.1f ms, backward %.1f ms, optimizer %.2f ms\n",
+           1e3 * tf / (double)steps, 1e3 * tb / (double)steps, 1e3 * to / (double)steps);
+    printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
+           "%.1f GFLOP/s = %.0f%% of the FMA peak %.1f GFLOP/s (a lower bound: the\n"
+           "             time includes batch norm, ReLU, pooling and reorders)\n",
+           conv_flops / (double)steps * 1e-9, conv_flops / (tf + tb) * 1e-9,
+           100 * conv_flops / (tf + tb) * 1e-9 / peak, peak);
+    opt_destroy(opt);
+    nn_resnet_destroy(net);
+    free(ts);
+    free(x);
+    free(y);
+    return HX_EXIT_OK;
+}
