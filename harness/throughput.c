@@ -16,6 +16,7 @@
 #include "kernels/update.h"
 #include "nn/resnet.h"
 #include "optim/optim.h"
+#include "optim/threads.h"
 
 static void usage(void)
 {
@@ -108,6 +109,9 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     if (optind < argc)
         hx_fail(HX_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
     hx_apply_arch(arch);
+    /* Threads before the network: oneDNN fixes a primitive's thread count
+     * when it creates it. */
+    (void)opt_set_threads(threads, NULL); /* (a failed pinning is no error) */
 
     NnResNet *net;
     char err[1024];

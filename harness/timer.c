@@ -2,13 +2,9 @@
 #include <time.h>
 
 #include "harness/timer.h"
+#include "kernels/clock.h"
 
-double hx_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+double hx_now(void) { return kn_now(); }
 
 void hx_utc_timestamp(char *buf, size_t len)
 {

@@ -155,11 +155,18 @@ static void load_data(Run *r)
         snprintf(err, sizeof err, "synthetic data %d x %d x %d x %d: %s", s->syn_n, s->syn_ch,
                  s->syn_hw, s->syn_hw, kn_status_str(st));
     }
+    /* Data that is not there is a bad --data (or a missing package); data
+     * that is there but broken is a failure. */
     if (st != KN_OK)
-        hx_fail(st == KN_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAIL, "%s", err);
+        hx_fail(st == KN_EINVAL || st == KN_EIO ? HX_EXIT_USAGE : HX_EXIT_FAIL, "%s%s%s%s",
+                s->data_dir ? "--data " : "", s->data_dir ? s->data_dir : "",
+                s->data_dir ? ": " : "", err);
     /* The split is fixed (seed 0), whatever the run's seed: every run of a
      * study validates on the same examples. */
     const int nval = s->nval < r->train.n ? s->nval : r->train.n / 10;
+    if (nval < 1) /* every evaluation needs one */
+        hx_fail(HX_EXIT_USAGE, "--val %d: no validation examples from %d training examples",
+                s->nval, r->train.n);
     st = nn_data_split(&r->train, nval, 0, &r->split, err, sizeof err);
     if (st != KN_OK)
         hx_fail(HX_EXIT_USAGE, "--val %d: %s", s->nval, err);
@@ -195,6 +202,10 @@ static void build_model(Run *r)
                            .in_ch = r->train.c, .classes = r->train.classes, .batch = s->batch,
                            .h = r->train.h, .w = r->train.w, .bf16 = s->bf16, .seed = s->seed };
     char err[1024];
+    /* Threads first: oneDNN fixes a primitive's thread count when it creates
+     * it, so opt_create (which sets them too) would be too late and
+     * --threads 1 would still run the network on every core. */
+    (void)opt_set_threads(s->threads, NULL); /* (a failed pinning is no error) */
     if (nn_resnet_create(&r->net, &cfg, err, sizeof err) != KN_OK)
         hx_fail(HX_EXIT_FAIL, "model: %s", err);
     size_t np;
@@ -801,13 +812,37 @@ static int file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+/* A finished run keeps its results only: the optimizer states, and the
+ * temporaries a killed process left behind (checkpoint.bin.tmp,
+ * metadata.json.tmp, the CSV writer's ".NAME.csv.XXXXXX"). */
+static void remove_leftovers(const char *dir)
+{
+    static const char *const csvs[] = { ".steps.csv.", ".convergence.csv.", ".summary.csv." };
+    char path[4200];
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        const char *n = e->d_name;
+        const size_t len = strlen(n);
+        int gone = !strncmp(n, "optim-", 6) || !strncmp(n, "checkpoint.bin", 14) ||
+                   (len > 4 && !strcmp(n + len - 4, ".tmp"));
+        for (int i = 0; i < 3; i++)
+            gone |= !strncmp(n, csvs[i], strlen(csvs[i]));
+        if (gone) {
+            path_in(path, sizeof path, dir, n);
+            remove(path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult *res)
 {
     Run r = { .s = s };
     char path[4200], runs[4200];
     path_in(runs, sizeof runs, s->out, "runs");
     path_in(r.dir, sizeof r.dir, runs, s->run_id);
-    hx_out_dir("--out", r.dir);
     path_in(path, sizeof path, r.dir, "summary.csv");
     const int finished = file_exists(path);
     char ck[4200];
@@ -833,6 +868,8 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         hx_fail(HX_EXIT_USAGE, "--epochs %g: less than one step", s->epochs);
     r.eval_every = s->eval_every > 0 ? s->eval_every : r.steps_per_epoch;
     build_model(&r);
+    /* only now: a run refused for its data or settings leaves no directory */
+    hx_out_dir("--out", r.dir);
     r.res.best_val_step = -1;
     const int resumed = s->resume && load_checkpoint(&r);
     write_metadata(&r, whole);
@@ -863,15 +900,7 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
     write_file_atomic(path, &r.res, sizeof r.res);
     write_summary_csv(&r, wall); /* last: its presence marks the run finished */
     remove(ck);
-    DIR *d = opendir(r.dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (!strncmp(e->d_name, "optim-", 6)) {
-            path_in(path, sizeof path, r.dir, e->d_name);
-            remove(path);
-        }
-    if (d)
-        closedir(d);
+    remove_leftovers(r.dir);
     *res = r.res;
     free_run(&r);
 }

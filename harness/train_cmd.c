@@ -177,15 +177,15 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
 {
     const int grid_ok = !strcmp(cmd, "ablation");
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, ":", long_opts, &li)) != -1) {
         const char *a = optarg;
-        if (c >= O_G_OPTS && !grid_ok)
-            hx_fail(HX_EXIT_USAGE, "%s: only 'ablation' takes grid lists", argv[optind - 1]);
+        if (c >= O_G_OPTS && !grid_ok) /* (argv[optind - 1] may be the option's value) */
+            hx_fail(HX_EXIT_USAGE, "--%s: only 'ablation' takes grid lists", long_opts[li].name);
         switch (c) {
         case O_DATASET: s->dataset = datasets[hx_parse_choice("--dataset", a, datasets)]; break;
         case O_DATA: s->data_dir = a; break;
-        case O_VAL: s->nval = (int)hx_parse_long("--val", a, 0, 1 << 24); break;
+        case O_VAL: s->nval = (int)hx_parse_long("--val", a, 1, 1 << 24); break;
         case O_NOAUG: s->augment = 0; break;
         case O_SYN_N: s->syn_n = (int)hx_parse_long("--syn-n", a, 1, 1 << 24); break;
         case O_INCH: s->syn_ch = (int)hx_parse_long("--in-ch", a, 1, 64); break;

@@ -91,16 +91,24 @@ static KnStatus idx_open(const char *path, int ndim, uint32_t *dims, gzFile *out
 }
 
 /* After the payload: anything left is an error too (a wrong or concatenated
- * file would otherwise pass). */
+ * file would otherwise pass), and so is a broken gzip member after it (its
+ * error only shows on this read). */
 static KnStatus idx_close(gzFile f, const char *path, size_t off, char *err, size_t len)
 {
     unsigned char extra;
     const int r = gzread(f, &extra, 1);
-    gzclose(f);
+    KnStatus st = KN_OK;
     if (r > 0)
-        return fail(KN_EFORMAT, err, len, "%s: unexpected data after the last item at offset %zu",
-                    path, off);
-    return KN_OK;
+        st = fail(KN_EFORMAT, err, len, "%s: unexpected data after the last item at offset %zu",
+                  path, off);
+    else if (r < 0) {
+        int zerr;
+        st = fail(KN_EFORMAT, err, len,
+                  "%s: corrupted compressed data after the last item at offset %zu: %s", path,
+                  off, gzerror(f, &zerr));
+    }
+    gzclose(f);
+    return st;
 }
 
 KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,

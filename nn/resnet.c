@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "kernels/clock.h"
 #include "kernels/cpu.h"
+#include "kernels/rng.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/resnet.h"
@@ -26,12 +28,7 @@ struct NnResNet {
     NnTiming t;
 };
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
+static double now_ms(void) { return kn_now() * 1e3; }
 
 int nn_resnet_channels(int c, double w)
 {
@@ -142,26 +139,10 @@ static KnStatus build(NnResNet *net)
 
 /* -------------------------------------------------------------- init ---- */
 
-/* splitmix64 (Steele, Lea, Flood 2014): one seeded stream for the init. */
-static double rng_uniform(unsigned long long *s)
-{
-    unsigned long long z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * 0x1.0p-53;
-}
-
-static double rng_normal(unsigned long long *s)
-{
-    const double u1 = 1.0 - rng_uniform(s), u2 = rng_uniform(s); /* u1 in (0, 1] */
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 static void init_params(NnResNet *net)
 {
     NnGraph *g = &net->g;
-    unsigned long long s = net->cfg.seed;
+    KnRng s = kn_rng(net->cfg.seed); /* the project's one RNG */
     size_t fc_fan_in = 1;
     for (int i = 0; i < g->ntensors; i++)
         if (g->tensors[i].kind == NN_FC_WEIGHT)
@@ -174,7 +155,7 @@ static void init_params(NnResNet *net)
         case NN_CONV_WEIGHT: { /* kaiming_normal_(mode="fan_out", nonlinearity="relu") */
             const double std = sqrt(2.0 / (double)(t->dims[0] * t->dims[2] * t->dims[3]));
             for (size_t j = 0; j < t->count; j++)
-                p[j] = (float)(std * rng_normal(&s));
+                p[j] = (float)(std * kn_rng_normal(&s));
             break;
         }
         case NN_BN_GAMMA: /* running stats of this BN: mean 0, var 1 */
@@ -192,7 +173,7 @@ static void init_params(NnResNet *net)
         case NN_FC_BIAS: {
             const double bound = 1.0 / sqrt((double)fc_fan_in);
             for (size_t j = 0; j < t->count; j++)
-                p[j] = (float)(bound * (2.0 * rng_uniform(&s) - 1.0));
+                p[j] = (float)(bound * (2.0 * kn_rng_uniform(&s) - 1.0));
             break;
         }
         }

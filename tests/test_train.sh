@@ -1,0 +1,285 @@
+#!/bin/sh
+# amo-bench train and ablation on a tiny synthetic problem: the documented
+# CSV columns and row counts, bit-identical reruns, kill -9 and --resume
+# equal to an uninterrupted run, bad input refused (exit 2, the option named,
+# nothing created or overwritten), and a grid that skips finished runs.
+#     sh tests/test_train.sh path/to/amo-bench
+# Prints one line per check and "N passed, N failed" at the end.  One thread
+# throughout: the comparisons are exact.
+set -u
+BENCH=${1:?usage: test_train.sh AMO_BENCH}
+case $BENCH in /*) ;; */*) BENCH=$(pwd)/$BENCH ;; esac # the tests run in $TMP
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/amo-train-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+unset AMO_ARCH OMP_NUM_THREADS # --threads alone must do
+export OMP_WAIT_POLICY=passive
+cd "$TMP" || exit 1 # the default --out is relative: never write elsewhere
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
+show() { sed 's/^/    /' "$1" | head -${2:-5}; }
+
+# The smallest network and data set that still train.
+TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --val 32
+      --width 0.0625 --threads 1"
+# (word splitting of $TINY and $LONG is intended)
+RUN_ID=synthetic-r18w0.0625-amo-lr0.001-b0.9-g0.999-clip1-s1
+
+# The columns of harness/train.c: step_cols, cfg_cols + conv_cols,
+# cfg_cols + sum_cols.
+STEP_COLS=run_id,step,epoch,wall_s,data_ms,forward_ms,backward_ms,optimizer_ms,loss,lr,grad_norm,clipped,skipped,images_per_s
+CFG_COLS=run_id,dataset,model,width,bf16,optimizer,lr,beta,gamma,eps,bias_correction,momentum,dampening,nesterov,alpha,clip,tau,lo,hi,weight_decay,decay_mode,schedule,warmup,label_smoothing,seed,batch,threads,kernel_level
+CONV_COLS=$CFG_COLS,step,epoch,wall_s,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc
+SUM_COLS=$CFG_COLS,steps,train_seconds,wall_s,images_per_s,final_val_loss,final_val_acc,best_val_acc,best_val_step,final_test_acc,clipped_steps,skipped_steps,diverged,data_ms,forward_ms,backward_ms,optimizer_ms
+for k in 1 2 3 4; do
+    SUM_COLS=$SUM_COLS,target$k,steps_to_target$k,seconds_to_target$k,reached_target$k
+done
+
+# A CSV without its timing columns (named in the header): what two runs of
+# the same command must agree on exactly.
+untimed() {
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++)
+                           keep[i] = $i !~ /^(wall_s|.*_ms|images_per_s|train_seconds|seconds_to_target[0-9])$/ }
+             { s = ""; for (i = 1; i <= NF; i++) if (keep[i]) s = s $i ","; print s }' "$1"
+}
+
+# same_results A B WHAT: A and B (OUT directories) agree on every untimed
+# column of the three combined CSVs.
+same_results() {
+    for f in steps convergence summary; do
+        untimed "$1/$f.csv" >"$TMP/a.csv" 2>/dev/null
+        untimed "$2/$f.csv" >"$TMP/b.csv" 2>/dev/null
+        if [ ! -s "$TMP/a.csv" ] || ! cmp -s "$TMP/a.csv" "$TMP/b.csv"; then
+            bad "$3: $f.csv differs"; diff "$TMP/a.csv" "$TMP/b.csv" | head -6 | cut -c1-200
+            return
+        fi
+    done
+    ok "$3"
+}
+
+# A listing of every file under a directory with its checksum.
+snapshot() { [ -d "$1" ] && (cd "$1" && find . -type f | LC_ALL=C sort | xargs cksum) || echo "no $1"; }
+
+# expect CODE PATTERN DESCRIPTION -- ARGS...: exit status CODE and PATTERN
+# (grep -E) somewhere in stdout+stderr.
+expect() {
+    code=$1 pattern=$2 what=$3
+    shift 4
+    "$BENCH" "$@" >"$TMP/out" 2>&1
+    got=$?
+    if [ "$got" -ne "$code" ]; then
+        bad "$what: exit $got, expected $code"; show "$TMP/out"
+    elif ! grep -Eq -- "$pattern" "$TMP/out"; then
+        bad "$what: output lacks /$pattern/"; show "$TMP/out"
+    else
+        ok "$what"
+    fi
+}
+
+# ---- a tiny run: the files and their columns -----------------------------------
+# 10 steps, evaluations at 4, 8 and 10 (the last one always).
+expect 0 "$RUN_ID" 'tiny training run' -- train $TINY --steps 10 --eval-every 4 --out "$TMP/tiny"
+dir=$TMP/tiny/runs/$RUN_ID
+for f in steps.csv convergence.csv summary.csv metadata.json; do
+    [ -s "$dir/$f" ] || bad "missing $dir/$f"
+done
+header() { # FILE COLUMNS WHAT
+    got=$(head -n 1 "$1" 2>/dev/null)
+    if [ "$got" = "$2" ]; then ok "$3 header"; else bad "$3 header"; echo "    got:  $got"; echo "    want: $2"; fi
+}
+header "$dir/steps.csv" "$STEP_COLS" steps.csv
+header "$dir/convergence.csv" "$CONV_COLS" convergence.csv
+header "$dir/summary.csv" "$SUM_COLS" summary.csv
+# rows: steps 1..10 in order, each with a loss; evaluations at 4, 8, 10, the
+# test set only at the last; one summary row of 10 steps; every row as wide
+# as its header.
+if awk -F, 'NR == 1 { nf = NF; next } { n++; if (NF != nf || $2 != n || $9 == "") exit 1 }
+            END { exit n == 10 ? 0 : 1 }' "$dir/steps.csv" 2>/dev/null; then
+    ok 'steps.csv: one row per step'
+else
+    bad 'steps.csv rows'; show "$dir/steps.csv" 12
+fi
+if awk -F, 'NR == 1 { nf = NF; next }
+            { n++; s = s $29 ","; if (NF != nf || $35 == "") exit 1
+              if (n < 3 && $37 != "") exit 1; if (n == 3 && $37 == "") exit 1 }
+            END { exit n == 3 && s == "4,8,10," ? 0 : 1 }' "$dir/convergence.csv" 2>/dev/null; then
+    ok 'convergence.csv: one row per evaluation'
+else
+    bad 'convergence.csv rows'; show "$dir/convergence.csv"
+fi
+if awk -F, 'NR == 1 { nf = NF; next } { n++; if (NF != nf || $29 != 10 || $27 != 1) exit 1 }
+            END { exit n == 1 ? 0 : 1 }' "$dir/summary.csv" 2>/dev/null; then
+    ok 'summary.csv: one row, 10 steps, 1 thread'
+else
+    bad 'summary.csv rows'; show "$dir/summary.csv"
+fi
+missing=
+for key in command run_id date_utc amo_version git_commit kernel_level cpu_detected_level \
+           onednn_isa onednn_version dtype parameters topology threads train_examples \
+           val_examples test_examples total_steps eval_every; do
+    grep -q "^  \"$key\": " "$dir/metadata.json" 2>/dev/null || missing="$missing $key"
+done
+if [ -z "$missing" ] && grep -q '"command": ".* train .*--steps 10' "$dir/metadata.json" &&
+   grep -q '"total_steps": 10,' "$dir/metadata.json" && grep -q '"val_examples": 32,' "$dir/metadata.json"; then
+    ok 'metadata.json'
+else
+    bad "metadata.json (missing:$missing)"; show "$dir/metadata.json" 30
+fi
+# The combined files of a one-run OUT are that run's files.
+if cmp -s "$TMP/tiny/steps.csv" "$dir/steps.csv" && cmp -s "$TMP/tiny/summary.csv" "$dir/summary.csv" &&
+   cmp -s "$TMP/tiny/convergence.csv" "$dir/convergence.csv"; then
+    ok 'combined CSVs'
+else
+    bad 'combined CSVs differ from the run'"'"'s'
+fi
+if [ ! -d "$dir" ] || ls "$dir" | grep -Eq 'checkpoint|optim-|\.tmp' || ls -A "$TMP/tiny" | grep -q '^\.'; then
+    bad 'leftovers after a finished run'; ls -A "$dir" "$TMP/tiny"
+else
+    ok 'no checkpoint or temporaries left'
+fi
+
+# A finished run is not run again: without --resume a usage error and not a
+# byte changed; with --resume skipped.
+snapshot "$TMP/tiny" >"$TMP/before"
+expect 2 "run $RUN_ID is already there; pass --resume" 'rerun without --resume' \
+    -- train $TINY --steps 10 --eval-every 4 --out "$TMP/tiny"
+snapshot "$TMP/tiny" >"$TMP/after"
+cmp -s "$TMP/before" "$TMP/after" && ok 'refused rerun changed nothing' || {
+    bad 'refused rerun changed files'; diff "$TMP/before" "$TMP/after"; }
+expect 0 'finished before, skipped' 'finished run with --resume' \
+    -- train $TINY --steps 10 --eval-every 4 --out "$TMP/tiny" --resume
+snapshot "$TMP/tiny" >"$TMP/after"
+cmp -s "$TMP/before" "$TMP/after" && ok 'skipped run changed nothing' || {
+    bad 'skipped run changed files'; diff "$TMP/before" "$TMP/after"; }
+
+# ---- determinism, and kill -9 + --resume ------------------------------------------
+# Long enough (300 steps, about 1 ms each on an idle machine) that the run is
+# still going when the first checkpoint (step 30) has been seen.
+LONG="$TINY --steps 300 --eval-every 10 --checkpoint-every 30 --quiet"
+"$BENCH" train $LONG --out "$TMP/ref" >"$TMP/out" 2>&1 || { bad 'reference run'; show "$TMP/out"; }
+"$BENCH" train $LONG --out "$TMP/again" >"$TMP/out" 2>&1 || { bad 'second run'; show "$TMP/out"; }
+same_results "$TMP/ref" "$TMP/again" 'two identical runs agree'
+n=$(awk 'END { print NR - 1 }' "$TMP/ref/steps.csv" 2>/dev/null)
+[ "$n" = 300 ] && ok 'steps.csv: 300 rows' || bad "steps.csv: $n rows, expected 300"
+n=$(awk 'END { print NR - 1 }' "$TMP/ref/convergence.csv" 2>/dev/null)
+[ "$n" = 30 ] && ok 'convergence.csv: 30 rows' || bad "convergence.csv: $n rows, expected 30"
+
+# Kill it (SIGKILL: no cleanup) once a checkpoint is there; a run that got to
+# the end first is tried again.
+killed=0
+for try in 1 2 3; do
+    out=$TMP/killed$try
+    "$BENCH" train $LONG --out "$out" >"$TMP/out" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null && [ ! -f "$out/runs/$RUN_ID/checkpoint.bin" ]; do
+        sleep 0.01
+    done
+    # (while it runs: --threads 1 is one thread, oneDNN's included)
+    nthreads=$(ls "/proc/$pid/task" 2>/dev/null | wc -l)
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    if [ -f "$out/runs/$RUN_ID/summary.csv" ]; then
+        echo "    (try $try finished before the kill)"
+        continue
+    fi
+    [ -f "$out/runs/$RUN_ID/checkpoint.bin" ] && killed=1 || killed=2
+    break
+done
+if [ "$killed" = 0 ]; then
+    bad 'the run always finished before it could be killed'
+elif [ "$killed" = 2 ]; then
+    bad "no checkpoint.bin in $out/runs/$RUN_ID"; show "$TMP/out"
+else
+    ok "killed after a checkpoint (try $try)"
+    case $nthreads in
+        0) echo "    (thread count not measured: no /proc/PID/task)" ;;
+        1) ok '--threads 1: one thread' ;;
+        *) bad "--threads 1: $nthreads threads" ;;
+    esac
+    rundir=$out/runs/$RUN_ID
+    # no --resume: refused, and the checkpoint and the rows so far kept
+    snapshot "$out" >"$TMP/before"
+    expect 2 'pass --resume' 'interrupted run without --resume' -- train $LONG --out "$out"
+    snapshot "$out" >"$TMP/after"
+    cmp -s "$TMP/before" "$TMP/after" && ok 'interrupted run untouched' || {
+        bad 'refusal changed the interrupted run'; diff "$TMP/before" "$TMP/after"; }
+    # a damaged checkpoint is refused, naming it (on a copy)
+    cp -R "$out" "$TMP/damaged"
+    ck=$TMP/damaged/runs/$RUN_ID/checkpoint.bin
+    size=$(wc -c <"$ck")
+    head -c $((size - 100)) "$ck" >"$ck.cut" && mv "$ck.cut" "$ck"
+    expect 1 "checkpoint.bin: .*(truncated|corrupted)" 'truncated checkpoint' \
+        -- train $LONG --out "$TMP/damaged" --resume
+    # what a kill inside a writer leaves behind: gone once the run finishes
+    for f in checkpoint.bin.tmp optim-999.state.tmp metadata.json.tmp .steps.csv.Ab12Cd; do
+        echo partial >"$rundir/$f"
+    done
+    # --resume: the rest of the run, and the same results as without the kill
+    expect 0 'resumed at step [1-9][0-9]*' 'resume after kill -9' \
+        -- train $(echo "$LONG" | sed 's/--quiet//') --out "$out" --resume
+    grep -o 'resumed at step [0-9]*' "$TMP/out" | sed 's/^/    (/; s/$/)/'
+    same_results "$TMP/ref" "$out" 'killed and resumed = uninterrupted'
+    if ls -A "$rundir" | grep -Eq 'checkpoint|optim-|\.tmp|^\.'; then
+        bad 'checkpoint or temporaries left after the resumed run'; ls -A "$rundir"
+    else
+        ok 'checkpoint and temporaries removed at the end'
+    fi
+fi
+
+# ---- bad input: exit 2, the option and the value named, nothing written ------------
+: >"$TMP/file"
+B=$TMP/bad
+expect 2 "unknown option '--bogus'" 'train: unknown option' -- train $TINY --bogus --out "$B"
+expect 2 "--lr '-1'" '--lr -1' -- train $TINY --lr -1 --out "$B"
+expect 2 "--lr 'abc'" '--lr abc' -- train $TINY --lr abc --out "$B"
+expect 2 "option '--lr' needs a value" '--lr without a value' -- train $TINY --out "$B" --lr
+expect 2 "--model: unknown value 'resnet99'" '--model resnet99' -- train $TINY --model resnet99 --out "$B"
+expect 2 "--width '0'" '--width 0' -- train $TINY --width 0 --out "$B"
+expect 2 "--steps: .*'0'" '--steps 0' -- train $TINY --steps 0 --out "$B"
+expect 2 "--batch 1000: larger than the 224 training examples" '--batch 1000' \
+    -- train $TINY --batch 1000 --steps 1 --out "$B"
+expect 2 "--dataset cifar10 needs --data" 'cifar10 without --data' \
+    -- train $TINY --dataset cifar10 --steps 1 --out "$B"
+expect 2 "--data /nonexistent: .*dataset-fashion-mnist" 'fashion --data /nonexistent' \
+    -- train $TINY --dataset fashion --data /nonexistent --steps 1 --out "$B"
+expect 2 "--data /nonexistent: .*data_batch_1.bin" 'cifar10 --data /nonexistent' \
+    -- train $TINY --dataset cifar10 --data /nonexistent --steps 1 --out "$B"
+expect 2 "--optimizers: only 'ablation'" 'grid list given to train' \
+    -- train $TINY --optimizers amo,adam --out "$B"
+expect 2 "--optimizers: unknown value 'bogus'" 'ablation --optimizers amo,bogus' \
+    -- ablation $TINY --optimizers amo,bogus --out "$B"
+expect 2 "--out /proc/x" '--out /proc/x' -- train $TINY --steps 1 --out /proc/x
+expect 2 "--out $TMP/file" '--out a file' -- train $TINY --steps 1 --out "$TMP/file"
+expect 2 "--out $TMP/file/sub" '--out under a file' -- train $TINY --steps 1 --out "$TMP/file/sub"
+if [ -e "$B/runs" ] || [ -e "$TMP/amo-runs" ]; then
+    bad 'refused runs left directories'; find "$B" "$TMP/amo-runs" 2>/dev/null | head
+else
+    ok 'refused runs left no run directories'
+fi
+expect 2 "--val: .*'0'" '--val 0' -- train $TINY --val 0 --steps 1 --out "$B"
+expect 2 "--val 32: no validation examples" 'no validation examples (--syn-n 9)' \
+    -- train $TINY --syn-n 9 --batch 4 --steps 1 --out "$B"
+
+# ---- ablation: a 2-run grid, then the same grid again ---------------------------------
+A=$TMP/abl
+expect 0 '\[2/2\]' 'ablation amo,adam' -- ablation $TINY --optimizers amo,adam --steps 4 --out "$A"
+rows=$(tail -n +2 "$A/summary.csv" 2>/dev/null | cut -d, -f6 | tr '\n' ' ')
+[ "$rows" = "adam amo " ] && ok 'ablation: 2 summary rows' || { bad "ablation summary rows: '$rows'"; show "$A/summary.csv"; }
+header "$A/summary.csv" "$SUM_COLS" 'ablation summary.csv'
+n=$(tail -n +2 "$A/steps.csv" 2>/dev/null | wc -l)
+[ "$n" -eq 8 ] && ok 'ablation: 8 step rows' || bad "ablation: $n step rows, expected 8"
+snapshot "$A" >"$TMP/before"
+"$BENCH" ablation $TINY --optimizers amo,adam --steps 4 --out "$A" >"$TMP/out" 2>&1
+code=$?
+n=$(grep -c 'finished before, skipped' "$TMP/out")
+[ $code -eq 0 ] && [ "$n" -eq 2 ] && ok 'ablation rerun skips both runs' || {
+    bad "ablation rerun: exit $code, $n skipped"; show "$TMP/out"; }
+snapshot "$A" >"$TMP/after"
+cmp -s "$TMP/before" "$TMP/after" && ok 'ablation rerun: same files, still 2 rows' || {
+    bad 'ablation rerun changed files'; diff "$TMP/before" "$TMP/after"; }
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
