@@ -17,7 +17,7 @@
 /* The main job (amo-bench with no command): sized to take about five minutes
  * on 2 cores (README). */
 #define HX_DEFAULT_WIDTH 0.25
-#define HX_DEFAULT_EPOCHS 2.0
+#define HX_DEFAULT_EPOCHS 3.0
 #define HX_DEFAULT_EVAL_EVERY 100
 
 /* Optimizer settings given on the command line; NAN / -1: not given, so the

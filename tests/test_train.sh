@@ -26,7 +26,9 @@ show() { sed 's/^/    /' "$1" | head -${2:-5}; }
 TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --val 32
       --width 0.0625 --threads 1"
 # (word splitting of $TINY and $LONG is intended)
+# Run ids end in a hash of every setting: the runs below find theirs in OUT/runs.
 RUN_ID=synthetic-r18w0.0625-amo-lr0.001-b0.9-g0.999-clip1-s1
+rid() { ls "$1/runs" 2>/dev/null | head -n 1; }
 
 # The columns of harness/train.c: step_cols, cfg_cols + conv_cols,
 # cfg_cols + sum_cols.
@@ -82,7 +84,7 @@ expect() {
 # ---- a tiny run: the files and their columns -----------------------------------
 # 10 steps, evaluations at 4, 8 and 10 (the last one always).
 expect 0 "$RUN_ID" 'tiny training run' -- train $TINY --steps 10 --eval-every 4 --out "$TMP/tiny"
-dir=$TMP/tiny/runs/$RUN_ID
+dir=$TMP/tiny/runs/$(rid "$TMP/tiny")
 for f in steps.csv convergence.csv summary.csv metadata.json; do
     [ -s "$dir/$f" ] || bad "missing $dir/$f"
 done
@@ -144,7 +146,7 @@ fi
 # A finished run is not run again: without --resume a usage error and not a
 # byte changed; with --resume skipped.
 snapshot "$TMP/tiny" >"$TMP/before"
-expect 2 "run $RUN_ID is already there; pass --resume" 'rerun without --resume' \
+expect 2 "run $RUN_ID-[0-9a-f]+ is already there; pass --resume" 'rerun without --resume' \
     -- train $TINY --steps 10 --eval-every 4 --out "$TMP/tiny"
 snapshot "$TMP/tiny" >"$TMP/after"
 cmp -s "$TMP/before" "$TMP/after" && ok 'refused rerun changed nothing' || {
@@ -174,24 +176,24 @@ for try in 1 2 3; do
     out=$TMP/killed$try
     "$BENCH" train $LONG --out "$out" >"$TMP/out" 2>&1 &
     pid=$!
-    while kill -0 "$pid" 2>/dev/null && [ ! -f "$out/runs/$RUN_ID/checkpoint.bin" ]; do
+    while kill -0 "$pid" 2>/dev/null && [ ! -f "$out/runs/$(rid "$out")/checkpoint.bin" ]; do
         sleep 0.01
     done
     # (while it runs: --threads 1 is one thread, oneDNN's included)
     nthreads=$(ls "/proc/$pid/task" 2>/dev/null | wc -l)
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
-    if [ -f "$out/runs/$RUN_ID/summary.csv" ]; then
+    if [ -f "$out/runs/$(rid "$out")/summary.csv" ]; then
         echo "    (try $try finished before the kill)"
         continue
     fi
-    [ -f "$out/runs/$RUN_ID/checkpoint.bin" ] && killed=1 || killed=2
+    [ -f "$out/runs/$(rid "$out")/checkpoint.bin" ] && killed=1 || killed=2
     break
 done
 if [ "$killed" = 0 ]; then
     bad 'the run always finished before it could be killed'
 elif [ "$killed" = 2 ]; then
-    bad "no checkpoint.bin in $out/runs/$RUN_ID"; show "$TMP/out"
+    bad "no checkpoint.bin in $out/runs/$(rid "$out")"; show "$TMP/out"
 else
     ok "killed after a checkpoint (try $try)"
     case $nthreads in
@@ -199,7 +201,7 @@ else
         1) ok '--threads 1: one thread' ;;
         *) bad "--threads 1: $nthreads threads" ;;
     esac
-    rundir=$out/runs/$RUN_ID
+    rundir=$out/runs/$(rid "$out")
     # no --resume: refused, and the checkpoint and the rows so far kept
     snapshot "$out" >"$TMP/before"
     expect 2 'pass --resume' 'interrupted run without --resume' -- train $LONG --out "$out"
@@ -208,7 +210,7 @@ else
         bad 'refusal changed the interrupted run'; diff "$TMP/before" "$TMP/after"; }
     # a damaged checkpoint is refused, naming it (on a copy)
     cp -R "$out" "$TMP/damaged"
-    ck=$TMP/damaged/runs/$RUN_ID/checkpoint.bin
+    ck=$TMP/damaged/runs/$(rid "$TMP/damaged")/checkpoint.bin
     size=$(wc -c <"$ck")
     head -c $((size - 100)) "$ck" >"$ck.cut" && mv "$ck.cut" "$ck"
     expect 1 "checkpoint.bin: .*(truncated|corrupted)" 'truncated checkpoint' \
