@@ -14,6 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <hwloc.h>
+#include <zlib.h>
+
 #include "harness/common.h"
 #include "harness/csv.h"
 #include "harness/error.h"
@@ -673,6 +676,12 @@ static void write_metadata(const Run *r, const HxInvocation *whole)
     hx_json_str(j, "cpu_detected_level", kn_cpu_level_name(kn_cpu_detected()));
     hx_json_str(j, "onednn_isa", nn_resnet_isa(r->net));
     hx_json_str(j, "onednn_version", hx_onednn_version());
+    hx_json_str(j, "zlib_version", zlibVersion());
+    char hw[32];
+    snprintf(hw, sizeof hw, "%u.%u.%u", HWLOC_API_VERSION >> 16, (HWLOC_API_VERSION >> 8) & 0xff,
+             HWLOC_API_VERSION & 0xff);
+    hx_json_str(j, "hwloc_api_version", hw);
+    hx_json_str(j, "compiler", __VERSION__);
     hx_json_str(j, "dtype", ni.dtype);
     hx_json_int(j, "parameters", (long long)ni.nparams);
     hx_json_str(j, "topology", have_topo ? t.summary : "unknown");
