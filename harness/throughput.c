@@ -114,7 +114,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     (void)opt_set_threads(threads, NULL); /* (a failed pinning is no error) */
 
     NnResNet *net;
-    char err[1024];
+    char err[1024] = "";
     if (nn_resnet_create(&net, &cfg, err, sizeof err) != KN_OK)
         hx_fail(HX_EXIT_USAGE, "model: %s", err);
     int nt;

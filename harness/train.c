@@ -64,23 +64,35 @@ void hx_train_run_id(HxTrainSpec *s)
     /* Everything else that changes a run's result goes into a short hash,
      * so that --resume and ablation never continue or skip a run made with
      * other settings under the same readable name. */
-    char all[1024];
-    snprintf(all, sizeof all,
-             "%s|%s|%d|%d|%d|%d|%d|%d|%d|%.9g|%d|%.9g|%.9g|%.9g|%.9g|%.9g|%.9g|%.9g|%.9g|%.9g|"
-             "%.9g|%.9g|%d|%d|%d|%d|%d|%llu|%llu|%.9g|%llu|%.9g|%d|%.9g|%d|%.9g|%ld|%ld",
-             s->dataset, s->data_dir ? s->data_dir : "", s->nval, s->augment, s->syn_n,
-             s->syn_ch, s->syn_hw, s->syn_classes, s->depth, s->width, s->bf16,
-             (double)c->lr, (double)c->beta, (double)c->gamma, (double)c->eps,
-             (double)c->momentum, (double)c->dampening, (double)c->alpha, (double)c->tau,
-             (double)c->lo, (double)c->hi, (double)c->weight_decay, c->bias_correction,
-             c->nesterov, c->clip, (int)c->decay_mode, (int)c->schedule,
-             (unsigned long long)c->warmup, (unsigned long long)c->step_size,
-             (double)c->step_gamma, (unsigned long long)c->total_steps, (double)c->min_lr,
-             (int)c->state, (double)s->smoothing, s->batch, s->epochs, s->steps,
-             s->eval_every);
-    uint32_t h = 2166136261u; /* FNV-1a 32 */
-    for (const char *p = all; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    char piece[256];
+    uint32_t h = 2166136261u; /* FNV-1a 32, fed one formatted field at a time */
+#define HASH(...)                                                               \
+    do {                                                                        \
+        snprintf(piece, sizeof piece, __VA_ARGS__);                             \
+        for (const char *p_ = piece; *p_; p_++)                                 \
+            h = (h ^ (unsigned char)*p_) * 16777619u;                           \
+        h = (h ^ '|') * 16777619u;                                              \
+    } while (0)
+    HASH("%s", s->dataset);
+    for (const char *p_ = s->data_dir ? s->data_dir : ""; *p_; p_++)
+        h = (h ^ (unsigned char)*p_) * 16777619u;
+    HASH("%d|%d|%d|%d|%d|%d", s->nval, s->augment, s->syn_n, s->syn_ch, s->syn_hw,
+         s->syn_classes);
+    HASH("%d|%.9g|%d", s->depth, s->width, s->bf16);
+    HASH("%.9g|%.9g|%.9g|%.9g|%.9g|%.9g", (double)c->lr, (double)c->beta, (double)c->gamma,
+         (double)c->eps, (double)c->momentum, (double)c->dampening);
+    HASH("%.9g|%.9g|%.9g|%.9g|%.9g", (double)c->alpha, (double)c->tau, (double)c->lo,
+         (double)c->hi, (double)c->weight_decay);
+    HASH("%d|%d|%d|%d|%d|%d", c->bias_correction, c->nesterov, c->clip, (int)c->decay_mode,
+         (int)c->schedule, (int)c->state);
+    HASH("%llu|%llu|%.9g|%llu|%.9g", (unsigned long long)c->warmup,
+         (unsigned long long)c->step_size, (double)c->step_gamma,
+         (unsigned long long)c->total_steps, (double)c->min_lr);
+    HASH("%.9g|%d|%.9g|%ld|%ld", (double)s->smoothing, s->batch, s->epochs, s->steps,
+         s->eval_every);
+    for (int k = 0; k < s->ntargets; k++)
+        HASH("%.9g", s->targets[k]);
+#undef HASH
     snprintf(s->run_id, sizeof s->run_id, "%s-r%dw%g%s-%s-lr%g-%s-%s%s-s%llu-%08x", s->dataset,
              s->depth, s->width, s->bf16 ? "-bf16" : "", opt_algo_name(c->algo), (double)c->lr,
              hyp, clip, isfinite(c->lo) || isfinite(c->hi) ? "-bounds" : "",
@@ -158,7 +170,7 @@ typedef struct Run {
 static void load_data(Run *r)
 {
     const HxTrainSpec *s = r->s;
-    char err[1024];
+    char err[1024] = "";
     KnStatus st;
     if (!strcmp(s->dataset, "fashion") || !strcmp(s->dataset, "mnist")) {
         const char *dir = s->data_dir ? s->data_dir : NN_FASHION_DIR;
@@ -227,7 +239,7 @@ static void build_model(Run *r)
     NnResNetConfig cfg = { .depth = s->depth, .stem = NN_STEM_CIFAR, .width = s->width,
                            .in_ch = r->train.c, .classes = r->train.classes, .batch = s->batch,
                            .h = r->train.h, .w = r->train.w, .bf16 = s->bf16, .seed = s->seed };
-    char err[1024];
+    char err[1024] = "";
     /* Threads first: oneDNN fixes a primitive's thread count when it creates
      * it, so opt_create (which sets them too) would be too late and
      * --threads 1 would still run the network on every core. */
@@ -249,8 +261,9 @@ static void build_model(Run *r)
     oc.seed = s->seed;
     if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
         oc.total_steps = (uint64_t)r->total_steps;
-    if (opt_create(&r->opt, &oc, r->tensors, r->ntensors, err, sizeof err) != KN_OK)
-        hx_fail(HX_EXIT_USAGE, "optimizer: %s", err);
+    const KnStatus ost = opt_create(&r->opt, &oc, r->tensors, r->ntensors, err, sizeof err);
+    if (ost != KN_OK)
+        hx_fail(ost == KN_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAIL, "optimizer: %s", err);
     const size_t img = (size_t)r->train.c * r->train.h * r->train.w;
     r->x = hx_malloc((size_t)s->batch * img * sizeof(float));
     r->y = hx_malloc((size_t)s->batch * sizeof(int));
@@ -533,7 +546,7 @@ static void write_file_atomic(const char *path, const void *data, size_t len)
 
 static void save_checkpoint(Run *r, double wall)
 {
-    char path[4200], name[64], err[1024];
+    char path[4200], name[64], err[1024] = "";
     snprintf(name, sizeof name, "optim-%ld.state", r->step);
     path_in(path, sizeof path, r->dir, name);
     if (opt_save(r->opt, path, err, sizeof err) != KN_OK)
@@ -579,7 +592,7 @@ static void save_checkpoint(Run *r, double wall)
 /* Returns 1 if a checkpoint was loaded. */
 static int load_checkpoint(Run *r)
 {
-    char path[4200], err[1024];
+    char path[4200], err[1024] = "";
     path_in(path, sizeof path, r->dir, "checkpoint.bin");
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -606,6 +619,9 @@ static int load_checkpoint(Run *r)
     size_t np, ns;
     float *p = nn_resnet_params(r->net, &np);
     float *st = nn_resnet_stats(r->net, &ns);
+    if (pr.nsteps > len / sizeof(StepRow) || pr.nconv > len / sizeof(ConvRow))
+        hx_fail(HX_EXIT_FAIL, "%s: row counts at offset 12 do not fit its %zu bytes: corrupted",
+                path, len);
     const size_t want = head + pr.nsteps * sizeof(StepRow) + pr.nconv * sizeof(ConvRow) +
                         pr.nparams * 4 + pr.nstats * 4 + 8;
     if (pr.nparams != np || pr.nstats != ns)
@@ -1021,14 +1037,14 @@ void hx_train_combine(const char *out)
 
 void hx_train_print_table(const HxTrainSpec *specs, const HxTrainResult *res, int n)
 {
-    printf("\n%-58s %7s %7s %7s %8s %8s %6s %6s", "run", "val", "best", "test", "img/s",
+    printf("\n%-68s %7s %7s %7s %8s %8s %6s %6s", "run", "val", "best", "test", "img/s",
            "train_s", "clip%", "skip");
     for (int k = 0; n > 0 && k < specs[0].ntargets; k++)
         printf("  steps@%.2f", specs[0].targets[k]);
     printf("\n");
     for (int i = 0; i < n; i++) {
         const HxTrainResult *x = &res[i];
-        printf("%-58s %7.4f %7.4f %7.4f %8.0f %8.1f %6.1f %6llu", specs[i].run_id,
+        printf("%-68s %7.4f %7.4f %7.4f %8.0f %8.1f %6.1f %6llu", specs[i].run_id,
                x->final_val_acc, x->best_val_acc, x->final_test_acc, x->images_per_s, x->seconds,
                x->steps ? 100.0 * (double)x->clipped / (double)x->steps : 0.0,
                (unsigned long long)x->skipped);

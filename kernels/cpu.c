@@ -1,6 +1,7 @@
 /* CPU detection.  This file is built without any ISA flag (see
  * kernels/meson.build) so that nothing in it can fault on an older CPU. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,22 +62,22 @@ static unsigned detect(void) { return 0; }
 #endif
 
 static unsigned g_detected, g_mask = KN_CPU_ALL;
-static int g_init_done;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static KnStatus g_env_status;
 
 static KnStatus set_arch(const char *name);
 
 /* Detection, then AMO_ARCH, once; an API call made afterwards overrides the
  * environment (and clears its error). */
-static void init(void)
+static void init_once(void)
 {
-    if (g_init_done)
-        return;
-    g_init_done = 1;
     g_detected = detect();
     const char *env = getenv("AMO_ARCH");
     g_env_status = env && *env ? set_arch(env) : KN_OK;
 }
+
+/* Safe from any thread: the first caller detects, the others wait. */
+static void init(void) { pthread_once(&g_once, init_once); }
 
 unsigned kn_cpu_detected(void)
 {
@@ -100,6 +101,11 @@ KnStatus kn_cpu_set_mask(unsigned mask)
 {
     init();
     if (mask & ~KN_CPU_ALL)
+        return KN_EINVAL;
+    /* each x86 level builds on the one below (the kernel tables climb that
+     * ladder): AVX512_BF16 needs AVX-512, AVX-512 needs AVX2 */
+    if (((mask & KN_CPU_AVX512BF16) && !(mask & KN_CPU_AVX512)) ||
+        ((mask & KN_CPU_AVX512) && !(mask & KN_CPU_AVX2)))
         return KN_EINVAL;
     if (mask != KN_CPU_ALL && (mask & ~g_detected))
         return KN_EUNSUPPORTED;

@@ -1,6 +1,8 @@
 /* Public entry points of the update kernels: argument checks, the choice of
  * kernel table, and the split of one tensor across OpenMP threads. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,15 +13,24 @@
 /* ---- the kernel table ------------------------------------------------- */
 
 static KnUpdateDSP g_dsp;
-static unsigned g_dsp_flags = ~0u;
+static _Atomic unsigned g_dsp_flags = ~0u;
+static pthread_mutex_t g_dsp_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const KnUpdateDSP *kn_update_dsp(void)
 {
     if (kn_cpu_init_from_env() != KN_OK)
         return NULL;
     const unsigned flags = kn_cpu_flags();
-    if (flags == g_dsp_flags)
+    if (atomic_load_explicit(&g_dsp_flags, memory_order_acquire) == flags)
         return &g_dsp;
+    /* The first use from several threads at once (opt_step's parallel
+     * regions): one builds the table, and publishes it after it is whole.
+     * Changing the mask while kernels run is not supported (cpu.h). */
+    pthread_mutex_lock(&g_dsp_lock);
+    if (atomic_load_explicit(&g_dsp_flags, memory_order_relaxed) == flags) {
+        pthread_mutex_unlock(&g_dsp_lock);
+        return &g_dsp;
+    }
     KnUpdateDSP d;
     kn_update_dsp_init_c(&d);
 #if defined(__x86_64__)
@@ -36,7 +47,8 @@ const KnUpdateDSP *kn_update_dsp(void)
         kn_update_dsp_init_neon(&d);
 #endif
     g_dsp = d;
-    g_dsp_flags = flags;
+    atomic_store_explicit(&g_dsp_flags, flags, memory_order_release);
+    pthread_mutex_unlock(&g_dsp_lock);
     return &g_dsp;
 }
 

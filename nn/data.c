@@ -196,6 +196,12 @@ KnStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char 
     pick(a, sizeof a, dir, "t10k-images-idx3-ubyte");
     pick(b, sizeof b, dir, "t10k-labels-idx1-ubyte");
     st = nn_data_idx(test, a, b, err, errlen);
+    if (st == KN_OK && (test->h != train->h || test->w != train->w)) {
+        st = fail(KN_EFORMAT, err, errlen,
+                  "%s: %d x %d images at offset 8, the training images are %d x %d", a,
+                  test->h, test->w, train->h, train->w);
+        nn_data_free(test);
+    }
     if (st != KN_OK)
         nn_data_free(train);
     return st;
@@ -298,10 +304,10 @@ KnStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes
     for (int i = 0; i < n; i++) {
         const int y = (int)kn_rng_below(&r, (uint64_t)classes);
         d->y[i] = (uint8_t)y;
-        /* class y brightens every classes-th row band, starting at band y */
+        /* class y brightens the rows r with r % classes == y */
         for (size_t j = 0; j < px; j++) {
             const int row = (int)(j / (size_t)w % (size_t)h);
-            const int lit = (row * classes / h) == y;
+            const int lit = row % classes == y;
             const double v = 64.0 + (lit ? 96.0 : 0.0) + 32.0 * kn_rng_normal(&r);
             d->x[(size_t)i * px + j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }

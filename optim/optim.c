@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kernels/cpu.h"
 #include "kernels/update.h"
@@ -118,8 +119,9 @@ static KnStatus check_config(const OptConfig *c, char *err, size_t len)
     if ((unsigned)c->schedule > OPT_SCHED_INVSQRT)
         BAD("unknown schedule %d", (int)c->schedule);
     if (c->schedule == OPT_SCHED_STEP &&
-        (c->step_size == 0 || !isfinite(c->step_gamma) || c->step_gamma <= 0.0f))
-        BAD("step schedule: step size %llu and factor %g must be > 0",
+        (c->step_size == 0 || !isfinite(c->step_gamma) || c->step_gamma <= 0.0f ||
+         c->step_gamma > 1.0f))
+        BAD("step schedule: step size %llu must be > 0 and factor %g in (0, 1]",
             (unsigned long long)c->step_size, (double)c->step_gamma);
     if (c->schedule == OPT_SCHED_COSINE &&
         (c->total_steps == 0 || !isfinite(c->min_lr) || c->min_lr < 0.0f || c->min_lr > c->lr))
@@ -247,8 +249,10 @@ KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, i
     if ((st = check_cross_overlap(tensors, count, err, errlen)) != KN_OK)
         return st;
     Opt *o = calloc(1, sizeof(*o));
-    if (!o)
+    if (!o) {
+        set_err(err, errlen, "out of memory for the optimizer");
         return KN_ENOMEM;
+    }
     o->cfg = *cfg;
     o->count = count;
     o->total = total;
@@ -552,8 +556,10 @@ static void put_header(Buf *b, const Opt *o)
 
 KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
 {
-    if (!o || !path)
+    if (!o || !path) {
+        set_err(err, errlen, "opt_save: NULL optimizer or path");
         return KN_EINVAL;
+    }
     Buf b = { 0 };
     put_header(&b, o);
     const size_t sb = o->total * state_elem_size(&o->cfg);
@@ -574,6 +580,7 @@ KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
     char *tmp = malloc(tl);
     if (!tmp) {
         free(b.p);
+        set_err(err, errlen, "%s: out of memory", path);
         return KN_ENOMEM;
     }
     snprintf(tmp, tl, "%s.tmp", path);
@@ -583,7 +590,9 @@ KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
         set_err(err, errlen, "%s: cannot open for writing", tmp);
         st = KN_EIO;
     } else {
-        const int ok = fwrite(b.p, 1, b.len, f) == b.len && fflush(f) == 0;
+        /* on disk before the rename: a checkpoint may name this file */
+        const int ok = fwrite(b.p, 1, b.len, f) == b.len && fflush(f) == 0 &&
+                       fsync(fileno(f)) == 0;
         if (fclose(f) != 0 || !ok) {
             set_err(err, errlen, "%s: write failed (disk full?)", tmp);
             st = KN_EIO;
@@ -633,8 +642,10 @@ static int read_file(const char *path, unsigned char **data, size_t *len)
 
 KnStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
 {
-    if (!o || !path)
+    if (!o || !path) {
+        set_err(err, errlen, "opt_load: NULL optimizer or path");
         return KN_EINVAL;
+    }
     if (err && errlen)
         err[0] = 0;
     unsigned char *d;

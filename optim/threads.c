@@ -26,7 +26,10 @@ KnStatus opt_topology(OptTopology *t)
         return KN_EINVAL;
     memset(t, 0, sizeof(*t));
     hwloc_topology_t topo;
-    if (hwloc_topology_init(&topo) || hwloc_topology_load(topo)) {
+    if (hwloc_topology_init(&topo))
+        return KN_EIO;
+    if (hwloc_topology_load(topo)) {
+        hwloc_topology_destroy(topo);
         return KN_EIO;
     }
     t->packages = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE);
