@@ -45,6 +45,10 @@ static unsigned detect(void)
         unsigned a1 = 0, b1, c1, d1;
         if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
             flags |= KN_CPU_AVX512BF16;
+        /* leaf 7 EDX: 22 AMX-BF16, 24 AMX-TILE; XCR0 17-18: tile state */
+        const int amx = ((d >> 22) & 1) && ((d >> 24) & 1);
+        if ((flags & KN_CPU_AVX512BF16) && amx && (xcr0 & 0x60000) == 0x60000)
+            flags |= KN_CPU_AMX;
     }
     return flags;
 }
@@ -102,13 +106,15 @@ KnStatus kn_cpu_set_mask(unsigned mask)
     init();
     if (mask & ~KN_CPU_ALL)
         return KN_EINVAL;
-    /* each x86 level builds on the one below (the kernel tables climb that
-     * ladder): AVX512_BF16 needs AVX-512, AVX-512 needs AVX2 */
-    if (((mask & KN_CPU_AVX512BF16) && !(mask & KN_CPU_AVX512)) ||
-        ((mask & KN_CPU_AVX512) && !(mask & KN_CPU_AVX2)))
-        return KN_EINVAL;
     if (mask != KN_CPU_ALL && (mask & ~g_detected))
         return KN_EUNSUPPORTED;
+    /* each x86 level builds on the one below (the kernel tables climb that
+     * ladder): AMX needs AVX512_BF16, which needs AVX-512, which needs AVX2 */
+    if (mask != KN_CPU_ALL &&
+        (((mask & KN_CPU_AMX) && !(mask & KN_CPU_AVX512BF16)) ||
+         ((mask & KN_CPU_AVX512BF16) && !(mask & KN_CPU_AVX512)) ||
+         ((mask & KN_CPU_AVX512) && !(mask & KN_CPU_AVX2))))
+        return KN_EINVAL;
     g_mask = mask;
     g_env_status = KN_OK;
     return KN_OK;
@@ -121,8 +127,8 @@ static const struct {
     { "auto", 0, KN_CPU_ALL },
     { "scalar", 0, 0 },
     { "avx2", KN_CPU_AVX2, KN_CPU_AVX2 },
-    /* avx512 keeps AVX512_BF16 when the CPU has it: it is the same level. */
-    { "avx512", KN_CPU_AVX512, KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 },
+    /* avx512 keeps AVX512_BF16 and AMX when the CPU has them: same level. */
+    { "avx512", KN_CPU_AVX512, KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 | KN_CPU_AMX },
     { "neon", KN_CPU_NEON, KN_CPU_NEON },
 };
 

@@ -14,7 +14,11 @@ enum {
     KN_CPU_AVX512     = 1u << 1, /* AVX-512 F, BW, DQ, VL; OS saves ZMM state   */
     KN_CPU_AVX512BF16 = 1u << 2, /* AVX512_BF16 on top of KN_CPU_AVX512        */
     KN_CPU_NEON       = 1u << 3, /* aarch64 Advanced SIMD (ASIMD)               */
-    KN_CPU_ALL        = 0xFu,
+    KN_CPU_AMX        = 1u << 4, /* AMX-TILE + AMX-BF16, OS saves tile state
+                                  * (XCR0 17-18).  No update kernel uses it:
+                                  * it lets nn/ give oneDNN its AMX bf16
+                                  * convolutions at the avx512 level.        */
+    KN_CPU_ALL        = 0x1Fu,
 };
 
 /* What the CPU (and OS) support, whatever the mask says. */
@@ -24,7 +28,9 @@ unsigned kn_cpu_detected(void);
 unsigned kn_cpu_flags(void);
 
 /* Sets the mask by flags.  Refuses (KN_EUNSUPPORTED) a mask that asks for a
- * flag the CPU does not have, so nobody believes a level ran that did not. */
+ * flag the CPU does not have, so nobody believes a level ran that did not,
+ * and (KN_EINVAL) one that skips a rung of the x86 ladder (AVX-512 without
+ * AVX2, AVX512_BF16 without AVX-512, AMX without AVX512_BF16). */
 KnStatus kn_cpu_set_mask(unsigned mask);
 
 /* Sets the mask by level name: "auto", "scalar", "avx2", "avx512", "neon".

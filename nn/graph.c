@@ -33,7 +33,8 @@ KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
     }
 #if defined(__x86_64__)
     const unsigned f = kn_cpu_flags();
-    const dnnl_cpu_isa_t want = (f & KN_CPU_AVX512BF16) ? dnnl_cpu_isa_avx512_core_bf16
+    const dnnl_cpu_isa_t want = (f & KN_CPU_AMX)        ? dnnl_cpu_isa_avx512_core_amx
+                              : (f & KN_CPU_AVX512BF16) ? dnnl_cpu_isa_avx512_core_bf16
                               : (f & KN_CPU_AVX512)     ? dnnl_cpu_isa_avx512_core
                               : (f & KN_CPU_AVX2)       ? dnnl_cpu_isa_avx2
                                                         : dnnl_cpu_isa_sse41;

@@ -1703,6 +1703,15 @@ static void test_cpu_levels(void **state)
         assert_int_equal(kn_cpu_flags(), detected);
     }
 
+    /* A mask that skips a rung of the ladder is refused. */
+    if (detected & KN_CPU_AVX512) {
+        assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX512), KN_EINVAL);
+        assert_int_equal(kn_cpu_flags(), detected);
+    }
+    if (detected & KN_CPU_AVX512BF16)
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AVX512BF16), KN_EINVAL);
+
     assert_int_equal(kn_cpu_set_arch("scalar"), KN_OK);
     assert_int_equal(kn_cpu_flags(), 0);
     for (int k = 0; k < KN_K_COUNT; k++)
@@ -1747,7 +1756,8 @@ static void test_amo_arch_env(void **state)
     assert_non_null(env);
     static const struct { const char *name; unsigned needs, flags; } named[] = {
         { "auto", 0, KN_CPU_ALL }, { "scalar", 0, 0 }, { "avx2", KN_CPU_AVX2, KN_CPU_AVX2 },
-        { "avx512", KN_CPU_AVX512, KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 },
+        { "avx512", KN_CPU_AVX512,
+          KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 | KN_CPU_AMX },
         { "neon", KN_CPU_NEON, KN_CPU_NEON },
     };
     KnStatus want = KN_EINVAL;

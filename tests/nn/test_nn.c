@@ -1022,7 +1022,8 @@ static void test_isa_recorded(void **state)
     const char *isa = nn_resnet_isa(net);
     print_message("  oneDNN ISA: %s (kernel level %s)\n", isa, kn_cpu_level_name(kn_cpu_flags()));
     const unsigned f = kn_cpu_flags();
-    const char *want = (f & KN_CPU_AVX512BF16) ? "avx512_core_bf16"
+    const char *want = (f & KN_CPU_AMX)        ? "avx512_core_amx"
+                     : (f & KN_CPU_AVX512BF16) ? "avx512_core_bf16"
                      : (f & KN_CPU_AVX512)     ? "avx512_core"
                      : (f & KN_CPU_AVX2)       ? "avx2"
                                                : "sse41";
