@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "kernels/cpu.h"
+#include "kernels/rng.h"
 #include "kernels/update.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -36,15 +37,10 @@ static const int thread_counts[] = { 2, 3, 7 };
 
 /* ---- a tiny seeded RNG (splitmix64) -------------------------------------- */
 
-typedef struct Rng { uint64_t s; } Rng;
+/* the project's one RNG (kernels/rng.h): the test draws its data from it */
+typedef KnRng Rng;
 
-static uint64_t rng_u64(Rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_u64(Rng *r) { return kn_rng_u64(r); }
 
 static uint32_t rng_u32(Rng *r) { return (uint32_t)(rng_u64(r) >> 32); }
 

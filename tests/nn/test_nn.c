@@ -25,21 +25,17 @@
 #include <string.h>
 
 #include "kernels/cpu.h"
+#include "kernels/rng.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/resnet.h"
 
 /* ---- a tiny seeded RNG (splitmix64) -------------------------------------- */
 
-typedef struct Rng { uint64_t s; } Rng;
+/* the project's one RNG (kernels/rng.h): the test draws its data from it */
+typedef KnRng Rng;
 
-static uint64_t rng_u64(Rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rng_u64(Rng *r) { return kn_rng_u64(r); }
 
 static double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * 0x1p-53; }
 
