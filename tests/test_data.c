@@ -20,7 +20,7 @@
 
 #include "nn/data.h"
 
-static char g_dir[128];
+#include "tests/tmpdir.h"
 
 static void path_in(char *buf, size_t len, const char *name)
 {
@@ -30,17 +30,13 @@ static void path_in(char *buf, size_t len, const char *name)
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/amo-data-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return tmpdir_make("data");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove();
 }
 
 /* ---- writing test files ---------------------------------------------------- */

@@ -5,31 +5,7 @@
 # Prints one line per check and "N passed, N failed" at the end.
 set -u
 BENCH=${1:?usage: test_harness_cli.sh AMO_BENCH}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/amo-bench-test.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
-unset AMO_ARCH
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-
-# expect CODE PATTERN DESCRIPTION -- ARGS...: exit status CODE and PATTERN
-# (grep -E) somewhere in stdout+stderr.
-expect() {
-    code=$1 pattern=$2 what=$3
-    shift 4
-    "$BENCH" "$@" >"$TMP/out" 2>&1
-    got=$?
-    if [ "$got" -ne "$code" ]; then
-        bad "$what: exit $got, expected $code"; sed 's/^/    /' "$TMP/out" | head -5
-    elif ! grep -Eq -- "$pattern" "$TMP/out"; then
-        bad "$what: output lacks /$pattern/"; sed 's/^/    /' "$TMP/out" | head -5
-    else
-        ok "$what"
-    fi
-}
+. "$(dirname "$0")/harness_lib.sh"
 
 expect 0 'Usage: amo-bench' '--help' -- --help
 expect 0 '^amo-bench [0-9]' '--version' -- --version

@@ -16,7 +16,7 @@
 
 #include "harness/csv.h"
 
-static char g_dir[256];
+#include "tests/tmpdir.h"
 
 static void path_in(char *buf, size_t len, const char *name)
 {
@@ -50,17 +50,13 @@ static int count_files(void)
 static int setup(void **state)
 {
     (void)state;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/amo-csv-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return tmpdir_make("csv");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tmpdir_remove();
 }
 
 static void quoting_and_numbers(void **state)

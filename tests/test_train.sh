@@ -9,18 +9,10 @@
 set -u
 BENCH=${1:?usage: test_train.sh AMO_BENCH}
 case $BENCH in /*) ;; */*) BENCH=$(pwd)/$BENCH ;; esac # the tests run in $TMP
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/amo-train-test.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
-trap 'exit 130' INT TERM
-unset AMO_ARCH OMP_NUM_THREADS # --threads alone must do
+. "$(dirname "$0")/harness_lib.sh"
+unset OMP_NUM_THREADS # --threads alone must do
 export OMP_WAIT_POLICY=passive
 cd "$TMP" || exit 1 # the default --out is relative: never write elsewhere
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); echo "ok: $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
-show() { sed 's/^/    /' "$1" | head -${2:-5}; }
 
 # The smallest network and data set that still train.
 TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --val 32
@@ -65,21 +57,6 @@ same_results() {
 # A listing of every file under a directory with its checksum.
 snapshot() { [ -d "$1" ] && (cd "$1" && find . -type f | LC_ALL=C sort | xargs cksum) || echo "no $1"; }
 
-# expect CODE PATTERN DESCRIPTION -- ARGS...: exit status CODE and PATTERN
-# (grep -E) somewhere in stdout+stderr.
-expect() {
-    code=$1 pattern=$2 what=$3
-    shift 4
-    "$BENCH" "$@" >"$TMP/out" 2>&1
-    got=$?
-    if [ "$got" -ne "$code" ]; then
-        bad "$what: exit $got, expected $code"; show "$TMP/out"
-    elif ! grep -Eq -- "$pattern" "$TMP/out"; then
-        bad "$what: output lacks /$pattern/"; show "$TMP/out"
-    else
-        ok "$what"
-    fi
-}
 
 # ---- a tiny run: the files and their columns -----------------------------------
 # 10 steps, evaluations at 4, 8 and 10 (the last one always).
