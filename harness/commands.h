@@ -18,6 +18,7 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole);
 /* amo-bench train and ablation, and the default job: harness/train_cmd.c */
 int hx_cmd_train(int argc, char **argv, const HxInvocation *whole);
 int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole);
+int hx_cmd_combine(int argc, char **argv, const HxInvocation *whole);
 int hx_cmd_default(const HxInvocation *whole);
 
 /* amo-bench throughput: harness/throughput.c */

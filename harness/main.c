@@ -32,6 +32,7 @@ static const HxCommand commands[] = {
       "training steps of a ResNet on random data: images/s and where the time goes" },
     { "ablation", hx_cmd_ablation,
       "a grid of training runs appended to the same CSVs, resumable" },
+    { "combine", hx_cmd_combine, "rewrites OUT's combined CSVs from its runs (after parallel runs)" },
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 

@@ -104,6 +104,8 @@ void hx_train_run_id(HxTrainSpec *s)
 typedef struct StepRow {
     double step, epoch, wall, data_ms, fwd_ms, bwd_ms, opt_ms, loss, lr, gnorm, clipped,
         skipped, ips;
+    double update_norm; /* ||theta_after - theta_before||_2, fp64, outside the timings */
+    double at_bound;    /* parameters equal to a finite bound after the step          */
 } StepRow;
 
 typedef struct ConvRow {
@@ -153,6 +155,7 @@ typedef struct Run {
     int ntensors;
     float *x;
     int *y;
+    float *prev;            /* the parameters before the step (update size)   */
     long total_steps, steps_per_epoch, eval_every;
     /* progress, all in the checkpoint */
     long step;
@@ -267,6 +270,7 @@ static void build_model(Run *r)
     const size_t img = (size_t)r->train.c * r->train.h * r->train.w;
     r->x = hx_malloc((size_t)s->batch * img * sizeof(float));
     r->y = hx_malloc((size_t)s->batch * sizeof(int));
+    r->prev = hx_malloc(np * sizeof(float));
 }
 
 /* ---- evaluation ---------------------------------------------------------------- */
@@ -314,7 +318,7 @@ static void path_in(char *buf, size_t len, const char *dir, const char *name)
 
 static const char *const step_cols[] = {
     "run_id", "step", "epoch", "wall_s", "data_ms", "forward_ms", "backward_ms", "optimizer_ms",
-    "loss", "lr", "grad_norm", "clipped", "skipped", "images_per_s",
+    "loss", "lr", "grad_norm", "clipped", "skipped", "images_per_s", "update_norm", "at_bound",
 };
 
 /* The configuration columns shared by convergence.csv and summary.csv. */
@@ -404,6 +408,8 @@ static void write_steps_csv(const Run *r)
         hx_csv_int(w, (int64_t)x->clipped);
         hx_csv_int(w, (int64_t)x->skipped);
         hx_csv_num(w, x->ips);
+        hx_csv_num(w, x->update_norm);
+        hx_csv_int(w, (int64_t)x->at_bound);
         hx_csv_end_row(w);
     }
     csv_close(w, path);
@@ -494,7 +500,7 @@ static void write_summary_csv(const Run *r, double wall)
  * written to temporaries and renamed, the checkpoint last. */
 
 #define CKPT_MAGIC "AMOCKPT1"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 typedef struct Blob { unsigned char *p; size_t len, cap; } Blob;
 
@@ -757,10 +763,31 @@ static void eval_point(Run *r, double wall, int final)
     x->final_test_acc = c.test_acc;
 }
 
+/* The step's size in parameter space and how many parameters sit on a bound,
+ * both outside the timed region. */
+static void update_size(const Run *r, const float *theta, size_t n, StepRow *row)
+{
+    const double lo = r->s->opt.lo, hi = r->s->opt.hi;
+    const int bounded = isfinite(lo) || isfinite(hi);
+    double ss = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)theta[i] - (double)r->prev[i];
+        ss += d * d;
+        if (bounded)
+            at += (double)theta[i] <= lo || (double)theta[i] >= hi;
+    }
+    row->update_norm = sqrt(ss);
+    row->at_bound = (double)at;
+}
+
 static void one_step(Run *r, double wall)
 {
     const int K = r->train.classes;
     StepRow row = { .step = (double)r->step + 1 };
+    size_t np;
+    float *theta = nn_resnet_params(r->net, &np);
+    memcpy(r->prev, theta, np * sizeof(float)); /* untimed: for the update size */
     double t0 = hx_now();
     if (!nn_batcher_next(&r->tb, r->x, r->y)) /* end of an epoch: the next one begins */
         nn_batcher_next(&r->tb, r->x, r->y);
@@ -803,6 +830,7 @@ static void one_step(Run *r, double wall)
     row.clipped = info.clipped;
     row.skipped = info.skipped;
     row.ips = r->s->batch / (t4 - t0);
+    update_size(r, theta, np, &row);
     push_step(&r->rows, &row);
     r->res.clipped += (uint64_t)info.clipped;
     r->res.skipped += (uint64_t)info.skipped;
@@ -849,6 +877,7 @@ static void free_run(Run *r)
     free(r->tensors);
     free(r->x);
     free(r->y);
+    free(r->prev);
     free(r->rows.s);
     free(r->rows.c);
 }
@@ -966,8 +995,10 @@ static void combine_one(const char *out, char **names, int n, const char *file)
 {
     char dst[4200], src[4300];
     path_in(dst, sizeof dst, out, file);
+    /* One temporary per process: runs in parallel into one OUT each combine,
+     * and each rename is whole (the last one lists every run; 'combine' redoes it). */
     char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
     FILE *w = fopen(tmp, "wb");
     if (!w)
         hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", tmp, strerror(errno));

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness/common.h"
 #include "harness/error.h"
@@ -302,6 +303,35 @@ int hx_cmd_train(int argc, char **argv, const HxInvocation *whole)
     if (!s.quiet)
         hx_train_print_table(&s, &r, 1);
     return r.diverged ? HX_EXIT_FAIL : HX_EXIT_OK;
+}
+
+int hx_cmd_combine(int argc, char **argv, const HxInvocation *whole)
+{
+    (void)whole;
+    const char *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("Usage: amo-bench combine --out DIR\n\n"
+                   "Rewrites DIR/summary.csv, convergence.csv and steps.csv from every run\n"
+                   "under DIR/runs/ (after runs made in parallel into one DIR).\n");
+            return HX_EXIT_OK;
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strncmp(argv[i], "--out=", 6)) {
+            out = argv[i] + 6;
+        } else {
+            hx_fail(HX_EXIT_USAGE, "combine: unknown option or missing value: '%s'", argv[i]);
+        }
+    }
+    if (!out)
+        hx_fail(HX_EXIT_USAGE, "combine: --out DIR is required");
+    char runs[4200];
+    struct stat sb;
+    if ((size_t)snprintf(runs, sizeof runs, "%s/runs", out) >= sizeof runs || stat(runs, &sb) != 0
+        || !S_ISDIR(sb.st_mode))
+        hx_fail(HX_EXIT_USAGE, "--out %s: no runs/ directory there", out);
+    hx_train_combine(out);
+    return HX_EXIT_OK;
 }
 
 int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole)

@@ -24,7 +24,7 @@ rid() { ls "$1/runs" 2>/dev/null | head -n 1; }
 
 # The columns of harness/train.c: step_cols, cfg_cols + conv_cols,
 # cfg_cols + sum_cols.
-STEP_COLS=run_id,step,epoch,wall_s,data_ms,forward_ms,backward_ms,optimizer_ms,loss,lr,grad_norm,clipped,skipped,images_per_s
+STEP_COLS=run_id,step,epoch,wall_s,data_ms,forward_ms,backward_ms,optimizer_ms,loss,lr,grad_norm,clipped,skipped,images_per_s,update_norm,at_bound
 CFG_COLS=run_id,dataset,model,width,bf16,optimizer,lr,beta,gamma,eps,bias_correction,momentum,dampening,nesterov,alpha,clip,tau,lo,hi,weight_decay,decay_mode,schedule,warmup,label_smoothing,seed,batch,threads,kernel_level
 CONV_COLS=$CFG_COLS,step,epoch,wall_s,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc
 SUM_COLS=$CFG_COLS,steps,train_seconds,wall_s,images_per_s,final_val_loss,final_val_acc,best_val_acc,best_val_step,final_test_acc,clipped_steps,skipped_steps,diverged,data_ms,forward_ms,backward_ms,optimizer_ms

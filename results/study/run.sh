@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The whole study of results/README.md, re-run from nothing:
+#
+#   results/study/run.sh            # sweep -> paired seeds -> beta x gamma ablation -> plots
+#   results/study/run.sh sweep|main|ablation|plots   # one phase
+#
+# Every run is one `amo-bench train`; JOBS of them run side by side with
+# THREADS threads each (default 2 x 1 thread on a 2-core machine: the same
+# images/s as 1 x 2 threads for this small network, and a crashed or diverged
+# run does not stop the others).  Runs already finished are skipped, an
+# interrupted one is continued from its last checkpoint (--resume), so the
+# script can be stopped and started again.  Environment: AMO_BENCH (the
+# binary), OUT (default results/study), JOBS, THREADS, EPOCHS, SWEEP_EPOCHS.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+BENCH=${AMO_BENCH:-build/harness/amo-bench}
+OUT=${OUT:-results/study}
+JOBS=${JOBS:-2}
+THREADS=${THREADS:-1}
+EPOCHS=${EPOCHS:-5}            # paired seeds and ablation: 2150 steps of batch 128
+SWEEP_EPOCHS=${SWEEP_EPOCHS:-2}
+SWEEP_SEED=100                 # the sweep's seed is none of the paired seeds 1, 2, 3
+SEEDS=1,2,3
+
+# The protocol shared by every run (see results/README.md, "Protocol").
+COMMON=(--dataset fashion --model resnet18 --width 0.125 --batch 128 --label-smoothing 0.1
+        --schedule constant --eval-every 100 --targets 0.85,0.88,0.90,0.91
+        --threads "$THREADS" --checkpoint-every 500 --quiet)
+
+# The five variants, each isolating one mechanism.  AMO's bounds: the paper
+# clips parameters to bounds without giving them; +-3 is 6x the largest He
+# initialisation scale here, and steps.csv counts the parameters on a bound.
+variant_flags() {
+    case $1 in
+        adam)       echo "--optimizer adam" ;;
+        amo-noclip) echo "--optimizer amo --clip off" ;;
+        amo)        echo "--optimizer amo --clip on --tau 1 --bounds -3,3" ;;
+        sgd)        echo "--optimizer sgd --momentum 0.9" ;;
+        rmsprop)    echo "--optimizer rmsprop --alpha 0.99" ;;
+    esac
+}
+default_lr() {
+    case $1 in adam|amo-noclip|amo) echo 1e-3 ;; sgd) echo 0.1 ;; rmsprop) echo 1e-2 ;; esac
+}
+sweep_lrs() {
+    case $1 in
+        adam|amo-noclip|amo) echo "3e-4 1e-3 3e-3 1e-2" ;;
+        sgd)                 echo "0.01 0.03 0.1 0.3" ;;
+        rmsprop)             echo "1e-4 3e-4 1e-3 3e-3 1e-2" ;;
+    esac
+}
+VARIANTS="adam amo-noclip amo sgd rmsprop"
+
+# One job per line: the out directory then the train options.
+job() { printf '%s\n' "$*"; }
+
+run_jobs() {  # stdin: job lines
+    local list; list=$(mktemp)
+    cat >"$list"
+    echo "$(date -u +%FT%TZ) running $(wc -l <"$list") runs, $JOBS at a time" >&2
+    # A diverged run exits 1: recorded in its CSVs, not a reason to stop.
+    xargs -P "$JOBS" -L 1 sh -c '
+        out=$1; shift
+        "$0" train "$@" --out "$out" --resume 2>>"$out/errors.log" \
+            && echo "  done: $*" >&2 \
+            || echo "  exit $?: $* (see $out/errors.log)" >&2' "$BENCH" <"$list" || true
+    rm -f "$list"
+}
+
+sweep() {
+    mkdir -p "$OUT/sweep"
+    for v in $VARIANTS; do
+        for lr in $(sweep_lrs "$v"); do
+            job "$OUT/sweep" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
+                --epochs "$SWEEP_EPOCHS" --seed "$SWEEP_SEED"
+        done
+    done | run_jobs
+    "$BENCH" combine --out "$OUT/sweep"
+    python3 results/study/analyze.py best-lr "$OUT" >"$OUT/sweep/best_lr.csv"
+    cat "$OUT/sweep/best_lr.csv" >&2
+}
+
+best_lr() {
+    awk -F, -v v="$1" '$1 == v { print $2 }' "$OUT/sweep/best_lr.csv"
+}
+
+main() {
+    mkdir -p "$OUT/main"
+    for seed in ${SEEDS//,/ }; do
+        for v in $VARIANTS; do
+            for lr in $(printf '%s\n' "$(default_lr "$v")" "$(best_lr "$v")" | sort -gu); do
+                job "$OUT/main" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
+                    --epochs "$EPOCHS" --seed "$seed"
+            done
+        done
+    done | run_jobs
+    "$BENCH" combine --out "$OUT/main"
+}
+
+# beta x gamma for AMO (the paper's variant) at its default learning rate,
+# seeds 1 and 2; the centre cell (0.9, 0.999) is the main phase's AMO run.
+ablation() {
+    mkdir -p "$OUT/ablation"
+    for seed in 1 2; do
+        for b in 0.8 0.9 0.95; do
+            for g in 0.99 0.999 0.9999; do
+                [ "$b,$g" = 0.9,0.999 ] && continue
+                job "$OUT/ablation" "${COMMON[@]}" $(variant_flags amo) --lr 1e-3 \
+                    --beta "$b" --gamma "$g" --epochs "$EPOCHS" --seed "$seed"
+            done
+        done
+    done | run_jobs
+    "$BENCH" combine --out "$OUT/ablation"
+}
+
+plots() {
+    python3 results/study/analyze.py report "$OUT"
+}
+
+[ -x "$BENCH" ] || { echo "run.sh: $BENCH not found: build first (meson setup build && ninja -C build)" >&2; exit 2; }
+case ${1:-all} in
+    sweep) sweep ;;
+    main) main ;;
+    ablation) ablation ;;
+    plots) plots ;;
+    all) sweep; main; ablation; plots ;;
+    *) echo "usage: $0 [sweep|main|ablation|plots|all]" >&2; exit 2 ;;
+esac
