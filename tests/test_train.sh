@@ -260,5 +260,32 @@ snapshot "$A" >"$TMP/after"
 cmp -s "$TMP/before" "$TMP/after" && ok 'ablation rerun: same files, still 2 rows' || {
     bad 'ablation rerun changed files'; diff "$TMP/before" "$TMP/after"; }
 
+# ---- the update size (steps.csv update_norm, at_bound) against formulas ---------------
+# Step 1 from zero moments: Adam moves each parameter by lr*g/(|g|+eps) ~ lr,
+# AMO (no bias correction) by lr*(1-beta)/sqrt(1-gamma) ~ 3.16228 lr, so the
+# norms' ratio is 3.16228 (parameters with a zero gradient move in neither).
+# With bounds +-1e-6 every parameter ends on one, except those that stay at 0
+# (a batch-norm shift with a zero gradient).
+U=$TMP/upd
+"$BENCH" train $TINY --optimizer adam --steps 1 --out "$U" --quiet >/dev/null 2>&1
+"$BENCH" train $TINY --optimizer amo --clip off --steps 1 --out "$U" --quiet >/dev/null 2>&1
+"$BENCH" train $TINY --optimizer amo --clip off --bounds -1e-6,1e-6 --steps 1 --out "$U" --quiet >/dev/null 2>&1
+r=$(awk -F, 'NR > 1 && $1 ~ /-adam-/ { a = $15 } NR > 1 && $1 ~ /-amo-.*noclip-s1-/ { m = $15 }
+             END { if (a > 0) printf "%.5f", m / a }' "$U/steps.csv" 2>/dev/null)
+awk -v r="$r" 'BEGIN { exit !(r > 3.16228 * 0.99 && r < 3.16228 * 1.01) }' \
+    && ok "step 1: AMO/Adam update norm $r (formula 3.16228)" \
+    || { bad "step 1: AMO/Adam update norm '$r', expected 3.16228 +-1%"; show "$U/steps.csv"; }
+n=$(sed -n 's/.*"parameters": \([0-9]*\).*/\1/p' "$U"/runs/*-bounds-*/metadata.json 2>/dev/null)
+b=$(awk -F, 'NR > 1 && $1 ~ /-bounds-/ { print $16 }' "$U/steps.csv" 2>/dev/null)
+awk -v n="$n" -v b="$b" 'BEGIN { exit !(n > 0 && b > 0.99 * n && b <= n) }' \
+    && ok "bounds +-1e-6: $b of the $n parameters on a bound" \
+    || bad "bounds +-1e-6: at_bound '$b', expected about $n"
+# combine: rebuilds the combined CSVs from the runs alone
+rm -f "$U/steps.csv" "$U/summary.csv" "$U/convergence.csv"
+"$BENCH" combine --out "$U" >/dev/null 2>&1
+n=$(tail -n +2 "$U/summary.csv" 2>/dev/null | wc -l)
+[ "$n" -eq 3 ] && ok 'combine: 3 runs back in summary.csv' || bad "combine: $n summary rows, expected 3"
+expect 2 "--out $TMP/none: no runs/" 'combine --out without runs' -- combine --out "$TMP/none"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
