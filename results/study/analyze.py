@@ -118,12 +118,14 @@ class Study:
             d = os.path.join(out, phase)
             for r in read_csv(os.path.join(d, "summary.csv")):
                 r["phase"] = phase
-                self.sum[r["run_id"]] = r
+                self.sum[(phase, r["run_id"])] = r
             for r in read_csv(os.path.join(d, "convergence.csv")):
                 self.conv[r["run_id"]].append(r)
-            if phase != "sweep":
-                for r in read_csv(os.path.join(d, "steps.csv")):
-                    self.steps[r["run_id"]].append(r)
+            if phase != "sweep":  # per run: the combined steps.csv is not kept in git
+                rd = os.path.join(d, "runs")
+                for name in sorted(os.listdir(rd)) if os.path.isdir(rd) else []:
+                    for r in read_csv(os.path.join(rd, name, "steps.csv")):
+                        self.steps[r["run_id"]].append(r)
         self.best = {r["variant"]: float(r["lr"])
                      for r in read_csv(os.path.join(out, "sweep", "best_lr.csv"))}
 
@@ -162,6 +164,10 @@ class Study:
                 if self.main_runs(v, lr):
                     res.append((v, lr, "+".join(tags)))
         return res
+
+    def steps_per_epoch(self, r):
+        c = self.conv[r["run_id"]][-1]
+        return round(int(c["step"]) / fnum(c["epoch"]))
 
     def budget(self, r):
         return int(r["steps"])
@@ -228,7 +234,6 @@ def report(out):
                 a = f"**{a}**"
             cells.append(f"{fmt_lr(lr)}: {a}")
         rows.append([LABEL[v], "; ".join(cells)])
-    sweep_epochs = fnum(sw[0]["steps"]) / 430 if sw else float("nan")
     sec["sweep"] = (f"Validation accuracy (%) after {int(fnum(sw[0]['steps'])) if sw else 0} steps, "
                     f"seed {sw[0]['seed'] if sw else '?'}; bold: the learning rate kept.\n\n"
                     + table(["variant", "learning rate: validation accuracy"], rows))
@@ -264,7 +269,8 @@ def report(out):
         rows.append([LABEL[v], fmt_lr(lr) + f" ({tag})", len(rs), f"{pct(tm)} ± {pct(ts)}",
                      f"{pct(vm)} ± {pct(vs)}"] + stt +
                     [pct(would, 1), pct(clip, 1), "%d" % atb if v == "amo" else "-", div])
-    sec["main"] = (f"{budget} steps ({budget / 430:.0f} epochs of 430 steps), mean ± std over the "
+    spe = S.steps_per_epoch(brs[0])
+    sec["main"] = (f"{budget} steps ({budget / spe:.0f} epochs of {spe} steps), mean ± std over the "
                    f"seeds; steps to a validation target: median over seeds (evaluations every "
                    f"100 steps; '> {budget}' = not reached, counted as {budget + 1}). "
                    f"'grad norm > {TAU:g}': share of steps whose gradient norm exceeded tau (where "
@@ -449,7 +455,8 @@ def report(out):
                    f"{ms}; tuned {ms2}", f"{vs} (defaults); {vs2} (tuned)"])
     if abl:
         b, g, a, c, nbetter, ncells = abl
-        ver = ("holds" if nbetter == 0 else
+        ver = ("not run (no centre cell)" if not math.isfinite(c) else
+               "holds" if nbetter == 0 else
                "does not hold (another cell is better)" if a - c >= 0.005 else
                "not supported: other cells are within noise (< 0.5 points) of the default")
         claims.append(["beta 0.9 and gamma 0.999 are the best settings (ablation)",
@@ -498,12 +505,12 @@ def report(out):
                          f" (mean, min-max over seeds)")
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
             if col == "val_acc":
                 ax.set_ylim(0.80, 0.94)
             else:
                 ax.set_ylim(0.3, 1.2)
         axes[0].set_ylabel(ylab)
-        axes[1].legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(os.path.join(out, fname), dpi=110)
         plt.close(fig)
@@ -573,10 +580,45 @@ def report(out):
         plt.close(fig)
         figs.append("sweep.png")
 
+    # ---- cost on CIFAR-10 and ImageNet, from the throughput runs beside the study
+    def ips(name):
+        path = os.path.join(out, name)
+        if not os.path.exists(path):
+            return float("nan"), ""
+        txt = open(path).read()
+        m = re.search(r"images/s\s+([0-9.]+)", txt)
+        head = txt.splitlines()[0] if txt else ""
+        return (float(m.group(1)) if m else float("nan")), head
+    allruns = list(S.sum.values())
+    imgs = sum(int(r["steps"]) * int(r["batch"]) for r in allruns)
+    secs = sum(fnum(r["train_seconds"]) for r in allruns)
+    ntrain = spe * int(brs[0]["batch"])  # training images per epoch here
+    lines = [f"This study: {len(allruns)} runs, {imgs / 1e6:.1f} M training images, "
+             f"{secs / 3600:.2f} h of training time summed over runs (two runs at a time).", ""]
+    rows = []
+    c8, h8 = ips("throughput-cifar-w0.125.txt")
+    c1, h1 = ips("throughput-cifar-w1.txt")
+    r50, h50 = ips("throughput-imagenet-r50.txt")
+    cif_imgs = imgs * 45000 / ntrain  # the same epochs on CIFAR-10's 45k training split
+    if math.isfinite(c8):
+        rows.append(["this study on CIFAR-10 (32x32x3, width 1/8, 45k/5k split)", f"{c8:.0f}",
+                     f"{45000 / c8 / 60:.1f} min", f"{cif_imgs / c8 / 3600:.1f} h"])
+    if math.isfinite(c1):
+        rows.append(["this study on CIFAR-10 at the paper's full width", f"{c1:.1f}",
+                     f"{45000 / c1 / 60:.1f} min", f"{cif_imgs / c1 / 3600:.0f} h"])
+    if math.isfinite(r50):
+        rows.append(["ResNet-50 ImageNet (224x224x3, batch 32), per epoch of 1.28M images",
+                     f"{r50:.1f}", f"{1.281167e6 / r50 / 3600:.0f} h", "-"])
+    lines.append("Training-step images/s measured by `amo-bench throughput` on random data (2 "
+                 "threads, the study not running); evaluation passes add about 10%.\n")
+    lines.append(table(["setting", "images/s", "one epoch", "the whole study"], rows))
+    sec["cost"] = "\n".join(lines)
+
     sec["figures"] = "\n".join(f"- [{f}](study/{f})" for f in figs)
 
     # ---- write: report.md (everything) and README.md's generated sections
-    order = ["claims", "sweep", "main", "paired", "speed", "ablation", "update", "timing", "figures"]
+    order = ["claims", "sweep", "main", "paired", "speed", "ablation", "update", "timing", "cost",
+             "figures"]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("# Generated by results/study/analyze.py from the CSVs; do not edit\n\n")
         for k in order:

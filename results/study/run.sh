@@ -2,7 +2,7 @@
 # The whole study of results/README.md, re-run from nothing:
 #
 #   results/study/run.sh            # sweep -> paired seeds -> beta x gamma ablation -> plots
-#   results/study/run.sh sweep|main|ablation|plots   # one phase
+#   results/study/run.sh sweep|main|ablation|throughput|plots   # one phase
 #
 # Every run is one `amo-bench train`; JOBS of them run side by side with
 # THREADS threads each (default 2 x 1 thread on a 2-core machine: the same
@@ -12,7 +12,8 @@
 # script can be stopped and started again.  Environment: AMO_BENCH (the
 # binary), OUT (default results/study), JOBS, THREADS, EPOCHS, SWEEP_EPOCHS,
 # SEEDS (paired seeds, default 1,2,3), PYTHON (for the plots: Debian's
-# /usr/bin/python3 with python3-matplotlib).
+# /usr/bin/python3 with python3-matplotlib), DATASET and DATA (CIFAR-10:
+# DATASET=cifar10 DATA=dir-with-data_batch_1.bin, and a different OUT).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,7 +28,8 @@ SEEDS=${SEEDS:-1,2,3}
 PYTHON=${PYTHON:-/usr/bin/python3}
 
 # The protocol shared by every run (see results/README.md, "Protocol").
-COMMON=(--dataset fashion --model resnet18 --width 0.125 --batch 128 --label-smoothing 0.1
+DATASET=${DATASET:-fashion}
+COMMON=(--dataset "$DATASET" ${DATA:+--data "$DATA"} --model resnet18 --width 0.125 --batch 128 --label-smoothing 0.1
         --schedule constant --eval-every 100 --targets 0.85,0.88,0.90,0.91
         --threads "$THREADS" --checkpoint-every 500 --quiet)
 
@@ -117,6 +119,16 @@ ablation() {
     "$BENCH" combine --out "$OUT/ablation"
 }
 
+# The cost figures of the report: training steps at the CIFAR-10 geometry
+# (the study's width and the paper's full width) and ResNet-50 at ImageNet's.
+throughput() {
+    local t=(--steps 20 --threads 2)
+    "$BENCH" throughput --width 0.125 --hw 32 --in-ch 3 "${t[@]}" >"$OUT/throughput-cifar-w0.125.txt"
+    "$BENCH" throughput --width 1 --hw 32 --in-ch 3 "${t[@]}" >"$OUT/throughput-cifar-w1.txt"
+    "$BENCH" throughput --model resnet50 --stem imagenet --hw 224 --in-ch 3 --classes 1000 \
+        --batch 32 --steps 5 --threads 2 >"$OUT/throughput-imagenet-r50.txt"
+}
+
 plots() {
     "$PYTHON" results/study/analyze.py report "$OUT"
 }
@@ -126,7 +138,8 @@ case ${1:-all} in
     sweep) sweep ;;
     main) main ;;
     ablation) ablation ;;
+    throughput) throughput ;;
     plots) plots ;;
-    all) sweep; main; ablation; plots ;;
-    *) echo "usage: $0 [sweep|main|ablation|plots|all]" >&2; exit 2 ;;
+    all) sweep; main; ablation; throughput; plots ;;
+    *) echo "usage: $0 [sweep|main|ablation|throughput|plots|all]" >&2; exit 2 ;;
 esac
