@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole study of results/README.md, re-run from nothing:
 #
-#   results/study/run.sh            # sweep -> paired seeds -> beta x gamma ablation -> plots
-#   results/study/run.sh sweep|main|ablation|throughput|plots   # one phase
+#   results/study/run.sh            # sweep -> paired seeds -> ablation -> cosine -> plots
+#   results/study/run.sh sweep|main|ablation|cosine|throughput|plots   # one phase
 #
 # Every run is one `amo-bench train`; JOBS of them run side by side with
 # THREADS threads each (default 2 x 1 thread on a 2-core machine: the same
@@ -63,13 +63,24 @@ job() { printf '%s\n' "$*"; }
 run_jobs() {  # stdin: job lines
     local list; list=$(mktemp)
     cat >"$list"
-    echo "$(date -u +%FT%TZ) running $(wc -l <"$list") runs, $JOBS at a time" >&2
-    # A diverged run exits 1: recorded in its CSVs, not a reason to stop.
+    echo "$(date -u +%FT%TZ) $(wc -l <"$list") runs, $JOBS at a time" >&2
+    # Each run is claimed with an atomic mkdir, so a second invocation of the
+    # same phase (started while the first still runs, to use a free core)
+    # takes only the runs nobody has; a claim whose process is gone is taken
+    # over.  A diverged run exits 1: recorded in its CSVs, not a reason to stop.
     xargs -P "$JOBS" -L 1 sh -c '
         out=$1; shift
+        mkdir -p "$out/.claims"
+        claim=$out/.claims/$(printf "%s" "$*" | cksum | cut -d" " -f1)
+        if ! mkdir "$claim" 2>/dev/null; then
+            pid=$(cat "$claim/pid" 2>/dev/null)
+            [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && exit 0
+        fi
+        echo $$ >"$claim/pid"
         "$0" train "$@" --out "$out" --resume 2>>"$out/errors.log" \
             && echo "  done: $*" >&2 \
-            || echo "  exit $?: $* (see $out/errors.log)" >&2' "$BENCH" <"$list" || true
+            || echo "  exit $?: $* (see $out/errors.log)" >&2
+        rm -rf "$claim"' "$BENCH" <"$list" || true
     rm -f "$list"
 }
 
@@ -119,6 +130,17 @@ ablation() {
     "$BENCH" combine --out "$OUT/ablation"
 }
 
+# One cosine-schedule run (seed 1, to zero) of the two variants with the best
+# mean validation accuracy in the paired runs, each at its best learning rate.
+cosine() {
+    mkdir -p "$OUT/main"
+    "$PYTHON" results/study/analyze.py best-two "$OUT" | while IFS=, read -r v lr; do
+        job "$OUT/main" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
+            --epochs "$EPOCHS" --seed 1 --schedule cosine
+    done | run_jobs
+    "$BENCH" combine --out "$OUT/main"
+}
+
 # The cost figures of the report: training steps at the CIFAR-10 geometry
 # (the study's width and the paper's full width) and ResNet-50 at ImageNet's.
 throughput() {
@@ -138,8 +160,9 @@ case ${1:-all} in
     sweep) sweep ;;
     main) main ;;
     ablation) ablation ;;
+    cosine) cosine ;;
     throughput) throughput ;;
     plots) plots ;;
-    all) sweep; main; ablation; throughput; plots ;;
-    *) echo "usage: $0 [sweep|main|ablation|throughput|plots|all]" >&2; exit 2 ;;
+    all) sweep; main; ablation; cosine; throughput; plots ;;
+    *) echo "usage: $0 [sweep|main|ablation|cosine|throughput|plots|all]" >&2; exit 2 ;;
 esac
