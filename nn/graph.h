@@ -147,16 +147,17 @@ typedef struct NnGraph {
 
 /* Fixes oneDNN's ISA to the kernels' level (kn_cpu_flags()) the first time
  * it is called in the process: scalar -> sse41 (oneDNN's lowest), avx2 ->
- * avx2, avx512 -> avx512_core, avx512 + bf16 -> avx512_core_bf16.  oneDNN
- * accepts this only before its first primitive, so a later call that would
- * need a different ISA fails with KN_EUNSUPPORTED.  isa_name receives the
- * ISA oneDNN really dispatches to (dnnl_get_effective_cpu_isa). */
+ * avx2, avx512 -> avx512_core, avx512 + bf16 -> avx512_core_bf16, and
+ * avx512 + AMX -> avx512_core_amx.  oneDNN accepts this only before its
+ * first primitive, so a later call that would need a different ISA fails
+ * with KN_EUNSUPPORTED.  isa_name receives the ISA oneDNN really dispatches
+ * to (dnnl_get_effective_cpu_isa). */
 /*
- * Mixed precision and this cap: on a CPU with AMX (Sapphire Rapids), oneDNN
- * 2.6's bf16 convolution at avx512_core_bf16 ran at half its fp32 speed (a
- * 64->64 3x3 conv on 32x32x32: 18 against 35 GFLOP/s, one thread), while
- * at avx512_core_amx it ran at 150-200 GFLOP/s.  kn_cpu_flags() has no AMX
- * flag, so bf16 here never reaches AMX; PyTorch's bf16, uncapped, does. */
+ * Why AMX is in the ladder: on Sapphire Rapids, oneDNN 2.6's bf16
+ * convolution capped at avx512_core_bf16 ran at half its fp32 speed (a
+ * 64->64 3x3 conv on 32x32x32: 18 against 35 GFLOP/s, one thread), and at
+ * avx512_core_amx at 150-200 GFLOP/s.  KN_CPU_AMX is a CPU flag, not a
+ * kernel level: --arch avx512 keeps it, --arch avx2 drops it. */
 KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name);
 
 /* dt: dnnl_f32, or dnnl_bf16 for mixed precision (needs KN_CPU_AVX512). */
