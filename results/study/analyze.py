@@ -3,6 +3,7 @@
 
     analyze.py best-lr OUT   -> CSV on stdout: variant,lr,val_acc (from OUT/sweep)
     analyze.py best-two OUT  -> variant,lr of the two best paired variants (OUT/main)
+    analyze.py sweep-extend OUT -> variant,lr to add where the sweep's best is on an edge
     analyze.py report OUT    -> OUT/*.png, OUT/report.md, and the generated
                                 sections of results/README.md rewritten
 
@@ -75,6 +76,31 @@ def best_two(out):
             by[v] = (m, lr)
     for v, (m, lr) in sorted(by.items(), key=lambda kv: -kv[1][0])[:2]:
         print(f"{v},{lr:g}")
+
+
+def sweep_extend(out, max_extra=2):
+    """A variant whose best learning rate is at an end of the values tried
+    gets the next value beyond it (1-3-10 steps), at most max_extra beyond
+    the first grid on each side: the sweep is not allowed to end on an edge."""
+    rows = read_csv(os.path.join(out, "sweep", "summary.csv"))
+    first = {"adam": (3e-4, 1e-2), "amo-noclip": (3e-4, 1e-2), "amo": (3e-4, 1e-2),
+             "sgd": (0.01, 0.3), "rmsprop": (1e-4, 1e-2)}
+    for v in VARIANTS:
+        tried = {fnum(r["lr"]): r for r in rows if variant(r) == v}
+        ok = [(fnum(r["final_val_acc"]), lr) for lr, r in tried.items()
+              if r["diverged"] == "0" and math.isfinite(fnum(r["final_val_acc"]))]
+        if not ok:
+            continue
+        best = max(ok)[1]
+        lo, hi = first[v]
+        up = best * (3 if f"{best:.0e}"[0] == "1" else 10 / 3)
+        down = best / (3 if f"{best:.0e}"[0] == "3" else 10 / 3)
+        n_up = sum(lr > hi * 1.01 for lr in tried)
+        n_down = sum(lr < lo * 0.99 for lr in tried)
+        if math.isclose(best, max(tried)) and n_up < max_extra:
+            print(f"{v},{float(f'{up:.2g}'):g}")
+        elif math.isclose(best, min(tried)) and n_down < max_extra:
+            print(f"{v},{float(f'{down:.2g}'):g}")
 
 
 # ---------------------------------------------------------------- report
@@ -665,7 +691,8 @@ def report(out):
 
 
 if __name__ == "__main__":
-    cmds = {"best-lr": best_lr, "best-two": best_two, "report": report}
+    cmds = {"best-lr": best_lr, "best-two": best_two, "sweep-extend": sweep_extend,
+            "report": report}
     if len(sys.argv) != 3 or sys.argv[1] not in cmds:
-        sys.exit("usage: analyze.py best-lr|best-two|report OUT")
+        sys.exit("usage: analyze.py best-lr|best-two|sweep-extend|report OUT")
     cmds[sys.argv[1]](sys.argv[2])

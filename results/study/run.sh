@@ -92,6 +92,17 @@ sweep() {
                 --epochs "$SWEEP_EPOCHS" --seed "$SWEEP_SEED"
         done
     done | run_jobs
+    # A best value on an end of the grid gets the next value beyond it (at
+    # most two more per side), so no variant is judged at an edge.
+    for _ in 1 2; do
+        "$BENCH" combine --out "$OUT/sweep"
+        local extra; extra=$("$PYTHON" results/study/analyze.py sweep-extend "$OUT")
+        [ -n "$extra" ] || break
+        echo "$extra" | while IFS=, read -r v lr; do
+            job "$OUT/sweep" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
+                --epochs "$SWEEP_EPOCHS" --seed "$SWEEP_SEED"
+        done | run_jobs
+    done
     "$BENCH" combine --out "$OUT/sweep"
     "$PYTHON" results/study/analyze.py best-lr "$OUT" >"$OUT/sweep/best_lr.csv"
     cat "$OUT/sweep/best_lr.csv" >&2
