@@ -334,6 +334,10 @@ def report(out):
     if "amo" in S.best and "adam" in S.best:
         comps.append((("amo", S.best["amo"]), ("adam", S.best["adam"]),
                       f"tuned: AMO lr {fmt_lr(S.best['amo'])} - Adam lr {fmt_lr(S.best['adam'])}"))
+    if "amo-noclip" in S.best and "adam" in S.best:
+        comps.append((("amo-noclip", S.best["amo-noclip"]), ("adam", S.best["adam"]),
+                      f"tuned, no bias correction: AMO no-clip lr {fmt_lr(S.best['amo-noclip'])} "
+                      f"- Adam lr {fmt_lr(S.best['adam'])}"))
     comps.append((("amo", S.best.get("amo", 1e-3)), (bv, blr),
                   f"tuned: AMO lr {fmt_lr(S.best.get('amo', 1e-3))} - best baseline "
                   f"({LABEL[bv]} lr {fmt_lr(blr)})"))
