@@ -709,8 +709,11 @@ def report(out):
     if os.path.exists(readme):
         text = open(readme).read()
         for k in order:
-            text = re.sub(rf"(<!-- generated:{k} -->\n).*?(\n<!-- /generated:{k} -->)",
-                          lambda m: m.group(1) + sec[k] + m.group(2), text, flags=re.S)
+            text, n = re.subn(rf"(<!-- generated:{k} -->\n).*?(<!-- /generated:{k} -->)",
+                              lambda m: m.group(1) + sec[k] + "\n" + m.group(2), text,
+                              flags=re.S)
+            if n != 1:
+                sys.exit(f"analyze.py: {readme}: {n} 'generated:{k}' sections, expected 1")
         open(readme, "w").write(text)
     print(f"analyze.py: wrote {out}/report.md and {len(figs)} figures", file=sys.stderr)
 
