@@ -308,21 +308,25 @@ int hx_cmd_train(int argc, char **argv, const HxInvocation *whole)
 int hx_cmd_combine(int argc, char **argv, const HxInvocation *whole)
 {
     (void)whole;
+    static const struct option opts[] = {
+        { "out", 1, 0, 'o' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
+    };
     const char *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'h':
             printf("Usage: amo-bench combine --out DIR\n\n"
                    "Rewrites DIR/summary.csv, convergence.csv and steps.csv from every run\n"
                    "under DIR/runs/ (after runs made in parallel into one DIR).\n");
             return HX_EXIT_OK;
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strncmp(argv[i], "--out=", 6)) {
-            out = argv[i] + 6;
-        } else {
-            hx_fail(HX_EXIT_USAGE, "combine: unknown option or missing value: '%s'", argv[i]);
+        default: hx_getopt_fail(c, argv);
         }
     }
+    if (optind < argc)
+        hx_fail(HX_EXIT_USAGE, "combine: unexpected argument '%s'", argv[optind]);
     if (!out)
         hx_fail(HX_EXIT_USAGE, "combine: --out DIR is required");
     char runs[4200];

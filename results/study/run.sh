@@ -58,7 +58,13 @@ sweep_lrs() {
 VARIANTS="adam amo-noclip amo sgd rmsprop"
 
 # One job per line: the out directory then the train options.
-job() { printf '%s\n' "$*"; }
+# job PHASE VARIANT LR EPOCHS SEED [more train options]
+job() {
+    local dir=$OUT/$1 v=$2 lr=$3 epochs=$4 seed=$5
+    shift 5
+    # (no trailing blank: xargs -L would join the next line to this one)
+    printf '%s\n' "$dir ${COMMON[*]} $(variant_flags "$v") --lr $lr --epochs $epochs --seed $seed${*:+ $*}"
+}
 
 run_jobs() {  # stdin: job lines
     local list; list=$(mktemp)
@@ -82,14 +88,14 @@ run_jobs() {  # stdin: job lines
             || echo "  exit $?: $* (see $out/errors.log)" >&2
         rm -rf "$claim"' "$BENCH" <"$list" || true
     rm -f "$list"
+    find "$OUT" -maxdepth 2 -name errors.log -empty -delete  # keep only real errors
 }
 
 sweep() {
     mkdir -p "$OUT/sweep"
     for v in $VARIANTS; do
         for lr in $(sweep_lrs "$v"); do
-            job "$OUT/sweep" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
-                --epochs "$SWEEP_EPOCHS" --seed "$SWEEP_SEED"
+            job sweep "$v" "$lr" "$SWEEP_EPOCHS" "$SWEEP_SEED"
         done
     done | run_jobs
     # A best value on an end of the grid gets the next value beyond it (at
@@ -99,8 +105,7 @@ sweep() {
         local extra; extra=$("$PYTHON" results/study/analyze.py sweep-extend "$OUT")
         [ -n "$extra" ] || break
         echo "$extra" | while IFS=, read -r v lr; do
-            job "$OUT/sweep" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
-                --epochs "$SWEEP_EPOCHS" --seed "$SWEEP_SEED"
+            job sweep "$v" "$lr" "$SWEEP_EPOCHS" "$SWEEP_SEED"
         done | run_jobs
     done
     "$BENCH" combine --out "$OUT/sweep"
@@ -117,8 +122,7 @@ main() {
     for seed in ${SEEDS//,/ }; do
         for v in $VARIANTS; do
             for lr in $(printf '%s\n' "$(default_lr "$v")" "$(best_lr "$v")" | sort -gu); do
-                job "$OUT/main" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
-                    --epochs "$EPOCHS" --seed "$seed"
+                job main "$v" "$lr" "$EPOCHS" "$seed"
             done
         done
     done | run_jobs
@@ -133,8 +137,7 @@ ablation() {
         for b in 0.8 0.9 0.95; do
             for g in 0.99 0.999 0.9999; do
                 [ "$b,$g" = 0.9,0.999 ] && continue
-                job "$OUT/ablation" "${COMMON[@]}" $(variant_flags amo) --lr 1e-3 \
-                    --beta "$b" --gamma "$g" --epochs "$EPOCHS" --seed "$seed"
+                job ablation amo 1e-3 "$EPOCHS" "$seed" --beta "$b" --gamma "$g"
             done
         done
     done | run_jobs
@@ -146,8 +149,7 @@ ablation() {
 cosine() {
     mkdir -p "$OUT/main"
     "$PYTHON" results/study/analyze.py best-two "$OUT" | while IFS=, read -r v lr; do
-        job "$OUT/main" "${COMMON[@]}" $(variant_flags "$v") --lr "$lr" \
-            --epochs "$EPOCHS" --seed 1 --schedule cosine
+        job main "$v" "$lr" "$EPOCHS" 1 --schedule cosine
     done | run_jobs
     "$BENCH" combine --out "$OUT/main"
 }
