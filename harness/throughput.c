@@ -32,6 +32,8 @@ static void usage(void)
            "  --stem S         cifar (default) or imagenet\n"
            "  --width W        width multiplier (1)\n"
            "  --bf16           bf16 convolutions, fp32 master weights\n"
+           "  --conv-gemm M    weight gradients by im2col + matmul: auto (default: bf16\n"
+           "                   layers with small or strided outputs), off, all\n"
            "  --threads N      (0: one per core)\n"
            "  --steps N        timed steps after 2 warm-up steps (10)\n"
            "  --arch LEVEL     auto, scalar, avx2, avx512\n");
@@ -72,10 +74,12 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
         { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "hw", 1, 0, 'H' },
         { "in-ch", 1, 0, 'c' }, { "classes", 1, 0, 'k' }, { "stem", 1, 0, 'S' },
         { "width", 1, 0, 'w' }, { "bf16", 0, 0, 'f' }, { "threads", 1, 0, 't' },
+        { "conv-gemm", 1, 0, 'G' },
         { "steps", 1, 0, 'n' }, { "arch", 1, 0, 'a' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     static const char *const models[] = { "resnet18", "resnet34", "resnet50", NULL };
     static const char *const stems[] = { "cifar", "imagenet", NULL };
+    static const char *const gemms[] = { "auto", "off", "all", NULL }; /* NN_CONV_GEMM_* */
     NnResNetConfig cfg = { .depth = 18, .stem = NN_STEM_CIFAR, .width = 1.0, .in_ch = 3,
                            .classes = 10, .batch = 128, .h = 32, .w = 32, .seed = 1 };
     int threads = 0;
@@ -99,6 +103,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
             break;
         }
         case 'f': cfg.bf16 = 1; break;
+        case 'G': cfg.conv_gemm = hx_parse_choice("--conv-gemm", optarg, gemms); break;
         case 't': threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
         case 'n': steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
         case 'a': arch = optarg; break;
@@ -178,8 +183,9 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     printf("model        resnet%d %s stem, width %g, %d x %d x %d x %d, %s, %zu parameters\n",
            cfg.depth, cfg.stem == NN_STEM_CIFAR ? "cifar" : "imagenet", cfg.width, cfg.batch,
            cfg.in_ch, cfg.h, cfg.w, ni.dtype, ni.nparams);
-    printf("threads      %d; oneDNN ISA %s; update kernel %s\n", opt_threads(opt), ni.isa,
-           kn_kernel_level(KN_K_AMO));
+    printf("threads      %d; oneDNN ISA %s; update kernel %s; %d of the convolutions' weight\n"
+           "             gradients by im2col + matmul\n", opt_threads(opt), ni.isa,
+           kn_kernel_level(KN_K_AMO), ni.gemm_convs);
     printf("images/s     %.1f  (%ld steps, %.3f s per step)\n",
            (double)cfg.batch * (double)steps / total, steps, total / (double)steps);
     printf("split        forward %.1f%% (weight sync %.1f%%), backward %.1f%% (gradient "

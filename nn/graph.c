@@ -367,7 +367,8 @@ static int buf_root(const NnGraph *g, int i)
 KnStatus nn_graph_alias(NnGraph *g, dnnl_memory_t a, dnnl_memory_t b)
 {
     const int ia = buf_find(g, a), ib = buf_find(g, b);
-    if (ia < 0 || ib < 0 || g->bufs[ia].kind != NN_BUF_OWN || g->bufs[ib].kind != NN_BUF_OWN)
+    if (ia < 0 || ib < 0 || g->bufs[ia].kind != g->bufs[ib].kind
+        || (g->bufs[ia].kind != NN_BUF_OWN && g->bufs[ia].kind != NN_BUF_WORK))
         return nn_fail(g, KN_EINVAL, "internal: alias of a memory the graph does not own");
     g->bufs[buf_root(g, ib)].root = buf_root(g, ia);
     return KN_OK;

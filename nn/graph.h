@@ -91,10 +91,23 @@ typedef struct NnOpList {
 
 typedef struct NnBuf NnBuf;  /* graph.c: a memory object waiting for storage */
 
+/* How a convolution computes its weight gradient (NnGraph.conv_gemm).
+ * oneDNN 2.6's direct backward-weights kernels are slow where the output is
+ * small or strided: with AMX bf16, 2 threads, a 512->512 3x3 on 4x4 ran at
+ * 180 GFLOP/s and a 1x1/2 at 60-90, while the same product as im2col + a
+ * oneDNN matmul ran at 500-1100.  AUTO takes im2col + matmul for bf16
+ * convolutions with an output of at most 4x4, or strided with at most 8x8
+ * or 1x1 (the shapes where it measured faster); ALL for every bf16
+ * convolution whose activations are NHWC (tests); OFF never.  fp32 never
+ * (its direct kernels are fast, and its activations are blocked). */
+enum { NN_CONV_GEMM_AUTO, NN_CONV_GEMM_OFF, NN_CONV_GEMM_ALL };
+
 typedef struct NnGraph {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     dnnl_data_type_t dt;        /* activations and conv/FC working weights  */
+    int conv_gemm;              /* NN_CONV_GEMM_*; set before the builders  */
+    int gemm_convs;             /* convolutions that took im2col + matmul   */
     dnnl_primitive_attr_t attr; /* user scratchpad                          */
     NnOpList pass[NN_PASS_COUNT];
 
@@ -220,7 +233,8 @@ KnStatus nn_graph_mem(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *
                       int kind, size_t offset);
 /* An activation: mem and diff, both NN_BUF_OWN. */
 KnStatus nn_graph_act(NnGraph *g, NnAct *a, const dnnl_memory_desc_t *md);
-/* b shares a's buffer (both NN_BUF_OWN, same size). */
+/* b shares a's buffer (both NN_BUF_OWN or both NN_BUF_WORK; the group gets
+ * the largest size). */
 KnStatus nn_graph_alias(NnGraph *g, dnnl_memory_t a, dnnl_memory_t b);
 
 /* Creates the primitive for pd and appends it, with args and a scratchpad,

@@ -118,6 +118,136 @@ static KnStatus diff_finish(NnGraph *g, dnnl_memory_t tmp, const dnnl_memory_des
     return nn_graph_prim(g, NN_IN(NN_PASS_BWD), pd, 3, args);
 }
 
+/* ------------------------------------ weight gradient by im2col + matmul -- */
+
+/* The patches of an NHWC input as rows: col (N*OH*OW, KH*KW*C), row
+ * (n, oy, ox), column (ky, kx, c); zeros where the window covers padding. */
+typedef struct Im2col {
+    dnnl_memory_t x, col;
+    long n, c, h, w, oh, ow;
+    int k, stride, pad;
+    size_t esz;
+} Im2col;
+
+static void im2col_run(void *arg)
+{
+    const Im2col *a = arg;
+    void *xp = NULL, *cp = NULL;
+    dnnl_memory_get_data_handle(a->x, &xp);
+    dnnl_memory_get_data_handle(a->col, &cp);
+    const char *x = xp;
+    char *col = cp;
+    const size_t pix = (size_t)a->c * a->esz, row = pix * (size_t)(a->k * a->k);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (long n = 0; n < a->n; n++)
+        for (long oy = 0; oy < a->oh; oy++) {
+            char *o = col + (size_t)((n * a->oh + oy) * a->ow) * row;
+            for (long ox = 0; ox < a->ow; ox++)
+                for (int ky = 0; ky < a->k; ky++) {
+                    const long iy = oy * a->stride - a->pad + ky;
+                    for (int kx = 0; kx < a->k; kx++, o += pix) {
+                        const long ix = ox * a->stride - a->pad + kx;
+                        if (iy < 0 || iy >= a->h || ix < 0 || ix >= a->w)
+                            memset(o, 0, pix);
+                        else
+                            memcpy(o, x + (size_t)((n * a->h + iy) * a->w + ix) * pix, pix);
+                    }
+                }
+        }
+}
+
+static dnnl_memory_desc_t md_nhwc(const long *d, dnnl_data_type_t dt)
+{
+    dnnl_memory_desc_t md;
+    const dnnl_dims_t dims = {d[0], d[1], d[2], d[3]};
+    dnnl_memory_desc_init_by_tag(&md, 4, dims, dt, dnnl_acdb);
+    return md;
+}
+
+static dnnl_memory_desc_t md_strided2(long rows, long cols, long rs, long cs,
+                                      dnnl_data_type_t dt)
+{
+    dnnl_memory_desc_t md;
+    const dnnl_dims_t dims = {rows, cols}, strides = {rs, cs};
+    dnnl_memory_desc_init_by_strides(&md, 2, dims, dt, strides);
+    return md;
+}
+
+/* dW (OC, KH*KW*C) = dY^T (OC, N*OH*OW) . col (N*OH*OW, KH*KW*C): dY in
+ * NHWC is already (N*OH*OW, OC) row-major, so the matmul reads it through a
+ * transposed view, and dW comes out ohwi (oihw itself for 1x1), which
+ * NN_PASS_GRADS reorders into the flat buffer.  *used is 0 (and nothing is
+ * appended) when src or dst is not NHWC or oneDNN has no fast matmul. */
+static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
+                              const dnnl_memory_desc_t *csrc, const NnAct *dst, size_t off,
+                              const long *sd, const long *wd, const long *dd, int k, int stride,
+                              int pad)
+{
+    *used = 0;
+    const dnnl_memory_desc_t sx = md_nhwc(sd, g->dt), sy = md_nhwc(dd, g->dt);
+    if (!md_equal(csrc, &sx) || !md_equal(&dst->md, &sy))
+        return KN_OK;
+    const long p = dd[0] * dd[2] * dd[3], oc = wd[0], kk = wd[1] * k * k;
+    const dnnl_memory_desc_t amd = md_strided2(oc, p, 1, oc, g->dt),
+                             bmd = md_strided2(p, kk, kk, 1, g->dt),
+                             cmd = md_strided2(oc, kk, kk, 1, dnnl_f32);
+    dnnl_matmul_desc_t mmd;
+    dnnl_primitive_desc_t pd;
+    NN_DNNL(g, dnnl_matmul_desc_init(&mmd, &amd, &bmd, NULL, &cmd));
+    NN_TRY(nn_graph_pd_fast(g, &pd, &mmd, NULL));
+    if (!pd)
+        return KN_OK;
+
+    dnnl_memory_t amem, col, cmem;
+    NN_TRY(nn_graph_mem(g, &amem, &amd, NN_BUF_OWN, 0));
+    NN_TRY(nn_graph_alias(g, dst->diff, amem));
+    NN_TRY(nn_graph_mem(g, &col, &bmd, NN_BUF_TMP, 0));
+    if (k == 1) {
+        NN_TRY(nn_graph_mem(g, &cmem, &cmd, NN_BUF_GRADS, off));
+    } else {
+        /* the same bytes as a 4-D ohwi tensor, for the reorder */
+        dnnl_memory_desc_t w4;
+        const dnnl_dims_t wdims = {wd[0], wd[1], wd[2], wd[3]};
+        NN_DNNL(g, dnnl_memory_desc_init_by_tag(&w4, 4, wdims, dnnl_f32, dnnl_acdb));
+        const dnnl_memory_desc_t plain = nn_md_plain(4, wd, dnnl_f32);
+        dnnl_memory_t w4mem, pm;
+        NN_TRY(nn_graph_mem(g, &cmem, &cmd, NN_BUF_WORK, 0));
+        NN_TRY(nn_graph_mem(g, &w4mem, &w4, NN_BUF_WORK, 0));
+        NN_TRY(nn_graph_alias(g, cmem, w4mem));
+        NN_TRY(nn_graph_mem(g, &pm, &plain, NN_BUF_GRADS, off));
+        NN_TRY(nn_graph_reorder(g, NN_IN(NN_PASS_GRADS), w4mem, &w4, pm, &plain));
+    }
+    Im2col *a = nn_graph_alloc(g, sizeof *a);
+    if (!a)
+        return nn_fail(g, KN_ENOMEM, "out of memory");
+    *a = (Im2col){.x = xsrc, .col = col, .n = sd[0], .c = sd[1], .h = sd[2], .w = sd[3],
+                  .oh = dd[2], .ow = dd[3], .k = k, .stride = stride, .pad = pad,
+                  .esz = sizeof(uint16_t)};
+    NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_BWD), im2col_run, a));
+    const dnnl_exec_arg_t args[] = {
+        {DNNL_ARG_SRC, amem}, {DNNL_ARG_WEIGHTS, col}, {DNNL_ARG_DST, cmem}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), pd, 3, args));
+    g->gemm_convs++;
+    *used = 1;
+    return KN_OK;
+}
+
+/* NN_CONV_GEMM_AUTO's choice, from oneDNN 2.6 on Sapphire Rapids (AMX), 2
+ * threads, batch 128, direct kernel against im2col + matmul, ms per call:
+ * 512->512 3x3 on 4x4 54 vs 12-20; 256->512 3x3/2 to 4x4 34 vs 9;
+ * 128->256 3x3/2 to 8x8 19 vs 6; 1x1/2 6-9 vs 0.5-1.5; but 256->256 3x3 on
+ * 8x8 17 vs 12-22 and 64->128 3x3/2 to 16x16 14 vs 12-15 (no gain).  fp32
+ * direct kernels run near the FMA peak, and pick blocked layouts (not NHWC)
+ * anyway: bf16 only. */
+static int conv_gemm_wanted(const NnGraph *g, int k, int stride, long oh, long ow)
+{
+    if (g->dt != dnnl_bf16 || g->conv_gemm == NN_CONV_GEMM_OFF)
+        return 0;
+    if (g->conv_gemm == NN_CONV_GEMM_ALL)
+        return 1;
+    return oh * ow <= 16 || (stride > 1 && (k == 1 || oh * ow <= 64));
+}
+
 /* ---------------------------------------------------------------- input -- */
 
 KnStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w)
@@ -155,7 +285,7 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
     dnnl_memory_desc_t src_any = nn_md_any(4, sd, g->dt), w_any = nn_md_any(4, wd, g->dt),
                        dst_any = nn_md_any(4, dd, g->dt), dw_any = nn_md_any(4, wd, dnnl_f32);
     dnnl_convolution_desc_t cd;
-    dnnl_primitive_desc_t fwd = NULL, bww, bwd;
+    dnnl_primitive_desc_t fwd = NULL, bww = NULL, bwd;
     /* Take src in the producer's layout when oneDNN has a real kernel for
      * it: with format_tag_any it picks plain nchw for narrow inputs (C < 16),
      * which costs a reorder every step and leaves only reference kernels for
@@ -193,24 +323,29 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
      * them (no reorder); else in the layouts it picks, reordering the
      * activations in the backward pass (narrow layers, C < 16). */
     const dnnl_memory_desc_t dsrc_any = nn_md_any(4, sd, g->dt), ddst_any = nn_md_any(4, dd, g->dt);
-    NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, csrc,
-                                                           &dw_any, NULL, &dst->md, strides,
-                                                           padding, padding));
-    NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
-    if (!bww) {
+    int gemm = 0;
+    dnnl_memory_t bddst;
+    if (conv_gemm_wanted(g, k, stride, oh, ow))
+        NN_TRY(conv_bww_gemm(g, &gemm, xsrc, csrc, dst, off, sd, wd, dd, k, stride, pad));
+    if (!gemm) {
         NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct,
-                                                               &dsrc_any, &dw_any, NULL,
-                                                               &ddst_any, strides, padding,
-                                                               padding));
-        NN_TRY(nn_graph_pd(g, &bww, &cd, NULL, fwd));
+                                                               csrc, &dw_any, NULL, &dst->md,
+                                                               strides, padding, padding));
+        NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
+        if (!bww) {
+            NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(
+                           &cd, dnnl_convolution_direct, &dsrc_any, &dw_any, NULL, &ddst_any,
+                           strides, padding, padding));
+            NN_TRY(nn_graph_pd(g, &bww, &cd, NULL, fwd));
+        }
+        dnnl_memory_t dwmem, bsrc;
+        NN_TRY(grads_view(g, &dwmem, query(bww, dnnl_query_diff_weights_md), off, 4, wd));
+        NN_TRY(bwd_view(g, &bsrc, xsrc, csrc, query(bww, dnnl_query_src_md)));
+        NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bww, dnnl_query_diff_dst_md)));
+        const dnnl_exec_arg_t wa[] = {
+            {DNNL_ARG_SRC, bsrc}, {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_DIFF_WEIGHTS, dwmem}};
+        NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bww, 3, wa));
     }
-    dnnl_memory_t dwmem, bsrc, bddst;
-    NN_TRY(grads_view(g, &dwmem, query(bww, dnnl_query_diff_weights_md), off, 4, wd));
-    NN_TRY(bwd_view(g, &bsrc, xsrc, csrc, query(bww, dnnl_query_src_md)));
-    NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bww, dnnl_query_diff_dst_md)));
-    const dnnl_exec_arg_t wa[] = {
-        {DNNL_ARG_SRC, bsrc}, {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_DIFF_WEIGHTS, dwmem}};
-    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bww, 3, wa));
 
     if (diff_src != NN_DIFF_NONE) {
         NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, csrc,
@@ -236,7 +371,7 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
         NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
     }
     char op[48];
-    snprintf(op, sizeof op, "conv %dx%d/%d", k, k, stride);
+    snprintf(op, sizeof op, "conv %dx%d/%d%s", k, k, stride, gemm ? ", dW gemm" : "");
     done(g, op, dst);
     return KN_OK;
 }

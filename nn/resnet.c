@@ -190,6 +190,9 @@ static KnStatus check_config(const NnResNetConfig *c, char *msg, size_t len)
         snprintf(msg, len, "stem %d: must be NN_STEM_CIFAR or NN_STEM_IMAGENET", (int)c->stem);
     else if (!(c->width > 0) || !(c->width <= 64))
         snprintf(msg, len, "width %g: must be in (0, 64]", c->width);
+    else if (c->conv_gemm != NN_CONV_GEMM_AUTO && c->conv_gemm != NN_CONV_GEMM_OFF
+             && c->conv_gemm != NN_CONV_GEMM_ALL)
+        snprintf(msg, len, "conv_gemm %d: must be NN_CONV_GEMM_AUTO, _OFF or _ALL", c->conv_gemm);
     else if (c->classes < 1)
         snprintf(msg, len, "classes %d: must be >= 1", c->classes);
     else if (c->batch < 1 || c->in_ch < 1 || c->h < 1 || c->w < 1)
@@ -227,6 +230,7 @@ KnStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, 
         net->cfg = *cfg;
         net->isa = isa;
         s = nn_graph_init(&net->g, cfg->bf16 ? dnnl_bf16 : dnnl_f32);
+        net->g.conv_gemm = cfg->conv_gemm;
         if (s == KN_OK)
             s = build(net);
         if (s == KN_OK)
@@ -377,6 +381,7 @@ void nn_resnet_info(const NnResNet *net, NnResNetInfo *info)
         .sync_reorders = g->pass[NN_PASS_SYNC].n,
         .grad_reorders = g->pass[NN_PASS_GRADS].n,
         .ref_prims = g->ref_prims,
+        .gemm_convs = g->gemm_convs,
         .isa = net->isa,
         .dtype = net->cfg.bf16 ? "bf16" : "f32",
     };

@@ -45,6 +45,7 @@ typedef struct NnResNetConfig {
     int classes;     /* >= 1                                                      */
     int batch, h, w; /* input (batch, in_ch, h, w), fixed at creation             */
     int bf16;        /* bf16 activations and working weights (needs AVX-512)      */
+    int conv_gemm;   /* weight gradients: NN_CONV_GEMM_AUTO (0), _OFF, _ALL       */
     unsigned long long seed; /* initialisation                                    */
 } NnResNetConfig;
 
@@ -69,6 +70,7 @@ typedef struct NnResNetInfo {
     int sync_reorders;    /* weight tensors whose working copy is reordered       */
     int grad_reorders;    /* gradient tensors reordered into the flat buffer      */
     int ref_prims;        /* primitives oneDNN runs on reference (slow) kernels   */
+    int gemm_convs;       /* convolutions whose dW is im2col + matmul (graph.h)   */
     const char *isa;      /* what oneDNN dispatches to (dnnl_get_effective_cpu_isa) */
     const char *dtype;    /* "f32" or "bf16"                                      */
 } NnResNetInfo;

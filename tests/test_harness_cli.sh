@@ -24,6 +24,8 @@ expect 2 "unexpected argument 'extra'" 'stray argument' -- kernels extra
 expect 2 "--benchmark_format: unknown value 'xml'" 'bad Google Benchmark format' \
     -- kernels --benchmark_format=xml
 expect 2 "benchmark_bogus" 'unknown Google Benchmark flag' -- kernels --benchmark_bogus=1
+expect 2 "--conv-gemm: unknown value 'some'" 'throughput --conv-gemm some' \
+    -- throughput --conv-gemm some
 AMO_ARCH=bogus "$BENCH" kernels --max-n 64 --out "$TMP/env" >"$TMP/out" 2>&1
 [ $? -eq 2 ] && grep -q 'AMO_ARCH=bogus' "$TMP/out" && ok 'bad AMO_ARCH' || bad 'bad AMO_ARCH'
 

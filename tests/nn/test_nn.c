@@ -259,6 +259,86 @@ static void test_conv3x3_stride1(void **state) { (void)state; conv_case(3, 1, 1)
 static void test_conv1x1_stride2(void **state) { (void)state; conv_case(1, 2, 0); }
 static void test_conv7x7_stride2(void **state) { (void)state; conv_case(7, 2, 3); }
 
+/* ---- weight gradients by im2col + matmul (NN_CONV_GEMM_ALL) ---------------- */
+
+static float bf16_round(double v) /* to nearest even, as an fp32 */
+{
+    float f = (float)v;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* A bf16 convolution on an NHWC input (the layout the im2col path needs),
+ * its weight gradient taken by im2col + matmul, against an fp64 sum over the
+ * same bf16 inputs and output gradient: within 1e-5 of the sum of |terms|
+ * (fp32 accumulation of exact bf16 products; a wrong tap, channel or
+ * padding is off by whole terms). */
+static void gemm_conv_case(int k, int stride, int pad)
+{
+    const dnnl_data_type_t dt = dnnl_bf16;
+    enum { N = 2, C = 16, H = 7, W = 6, OC = 8 };
+    Fd f;
+    Rng rng = {300u + (unsigned)(k * 10 + stride)};
+    fd_begin(&f);
+    nn_graph_free(&f.g);
+    GOK(&f.g, nn_graph_init(&f.g, dt));
+    f.g.conv_gemm = NN_CONV_GEMM_ALL;
+    dnnl_memory_desc_t md;
+    const dnnl_dims_t d = {N, C, H, W};
+    assert_int_equal(dnnl_memory_desc_init_by_tag(&md, 4, d, dt, dnnl_acdb), dnnl_success);
+    GOK(&f.g, nn_graph_act(&f.g, &f.in[0], &md));
+    f.x[0] = calloc(N * C * H * W, sizeof(float));
+    f.nin = 1;
+    GOK(&f.g, nn_conv(&f.g, "conv", &f.out, &f.in[0], OC, k, stride, pad, NN_DIFF_WRITE));
+    assert_int_equal(f.g.gemm_convs, 1); /* the path under test was taken */
+    fd_ready(&f, &rng);
+    fill_normal(&rng, f.x[0], N * C * H * W);
+    randomize_params(&f, &rng, 0.5);
+    const long oh = (H + 2 * pad - k) / stride + 1, ow = (W + 2 * pad - k) / stride + 1;
+    for (int i = 0; i < N * C * H * W; i++)
+        f.x[0][i] = bf16_round(f.x[0][i]);
+    for (size_t i = 0; i < f.nout; i++)
+        f.r[i] = bf16_round(f.r[i]);
+    fd_backward(&f);
+    double worst = 0;
+    for (int o = 0; o < OC; o++)
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    double sum = 0, mag = 0;
+                    for (int n = 0; n < N; n++)
+                        for (long y = 0; y < oh; y++)
+                            for (long x = 0; x < ow; x++) {
+                                const long iy = y * stride - pad + ky, ix = x * stride - pad + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                    continue;
+                                const double t = (double)f.r[((n * OC + o) * oh + y) * ow + x]
+                                                 * f.x[0][((n * C + c) * H + iy) * W + ix];
+                                sum += t;
+                                mag += fabs(t);
+                            }
+                    const float got = f.g.grads[((o * C + c) * k + ky) * k + kx];
+                    worst = fmax(worst, fabs(got - sum) / (1e-5 * mag + 1e-30));
+                }
+    print_message("  bf16 %dx%d/%d: weight gradient within %.3g x its bound of the fp64 sum\n",
+                  k, k, stride, worst);
+    assert_true(worst <= 1.0);
+    fd_end(&f);
+}
+
+static void test_conv_gemm_bf16(void **state)
+{
+    (void)state;
+    if (!(kn_cpu_flags() & KN_CPU_AVX512))
+        skip();
+    gemm_conv_case(3, 1, 1);
+    gemm_conv_case(3, 2, 1);
+    gemm_conv_case(1, 2, 0);
+}
+
 /* NN_DIFF_ACCUM adds to src->diff instead of overwriting it. */
 static void test_conv_accumulates(void **state)
 {
@@ -1053,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_training_fits_a_batch),
+        cmocka_unit_test(test_conv_gemm_bf16),
         cmocka_unit_test(test_bf16_layers),
         cmocka_unit_test(test_bf16),
     };
