@@ -1,4 +1,6 @@
-/* AVX-512 limit loops: 16-lane loads and stores, masked tails. */
+/* AVX-512 limit loops: 16-lane loads and stores, masked tails, and the same
+ * software prefetch as the avx512 kernels they bound (kernels/prefetch.h):
+ * without it a kernel could beat its own "limit". */
 #ifndef __AVX512F__
 #error "harness/meson.build must build this file with the avx512 flags"
 #endif
@@ -9,6 +11,7 @@
 #include <immintrin.h>
 
 #include "harness/limit.h"
+#include "kernels/prefetch.h"
 
 static inline __mmask16 tail16(size_t r) { return (__mmask16)((1u << r) - 1u); }
 
@@ -25,8 +28,13 @@ static void f3_avx512(float *a, float *b, float *c, const float *g, size_t n, fl
 {
     const __m512 vs = _mm512_set1_ps(s);
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    for (; i + 16 <= n; i += 16) {
+        kn_prefetch(a + i + KN_PREFETCH_F32);
+        kn_prefetch(b + i + KN_PREFETCH_F32);
+        kn_prefetch(c + i + KN_PREFETCH_F32);
+        kn_prefetch(g + i + KN_PREFETCH_F32);
         f3_block(a + i, b + i, c + i, g + i, 0xffff, vs);
+    }
     if (i < n)
         f3_block(a + i, b + i, c + i, g + i, tail16(n - i), vs);
 }
@@ -42,8 +50,12 @@ static void f2_avx512(float *a, float *b, const float *g, size_t n, float s)
 {
     const __m512 vs = _mm512_set1_ps(s);
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    for (; i + 16 <= n; i += 16) {
+        kn_prefetch(a + i + KN_PREFETCH_F32);
+        kn_prefetch(b + i + KN_PREFETCH_F32);
+        kn_prefetch(g + i + KN_PREFETCH_F32);
         f2_block(a + i, b + i, g + i, 0xffff, vs);
+    }
     if (i < n)
         f2_block(a + i, b + i, g + i, tail16(n - i), vs);
 }
@@ -63,8 +75,13 @@ static void f1h2_avx512(float *a, uint16_t *b, uint16_t *c, const float *g, size
     const __m512 vs = _mm512_set1_ps(s);
     const __m256i vk = _mm256_set1_epi16((short)k);
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    for (; i + 16 <= n; i += 16) {
+        kn_prefetch(a + i + KN_PREFETCH_BF16);
+        kn_prefetch(g + i + KN_PREFETCH_BF16);
+        kn_prefetch(b + i + KN_PREFETCH_BF16);
+        kn_prefetch(c + i + KN_PREFETCH_BF16);
         f1h2_block(a + i, b + i, c + i, g + i, 0xffff, vs, vk);
+    }
     if (i < n)
         f1h2_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, vk);
 }

@@ -86,6 +86,14 @@ typedef struct KnBf16Round {
     int nearest;       /* 1: round to nearest even instead (see above)   */
 } KnBf16Round;
 
+/* The bf16-state kernels may compute the step lr * m / (sqrt(v) * v_scale +
+ * eps) to this relative error, where the fp32 kernels stay within a few
+ * ulp: their moments carry 8 significant bits (stochastic rounding moves m
+ * by up to 2^-8 of itself each step), 16 times more than this.  The
+ * avx512bf16 level uses the room (VRSQRT14PS and VRCP14PS without Newton
+ * steps, 2^-13 at most); the other levels compute the step as in fp32. */
+#define KN_BF16_STEP_RTOL 0x1p-12
+
 /* Sums of squares are accumulated in fp64 over chunks of this many elements;
  * the chunk sums are added in order.  The order is fixed by n alone, so the
  * result is bitwise the same for any thread count and any ISA level. */

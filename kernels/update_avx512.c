@@ -9,6 +9,7 @@
 #endif
 
 #include "kernels/amo_avx512.h"
+#include "kernels/prefetch.h"
 
 static inline __mmask16 tail16(size_t r) { return (__mmask16)((1u << r) - 1u); }
 
@@ -30,8 +31,13 @@ static void amo_avx512(float *theta, float *m, float *v, const float *g, size_t 
 {
     const AmoVec c = amo_vec_init(a);
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    for (; i + 16 <= n; i += 16) {
+        kn_prefetch(theta + i + KN_PREFETCH_F32);
+        kn_prefetch(m + i + KN_PREFETCH_F32);
+        kn_prefetch(v + i + KN_PREFETCH_F32);
+        kn_prefetch(g + i + KN_PREFETCH_F32);
         amo_block(theta + i, m + i, v + i, g + i, 0xffff, &c);
+    }
     if (i < n)
         amo_block(theta + i, m + i, v + i, g + i, tail16(n - i), &c);
 }
@@ -82,6 +88,10 @@ KN_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, const float
     __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)index0), iota16());
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
+        kn_prefetch(theta + i + KN_PREFETCH_BF16);
+        kn_prefetch(g + i + KN_PREFETCH_BF16);
+        kn_prefetch(m + i + KN_PREFETCH_BF16); /* half a line each: every other one repeats */
+        kn_prefetch(v + i + KN_PREFETCH_BF16);
         amo_bf16_block(theta + i, m + i, v + i, g + i, 0xffff, &c, idx, kv, nearest);
         idx = _mm512_add_epi32(idx, step);
     }
@@ -124,8 +134,13 @@ KN_INLINE void sgd_loop(float *theta, float *buf, const float *g, size_t n, cons
                         int mom, int first, int nesterov)
 {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    for (; i + 16 <= n; i += 16) {
+        kn_prefetch(theta + i + KN_PREFETCH_F32);
+        kn_prefetch(g + i + KN_PREFETCH_F32);
+        if (mom && !first)
+            kn_prefetch(buf + i + KN_PREFETCH_F32);
         sgd_block(theta + i, mom ? buf + i : NULL, g + i, 0xffff, c, mom, first, nesterov);
+    }
     if (i < n)
         sgd_block(theta + i, mom ? buf + i : NULL, g + i, tail16(n - i), c, mom, first, nesterov);
 }
@@ -172,8 +187,14 @@ KN_INLINE void rms_loop(float *theta, float *v, float *buf, const float *g, size
                         const RmsVec *c, int mom)
 {
     size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    for (; i + 16 <= n; i += 16) {
+        kn_prefetch(theta + i + KN_PREFETCH_F32);
+        kn_prefetch(v + i + KN_PREFETCH_F32);
+        kn_prefetch(g + i + KN_PREFETCH_F32);
+        if (mom)
+            kn_prefetch(buf + i + KN_PREFETCH_F32);
         rms_block(theta + i, v + i, mom ? buf + i : NULL, g + i, 0xffff, c, mom);
+    }
     if (i < n)
         rms_block(theta + i, v + i, mom ? buf + i : NULL, g + i, tail16(n - i), c, mom);
 }
