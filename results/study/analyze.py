@@ -78,14 +78,19 @@ def best_two(out):
         print(f"{v},{lr:g}")
 
 
-def sweep_extend(out, max_extra=2):
+def sweep_extend(out, grid, max_extra=2):
     """A variant whose best learning rate is at an end of the values tried
     gets the next value beyond it (1-3-10 steps), at most max_extra beyond
-    the first grid on each side: the sweep is not allowed to end on an edge."""
+    the first grid on each side: the sweep is not allowed to end on an edge.
+    grid: run.sh's first grid, "variant lr lr ...;variant lr ...". """
     rows = read_csv(os.path.join(out, "sweep", "summary.csv"))
-    first = {"adam": (3e-4, 1e-2), "amo-noclip": (3e-4, 1e-2), "amo": (3e-4, 1e-2),
-             "sgd": (0.01, 0.3), "rmsprop": (1e-4, 1e-2)}
+    first = {}
+    for item in grid.split(";"):
+        v, *lrs = item.split()
+        first[v] = (min(map(float, lrs)), max(map(float, lrs)))
     for v in VARIANTS:
+        if v not in first:
+            sys.exit(f"analyze.py: sweep-extend: the grid has no variant {v}")
         tried = {fnum(r["lr"]): r for r in rows if variant(r) == v}
         ok = [(fnum(r["final_val_acc"]), lr) for lr, r in tried.items()
               if r["diverged"] == "0" and math.isfinite(fnum(r["final_val_acc"]))]
@@ -721,6 +726,8 @@ def report(out):
 if __name__ == "__main__":
     cmds = {"best-lr": best_lr, "best-two": best_two, "sweep-extend": sweep_extend,
             "report": report}
-    if len(sys.argv) != 3 or sys.argv[1] not in cmds:
-        sys.exit("usage: analyze.py best-lr|best-two|sweep-extend|report OUT")
-    cmds[sys.argv[1]](sys.argv[2])
+    nargs = 4 if sys.argv[1:2] == ["sweep-extend"] else 3
+    if len(sys.argv) != nargs or sys.argv[1] not in cmds:
+        sys.exit("usage: analyze.py best-lr|best-two|report OUT\n"
+                 "       analyze.py sweep-extend OUT 'variant lr lr ...;variant lr ...'")
+    cmds[sys.argv[1]](*sys.argv[2:])

@@ -102,7 +102,9 @@ sweep() {
     # most two more per side), so no variant is judged at an edge.
     for _ in 1 2; do
         "$BENCH" combine --out "$OUT/sweep"
-        local extra; extra=$("$PYTHON" results/study/analyze.py sweep-extend "$OUT")
+        local grid="" extra
+        for v in $VARIANTS; do grid="$grid${grid:+;}$v $(sweep_lrs "$v")"; done
+        extra=$("$PYTHON" results/study/analyze.py sweep-extend "$OUT" "$grid")
         [ -n "$extra" ] || break
         echo "$extra" | while IFS=, read -r v lr; do
             job sweep "$v" "$lr" "$SWEEP_EPOCHS" "$SWEEP_SEED"
