@@ -935,6 +935,9 @@ static void test_bf16(void **state)
     NnResNetInfo info;
     nn_resnet_info(b16, &info);
     assert_string_equal(info.dtype, "bf16");
+    print_message("  bf16 net: %d convolutions' weight gradients by im2col + matmul\n",
+                  info.gemm_convs);
+    assert_true(info.gemm_convs > 0); /* the gradients below cover that path too */
     Rng rng = {32};
     float x[8 * 3 * 8 * 8], lf, lb;
     int y[8];
