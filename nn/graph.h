@@ -92,14 +92,14 @@ typedef struct NnOpList {
 typedef struct NnBuf NnBuf;  /* graph.c: a memory object waiting for storage */
 
 /* How a convolution computes its weight gradient (NnGraph.conv_gemm).
- * oneDNN 2.6's direct backward-weights kernels are slow where the output is
- * small or strided: with AMX bf16, 2 threads, a 512->512 3x3 on 4x4 ran at
- * 180 GFLOP/s and a 1x1/2 at 60-90, while the same product as im2col + a
- * oneDNN matmul ran at 500-1100.  AUTO takes im2col + matmul for bf16
- * convolutions with an output of at most 4x4, or strided with at most 8x8
- * or 1x1 (the shapes where it measured faster); ALL for every bf16
- * convolution whose activations are NHWC (tests); OFF never.  fp32 never
- * (its direct kernels are fast, and its activations are blocked). */
+ * oneDNN 2.6's direct AMX backward-weights kernels are slow on small outputs
+ * and on 1x1 convolutions: a 512->512 3x3 on 4x4 ran at ~100 GFLOP/s and the
+ * 1x1s at 40-200, while the same product as im2col + one oneDNN matmul ran at
+ * 400-700.  AUTO takes im2col + matmul for bf16 convolutions that are 1x1 or
+ * have an output of at most 14x14 (where it measured faster: nn/layers.c,
+ * conv_gemm_wanted); ALL for every bf16 convolution whose activations are
+ * NHWC (tests, comparisons); OFF never.  fp32 never (its direct kernels are
+ * fast, and its activations are blocked). */
 enum { NN_CONV_GEMM_AUTO, NN_CONV_GEMM_OFF, NN_CONV_GEMM_ALL };
 
 typedef struct NnGraph {

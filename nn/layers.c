@@ -198,10 +198,14 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
     if (!pd)
         return KN_OK;
 
+    /* a 1x1/1 convolution's patches are its NHWC input itself: no im2col */
+    const int col_is_x = k == 1 && stride == 1 && pad == 0;
     dnnl_memory_t amem, col, cmem;
     NN_TRY(nn_graph_mem(g, &amem, &amd, NN_BUF_OWN, 0));
     NN_TRY(nn_graph_alias(g, dst->diff, amem));
-    NN_TRY(nn_graph_mem(g, &col, &bmd, NN_BUF_TMP, 0));
+    NN_TRY(nn_graph_mem(g, &col, &bmd, col_is_x ? NN_BUF_OWN : NN_BUF_TMP, 0));
+    if (col_is_x)
+        NN_TRY(nn_graph_alias(g, xsrc, col));
     if (k == 1) {
         NN_TRY(nn_graph_mem(g, &cmem, &cmd, NN_BUF_GRADS, off));
     } else {
@@ -217,13 +221,15 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
         NN_TRY(nn_graph_mem(g, &pm, &plain, NN_BUF_GRADS, off));
         NN_TRY(nn_graph_reorder(g, NN_IN(NN_PASS_GRADS), w4mem, &w4, pm, &plain));
     }
-    Im2col *a = nn_graph_alloc(g, sizeof *a);
-    if (!a)
-        return nn_fail(g, KN_ENOMEM, "out of memory");
-    *a = (Im2col){.x = xsrc, .col = col, .n = sd[0], .c = sd[1], .h = sd[2], .w = sd[3],
-                  .oh = dd[2], .ow = dd[3], .k = k, .stride = stride, .pad = pad,
-                  .esz = sizeof(uint16_t)};
-    NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_BWD), im2col_run, a));
+    if (!col_is_x) {
+        Im2col *a = nn_graph_alloc(g, sizeof *a);
+        if (!a)
+            return nn_fail(g, KN_ENOMEM, "out of memory");
+        *a = (Im2col){.x = xsrc, .col = col, .n = sd[0], .c = sd[1], .h = sd[2], .w = sd[3],
+                      .oh = dd[2], .ow = dd[3], .k = k, .stride = stride, .pad = pad,
+                      .esz = sizeof(uint16_t)};
+        NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_BWD), im2col_run, a));
+    }
     const dnnl_exec_arg_t args[] = {
         {DNNL_ARG_SRC, amem}, {DNNL_ARG_WEIGHTS, col}, {DNNL_ARG_DST, cmem}};
     NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), pd, 3, args));
@@ -233,19 +239,22 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
 }
 
 /* NN_CONV_GEMM_AUTO's choice, from oneDNN 2.6 on Sapphire Rapids (AMX), 2
- * threads, batch 128, direct kernel against im2col + matmul, ms per call:
- * 512->512 3x3 on 4x4 54 vs 12-20; 256->512 3x3/2 to 4x4 34 vs 9;
- * 128->256 3x3/2 to 8x8 19 vs 6; 1x1/2 6-9 vs 0.5-1.5; but 256->256 3x3 on
- * 8x8 17 vs 12-22 and 64->128 3x3/2 to 16x16 14 vs 12-15 (no gain).  fp32
- * direct kernels run near the FMA peak, and pick blocked layouts (not NHWC)
- * anyway: bf16 only. */
-static int conv_gemm_wanted(const NnGraph *g, int k, int stride, long oh, long ow)
+ * threads, the direct kernel (--conv-gemm off) against im2col + matmul
+ * (--conv-gemm all), ms per call (results/nn/README.md has the profiles):
+ * the matmul wins on every 1x1 (ResNet-50: 5-12 against 17-72; ResNet-18's
+ * 1x1/2: 1-4 against 8-13) and on 3x3 outputs up to 14x14 (512 on 7x7: 12.5
+ * against 39; 256 on 14x14: 10.6 against 20; 512 on 4x4: 24 against 98),
+ * and loses on wider 3x3 outputs with few channels (64 on 56x56: 32.5
+ * against 14; 64 on 32x32: 60 against 18; 128 on 16x16 and 28x28: even or
+ * worse).  fp32 direct kernels run near the FMA peak, and pick blocked
+ * layouts (not NHWC) anyway: bf16 only. */
+static int conv_gemm_wanted(const NnGraph *g, int k, long oh, long ow)
 {
     if (g->dt != dnnl_bf16 || g->conv_gemm == NN_CONV_GEMM_OFF)
         return 0;
     if (g->conv_gemm == NN_CONV_GEMM_ALL)
         return 1;
-    return oh * ow <= 16 || (stride > 1 && (k == 1 || oh * ow <= 64));
+    return k == 1 || oh * ow <= 14 * 14;
 }
 
 /* ---------------------------------------------------------------- input -- */
@@ -325,7 +334,7 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
     const dnnl_memory_desc_t dsrc_any = nn_md_any(4, sd, g->dt), ddst_any = nn_md_any(4, dd, g->dt);
     int gemm = 0;
     dnnl_memory_t bddst;
-    if (conv_gemm_wanted(g, k, stride, oh, ow))
+    if (conv_gemm_wanted(g, k, oh, ow))
         NN_TRY(conv_bww_gemm(g, &gemm, xsrc, csrc, dst, off, sd, wd, dd, k, stride, pad));
     if (!gemm) {
         NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct,

@@ -337,6 +337,7 @@ static void test_conv_gemm_bf16(void **state)
     gemm_conv_case(3, 1, 1);
     gemm_conv_case(3, 2, 1);
     gemm_conv_case(1, 2, 0);
+    gemm_conv_case(1, 1, 0); /* no im2col: the input is the patch matrix */
 }
 
 /* NN_DIFF_ACCUM adds to src->diff instead of overwriting it. */
