@@ -239,15 +239,15 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
 }
 
 /* NN_CONV_GEMM_AUTO's choice, from oneDNN 2.6 on Sapphire Rapids (AMX), 2
- * threads, the direct kernel (--conv-gemm off) against im2col + matmul
- * (--conv-gemm all), ms per call (results/nn/README.md has the profiles):
- * the matmul wins on every 1x1 (ResNet-50: 5-12 against 17-72; ResNet-18's
- * 1x1/2: 1-4 against 8-13) and on 3x3 outputs up to 14x14 (512 on 7x7: 12.5
- * against 39; 256 on 14x14: 10.6 against 20; 512 on 4x4: 24 against 98),
- * and loses on wider 3x3 outputs with few channels (64 on 56x56: 32.5
- * against 14; 64 on 32x32: 60 against 18; 128 on 16x16 and 28x28: even or
- * worse).  fp32 direct kernels run near the FMA peak, and pick blocked
- * layouts (not NHWC) anyway: bf16 only. */
+ * threads, the direct kernel (--conv-gemm off) against the matmul
+ * (--conv-gemm all), ms per call (results/nn/profile/, results/nn/README.md):
+ * the matmul wins on every 1x1 (ResNet-50: 1024->2048/2 63 -> 12, 512->2048
+ * 23 -> 6.3, 64->64 at 56x56 3.7 -> 4.0, a tie; ResNet-18's 1x1/2: 7-8 ->
+ * 1.2-1.7) and on 3x3 outputs up to 14x14 (512 on 4x4 62 -> 15, 512 on 7x7
+ * 29 -> 13, 256 on 14x14 19.5 -> 12), and loses on wider 3x3 outputs with
+ * few channels (64 on 56x56 11 -> 35, 64 on 32x32 12 -> 43, 128 on 28x28
+ * 7.6 -> 18; 128 on 16x16 18 -> 19).  fp32 direct kernels run near the FMA
+ * peak, and pick blocked layouts (not NHWC) anyway: bf16 only. */
 static int conv_gemm_wanted(const NnGraph *g, int k, long oh, long ow)
 {
     if (g->dt != dnnl_bf16 || g->conv_gemm == NN_CONV_GEMM_OFF)
