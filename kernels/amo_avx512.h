@@ -62,19 +62,27 @@ KN_INLINE __m512 amo_quotient(__m512 num, __m512 vn, const struct AmoVec *k)
     return _mm512_mul_ps(num, _mm512_mask3_fmadd_ps(y, e, y, d_ok));
 }
 
-/* The reference's amo_elem on 16 lanes; FMA where the reference has a
- * multiply followed by an add.  Returns the new theta, updates *m and *v. */
-KN_INLINE __m512 amo_vec_step(__m512 th, __m512 *m, __m512 *v, __m512 g, const AmoVec *k)
+/* The reference's amo_elem on 16 lanes, in two halves so that the
+ * bf16-state kernel can put its own quotient between them; FMA where the
+ * reference has a multiply followed by an add.  amo_vec_moments updates *m
+ * and *v; amo_vec_theta returns the new theta from the step q. */
+KN_INLINE void amo_vec_moments(__m512 th, __m512 *m, __m512 *v, __m512 g, const AmoVec *k)
 {
     const __m512 gs = _mm512_fmadd_ps(k->gsc, g, _mm512_mul_ps(k->l2, th));
-    const __m512 mn = _mm512_fmadd_ps(k->beta, *m, _mm512_mul_ps(k->omb, gs));
-    const __m512 vn = _mm512_fmadd_ps(k->gamma, *v, _mm512_mul_ps(k->omg, _mm512_mul_ps(gs, gs)));
-    const __m512 q = amo_quotient(_mm512_mul_ps(k->lr, mn), vn, k);
-    __m512 t = _mm512_fnmadd_ps(k->decay, th, th);
-    t = _mm512_sub_ps(t, q);
-    *m = mn;
-    *v = vn;
+    *m = _mm512_fmadd_ps(k->beta, *m, _mm512_mul_ps(k->omb, gs));
+    *v = _mm512_fmadd_ps(k->gamma, *v, _mm512_mul_ps(k->omg, _mm512_mul_ps(gs, gs)));
+}
+
+KN_INLINE __m512 amo_vec_theta(__m512 th, __m512 q, const AmoVec *k)
+{
+    const __m512 t = _mm512_sub_ps(_mm512_fnmadd_ps(k->decay, th, th), q);
     return _mm512_min_ps(k->hi, _mm512_max_ps(k->lo, t));
+}
+
+KN_INLINE __m512 amo_vec_step(__m512 th, __m512 *m, __m512 *v, __m512 g, const AmoVec *k)
+{
+    amo_vec_moments(th, m, v, g, k);
+    return amo_vec_theta(th, amo_quotient(_mm512_mul_ps(k->lr, *m), *v, k), k);
 }
 
 /* 16 bf16 -> 16 fp32 (exact: the bf16 bits become the top half). */

@@ -15,8 +15,8 @@
  * stood idle behind it (0.6-0.7 of the same-traffic limit).  Two changes:
  * the step to bf16 precision (bf16_quotient, 47 uops per 16 lanes), and
  * software prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h),
- * which keeps the misses in flight while the arithmetic runs (0.6 -> 0.9-1.0 of the limit at 64M
- * parameters; results/kernels/README.md). */
+ * which keeps the misses in flight while the arithmetic runs (0.6 -> 0.9-1.0
+ * of the limit at 64M parameters; results/kernels/README.md). */
 #ifndef __AVX512BF16__
 #error "kernels/meson.build must build this file with the avx512bf16 flags"
 #endif
@@ -39,19 +39,14 @@ KN_INLINE __m512 bf16_quotient(__m512 mn, __m512 vn, __m512 lv, __m512 le)
 }
 
 /* amo_vec_step with bf16_quotient.  When lr cannot be folded (lr = 0, or
- * v_scale / lr or eps / lr not a normal float: see loop), lv and le are
- * v_scale and eps and the numerator takes lr. */
+ * v_scale / lr or eps / lr not a normal float: see amo_bf16_avx512bf16), lv
+ * and le are v_scale and eps and the numerator takes lr. */
 KN_INLINE __m512 bf16_step(__m512 th, __m512 *m, __m512 *v, __m512 g, const AmoVec *k,
                            __m512 lv, __m512 le, int folded)
 {
-    const __m512 gs = _mm512_fmadd_ps(k->gsc, g, _mm512_mul_ps(k->l2, th));
-    const __m512 mn = _mm512_fmadd_ps(k->beta, *m, _mm512_mul_ps(k->omb, gs));
-    const __m512 vn = _mm512_fmadd_ps(k->gamma, *v, _mm512_mul_ps(k->omg, _mm512_mul_ps(gs, gs)));
-    const __m512 q = bf16_quotient(folded ? mn : _mm512_mul_ps(k->lr, mn), vn, lv, le);
-    const __m512 t = _mm512_sub_ps(_mm512_fnmadd_ps(k->decay, th, th), q);
-    *m = mn;
-    *v = vn;
-    return _mm512_min_ps(k->hi, _mm512_max_ps(k->lo, t));
+    amo_vec_moments(th, m, v, g, k);
+    return amo_vec_theta(th, bf16_quotient(folded ? *m : _mm512_mul_ps(k->lr, *m), *v, lv, le),
+                         k);
 }
 
 KN_INLINE __m512 sr_prepare(__m512 x, __m512i r16)
@@ -71,8 +66,7 @@ KN_INLINE __m512i to_bf16(__m512 hi, __m512 lo)
 
 typedef struct Bf16Vec {
     AmoVec c;
-    __m512 lv, le;
-    int folded;
+    __m512 lv, le; /* the denominator's scales: see bf16_step */
 } Bf16Vec;
 
 /* 32 elements: two 16-lane halves. */
@@ -124,18 +118,19 @@ static void amo_bf16_avx512bf16(float *theta, uint16_t *m, uint16_t *v, const fl
                                 int nearest)
 {
     Bf16Vec b = { .c = amo_vec_init(a), .lv = _mm512_set1_ps(a->v_scale),
-                  .le = _mm512_set1_ps(a->eps), .folded = 0 };
+                  .le = _mm512_set1_ps(a->eps) };
+    int folded = 0;
     /* lr into the denominator, when both quotients are normal floats (so
      * no lane sees 0 * Inf there): one multiply fewer per 16 lanes */
     const double lv = (double)a->v_scale / a->lr, le = (double)a->eps / a->lr;
     if (a->lr != 0.0f && isnormal((float)lv) && ((float)le == 0.0f || isnormal((float)le))) {
         b.lv = _mm512_set1_ps((float)lv);
         b.le = _mm512_set1_ps((float)le);
-        b.folded = 1;
+        folded = 1;
     }
     if (nearest)
-        loop(theta, m, v, g, n, &b, key, index0, 1, b.folded);
-    else if (b.folded)
+        loop(theta, m, v, g, n, &b, key, index0, 1, folded);
+    else if (folded)
         loop(theta, m, v, g, n, &b, key, index0, 0, 1);
     else
         loop(theta, m, v, g, n, &b, key, index0, 0, 0);

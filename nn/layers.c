@@ -120,13 +120,12 @@ static KnStatus diff_finish(NnGraph *g, dnnl_memory_t tmp, const dnnl_memory_des
 
 /* ------------------------------------ weight gradient by im2col + matmul -- */
 
-/* The patches of an NHWC input as rows: col (N*OH*OW, KH*KW*C), row
+/* The patches of a bf16 NHWC input as rows: col (N*OH*OW, KH*KW*C), row
  * (n, oy, ox), column (ky, kx, c); zeros where the window covers padding. */
 typedef struct Im2col {
     dnnl_memory_t x, col;
     long n, c, h, w, oh, ow;
     int k, stride, pad;
-    size_t esz;
 } Im2col;
 
 static void im2col_run(void *arg)
@@ -137,7 +136,7 @@ static void im2col_run(void *arg)
     dnnl_memory_get_data_handle(a->col, &cp);
     const char *x = xp;
     char *col = cp;
-    const size_t pix = (size_t)a->c * a->esz, row = pix * (size_t)(a->k * a->k);
+    const size_t pix = (size_t)a->c * sizeof(uint16_t), row = pix * (size_t)(a->k * a->k);
 #pragma omp parallel for collapse(2) schedule(static)
     for (long n = 0; n < a->n; n++)
         for (long oy = 0; oy < a->oh; oy++) {
@@ -156,6 +155,7 @@ static void im2col_run(void *arg)
         }
 }
 
+/* acdb: NHWC for activations, ohwi for weights. */
 static dnnl_memory_desc_t md_nhwc(const long *d, dnnl_data_type_t dt)
 {
     dnnl_memory_desc_t md;
@@ -210,9 +210,7 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
         NN_TRY(nn_graph_mem(g, &cmem, &cmd, NN_BUF_GRADS, off));
     } else {
         /* the same bytes as a 4-D ohwi tensor, for the reorder */
-        dnnl_memory_desc_t w4;
-        const dnnl_dims_t wdims = {wd[0], wd[1], wd[2], wd[3]};
-        NN_DNNL(g, dnnl_memory_desc_init_by_tag(&w4, 4, wdims, dnnl_f32, dnnl_acdb));
+        const dnnl_memory_desc_t w4 = md_nhwc(wd, dnnl_f32);
         const dnnl_memory_desc_t plain = nn_md_plain(4, wd, dnnl_f32);
         dnnl_memory_t w4mem, pm;
         NN_TRY(nn_graph_mem(g, &cmem, &cmd, NN_BUF_WORK, 0));
@@ -226,8 +224,7 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
         if (!a)
             return nn_fail(g, KN_ENOMEM, "out of memory");
         *a = (Im2col){.x = xsrc, .col = col, .n = sd[0], .c = sd[1], .h = sd[2], .w = sd[3],
-                      .oh = dd[2], .ow = dd[3], .k = k, .stride = stride, .pad = pad,
-                      .esz = sizeof(uint16_t)};
+                      .oh = dd[2], .ow = dd[3], .k = k, .stride = stride, .pad = pad};
         NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_BWD), im2col_run, a));
     }
     const dnnl_exec_arg_t args[] = {
