@@ -34,6 +34,8 @@ static void usage(void)
            "  --bf16           bf16 convolutions, fp32 master weights\n"
            "  --conv-gemm M    weight gradients by im2col + matmul: auto (default: bf16\n"
            "                   layers with small or strided outputs), off, all\n"
+           "  --conv-algo A    fp32 3x3 stride-1 convolutions: auto (default: Winograd\n"
+           "                   where they have 64 or more channels), direct, winograd\n"
            "  --threads N      (0: one per core)\n"
            "  --steps N        timed steps after 2 warm-up steps (10)\n"
            "  --arch LEVEL     auto, scalar, avx2, avx512\n");
@@ -74,12 +76,13 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
         { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "hw", 1, 0, 'H' },
         { "in-ch", 1, 0, 'c' }, { "classes", 1, 0, 'k' }, { "stem", 1, 0, 'S' },
         { "width", 1, 0, 'w' }, { "bf16", 0, 0, 'f' }, { "threads", 1, 0, 't' },
-        { "conv-gemm", 1, 0, 'G' },
+        { "conv-gemm", 1, 0, 'G' }, { "conv-algo", 1, 0, 'A' },
         { "steps", 1, 0, 'n' }, { "arch", 1, 0, 'a' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 },
     };
     static const char *const models[] = { "resnet18", "resnet34", "resnet50", NULL };
     static const char *const stems[] = { "cifar", "imagenet", NULL };
     static const char *const gemms[] = { "auto", "off", "all", NULL }; /* NN_CONV_GEMM_* */
+    static const char *const algos[] = { "auto", "direct", "winograd", NULL }; /* NN_CONV_ALGO_* */
     NnResNetConfig cfg = { .depth = 18, .stem = NN_STEM_CIFAR, .width = 1.0, .in_ch = 3,
                            .classes = 10, .batch = 128, .h = 32, .w = 32, .seed = 1 };
     int threads = 0;
@@ -104,6 +107,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
         }
         case 'f': cfg.bf16 = 1; break;
         case 'G': cfg.conv_gemm = hx_parse_choice("--conv-gemm", optarg, gemms); break;
+        case 'A': cfg.conv_algo = hx_parse_choice("--conv-algo", optarg, algos); break;
         case 't': threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
         case 'n': steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
         case 'a': arch = optarg; break;
@@ -183,9 +187,10 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     printf("model        resnet%d %s stem, width %g, %d x %d x %d x %d, %s, %zu parameters\n",
            cfg.depth, cfg.stem == NN_STEM_CIFAR ? "cifar" : "imagenet", cfg.width, cfg.batch,
            cfg.in_ch, cfg.h, cfg.w, ni.dtype, ni.nparams);
-    printf("threads      %d; oneDNN ISA %s; update kernel %s; %d of the convolutions' weight\n"
-           "             gradients by im2col + matmul\n", opt_threads(opt), ni.isa,
-           kn_kernel_level(KN_K_AMO), ni.gemm_convs);
+    printf("threads      %d; oneDNN ISA %s; update kernel %s\n", opt_threads(opt), ni.isa,
+           kn_kernel_level(KN_K_AMO));
+    printf("convolutions %d by Winograd, %d with weight gradients by im2col + matmul,\n"
+           "             the rest direct\n", ni.wino_convs, ni.gemm_convs);
     printf("images/s     %.1f  (%ld steps, %.3f s per step)\n",
            (double)cfg.batch * (double)steps / total, steps, total / (double)steps);
     printf("split        forward %.1f%% (weight sync %.1f%%), backward %.1f%% (gradient "
@@ -194,11 +199,18 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
            100 * to / total);
     printf("per step     forward %.1f ms, backward %.1f ms, optimizer %.2f ms\n",
            1e3 * tf / (double)steps, 1e3 * tb / (double)steps, 1e3 * to / (double)steps);
-    printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
-           "%.1f GFLOP/s = %.0f%% of the FMA peak %.1f GFLOP/s (a lower bound: the\n"
-           "             time includes batch norm, ReLU, pooling and reorders)\n",
-           conv_flops / (double)steps * 1e-9, conv_flops / (tf + tb) * 1e-9,
-           100 * conv_flops / (tf + tb) * 1e-9 / peak, peak);
+    const double gflops = conv_flops / (tf + tb) * 1e-9;
+    if (ni.wino_convs == 0)
+        printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
+               "%.1f GFLOP/s = %.0f%% of the FMA peak %.1f GFLOP/s (a lower bound: the\n"
+               "             time includes batch norm, ReLU, pooling and reorders)\n",
+               conv_flops / (double)steps * 1e-9, gflops, 100 * gflops / peak, peak);
+    else /* Winograd does fewer flops than the direct sum: no fraction of the peak */
+        printf("conv         %.1f GFLOP per step as direct sums; over the whole forward +\n"
+               "             backward time %.1f direct-equivalent GFLOP/s, %.2fx the FMA peak\n"
+               "             %.1f GFLOP/s (Winograd does fewer multiplies; for the fraction of\n"
+               "             the peak, run --conv-algo direct)\n",
+               conv_flops / (double)steps * 1e-9, gflops, gflops / peak, peak);
     opt_destroy(opt);
     nn_resnet_destroy(net);
     free(ts);

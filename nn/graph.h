@@ -102,12 +102,27 @@ typedef struct NnBuf NnBuf;  /* graph.c: a memory object waiting for storage */
  * fast, and its activations are blocked). */
 enum { NN_CONV_GEMM_AUTO, NN_CONV_GEMM_OFF, NN_CONV_GEMM_ALL };
 
+/* How an fp32 3x3 stride-1 convolution computes (NnGraph.conv_algo).
+ * oneDNN 2.6's Winograd F(4x4, 3x3) (jit_wino_4x3:avx512_core: forward,
+ * backward data and backward weights) does 4x fewer multiplies than the
+ * direct kernel and ran 2-3x faster than it on every such layer of a
+ * CIFAR ResNet-18 and an ImageNet ResNet-50 with 64 or more channels, and
+ * slower on 16 and 1-3 channels (nn/layers.c, conv_wino_wanted).  AUTO takes
+ * it for fp32 3x3/1 layers with at least 64 input and output channels;
+ * WINOGRAD for every fp32 3x3/1 layer oneDNN has it for (tests,
+ * comparisons); DIRECT never (PyTorch's choice).  Its rounding differs from
+ * the direct sum's (tests/nn: test_conv_winograd bounds it).  oneDNN has no
+ * bf16 Winograd: bf16 layers are direct (or take NN_CONV_GEMM). */
+enum { NN_CONV_ALGO_AUTO, NN_CONV_ALGO_DIRECT, NN_CONV_ALGO_WINOGRAD };
+
 typedef struct NnGraph {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     dnnl_data_type_t dt;        /* activations and conv/FC working weights  */
     int conv_gemm;              /* NN_CONV_GEMM_*; set before the builders  */
     int gemm_convs;             /* convolutions that took im2col + matmul   */
+    int conv_algo;              /* NN_CONV_ALGO_*; set before the builders  */
+    int wino_convs;             /* convolutions that took Winograd          */
     dnnl_primitive_attr_t attr; /* user scratchpad                          */
     NnOpList pass[NN_PASS_COUNT];
 

@@ -254,6 +254,51 @@ static int conv_gemm_wanted(const NnGraph *g, int k, long oh, long ow)
     return k == 1 || oh * ow <= 14 * 14;
 }
 
+/* --------------------------------------------------- Winograd (fp32) ---- */
+
+/* NN_CONV_ALGO_AUTO's choice, from oneDNN 2.6 on Sapphire Rapids, 2
+ * threads, ms per call of forward / backward data / backward weights,
+ * direct against Winograd (jit_wino_4x3:avx512_core), batch 128 unless
+ * noted (DNNL_VERBOSE; results/nn/README.md): 64 channels on 32x32 40/50/52
+ * -> 20/19/20, 128 on 16x16 41/42/46 -> 16/17/17, 256 on 8x8 36/38/41 ->
+ * 19/18/19, 512 on 4x4 37/38/59 -> 21/22/22; ResNet-50, batch 32: 64 on
+ * 56x56 33/38/40 -> 17/18/18, 256 on 14x14 31/32/34 -> 20/20/20, 512 on 7x7
+ * 27/28/36 -> 22/23/23; Fashion-MNIST width 1/4: 64 on 7x7 1.65/1.65/1.90
+ * -> 1.44/1.43/1.59, but 32 on 14x14 a tie and 16 on 28x28 2.25/2.54/2.62 ->
+ * 3.25/3.38/2.07, and a 3- or 1-channel stem 6x slower.  So: fp32, 3x3,
+ * stride 1, at least 64 channels in and out. */
+static int conv_wino_wanted(const NnGraph *g, int k, int stride, long c, long oc)
+{
+    if (g->dt != dnnl_f32 || k != 3 || stride != 1 || g->conv_algo == NN_CONV_ALGO_DIRECT)
+        return 0;
+    return g->conv_algo == NN_CONV_ALGO_WINOGRAD || (c >= 64 && oc >= 64);
+}
+
+/* The forward primitive of algorithm alg taking src in the producer's layout,
+ * when oneDNN has a real kernel for that: with format_tag_any it picks plain
+ * nchw for narrow inputs (C < 16), which costs a reorder every step and
+ * leaves only reference kernels for the backward.  *pd NULL otherwise. */
+static KnStatus conv_fwd_pd(NnGraph *g, dnnl_primitive_desc_t *pd, dnnl_alg_kind_t alg,
+                            const NnAct *src, const dnnl_memory_desc_t *src_any,
+                            const dnnl_memory_desc_t *w_any, const dnnl_memory_desc_t *dst_any,
+                            const dnnl_dims_t strides, const dnnl_dims_t padding)
+{
+    dnnl_convolution_desc_t cd;
+    *pd = NULL;
+    if (src->md.data_type == g->dt
+        && dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, &src->md, w_any,
+                                              NULL, dst_any, strides, padding, padding)
+               == dnnl_success)
+        NN_TRY(nn_graph_pd_fast(g, pd, &cd, NULL));
+    /* Winograd in its own layouts (the direct kernel's fallback is below) */
+    if (!*pd && alg == dnnl_convolution_winograd
+        && dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, src_any, w_any,
+                                              NULL, dst_any, strides, padding, padding)
+               == dnnl_success)
+        NN_TRY(nn_graph_pd_fast(g, pd, &cd, NULL));
+    return KN_OK;
+}
+
 /* ---------------------------------------------------------------- input -- */
 
 KnStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w)
@@ -292,20 +337,17 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
                        dst_any = nn_md_any(4, dd, g->dt), dw_any = nn_md_any(4, wd, dnnl_f32);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t fwd = NULL, bww = NULL, bwd;
-    /* Take src in the producer's layout when oneDNN has a real kernel for
-     * it: with format_tag_any it picks plain nchw for narrow inputs (C < 16),
-     * which costs a reorder every step and leaves only reference kernels for
-     * the backward. */
-    if (src->md.data_type == g->dt
-        && dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
-                                              dnnl_convolution_direct, &src->md, &w_any, NULL,
-                                              &dst_any, strides, padding, padding)
-               == dnnl_success)
-        NN_TRY(nn_graph_pd_fast(g, &fwd, &cd, NULL));
+    dnnl_alg_kind_t alg = dnnl_convolution_direct;
+    if (conv_wino_wanted(g, k, stride, c, oc))
+        NN_TRY(conv_fwd_pd(g, &fwd, dnnl_convolution_winograd, src, &src_any, &w_any, &dst_any,
+                           strides, padding));
+    if (fwd)
+        alg = dnnl_convolution_winograd;
+    else
+        NN_TRY(conv_fwd_pd(g, &fwd, alg, src, &src_any, &w_any, &dst_any, strides, padding));
     if (!fwd) {
-        NN_DNNL(g, dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
-                                                      dnnl_convolution_direct, &src_any, &w_any,
-                                                      NULL, &dst_any, strides, padding,
+        NN_DNNL(g, dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, &src_any,
+                                                      &w_any, NULL, &dst_any, strides, padding,
                                                       padding));
         NN_TRY(nn_graph_pd(g, &fwd, &cd, NULL, NULL));
     }
@@ -329,16 +371,23 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
      * them (no reorder); else in the layouts it picks, reordering the
      * activations in the backward pass (narrow layers, C < 16). */
     const dnnl_memory_desc_t dsrc_any = nn_md_any(4, sd, g->dt), ddst_any = nn_md_any(4, dd, g->dt);
-    int gemm = 0;
+    int gemm = 0, passes_alg = 1; /* every pass ran alg (or dW as a matmul) */
     dnnl_memory_t bddst;
     if (conv_gemm_wanted(g, k, oh, ow))
         NN_TRY(conv_bww_gemm(g, &gemm, xsrc, csrc, dst, off, sd, wd, dd, k, stride, pad));
     if (!gemm) {
-        NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct,
-                                                               csrc, &dw_any, NULL, &dst->md,
-                                                               strides, padding, padding));
-        NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
+        for (int i = 0; i < 2 && !bww; i++) { /* alg, then direct */
+            const dnnl_alg_kind_t a = i ? dnnl_convolution_direct : alg;
+            if (i && a == alg)
+                break;
+            NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, a, csrc, &dw_any, NULL,
+                                                                   &dst->md, strides, padding,
+                                                                   padding));
+            NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
+            passes_alg &= !i;
+        }
         if (!bww) {
+            passes_alg = alg == dnnl_convolution_direct;
             NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(
                            &cd, dnnl_convolution_direct, &dsrc_any, &dw_any, NULL, &ddst_any,
                            strides, padding, padding));
@@ -354,11 +403,18 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
     }
 
     if (diff_src != NN_DIFF_NONE) {
-        NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, csrc,
-                                                            &w_any, &dst->md, strides, padding,
-                                                            padding));
-        NN_TRY(nn_graph_pd_fast(g, &bwd, &cd, fwd));
+        bwd = NULL;
+        for (int i = 0; i < 2 && !bwd; i++) { /* alg, then direct */
+            const dnnl_alg_kind_t a = i ? dnnl_convolution_direct : alg;
+            if (i && a == alg)
+                break;
+            NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, a, csrc, &w_any, &dst->md,
+                                                                strides, padding, padding));
+            NN_TRY(nn_graph_pd_fast(g, &bwd, &cd, fwd));
+            passes_alg &= !i;
+        }
         if (!bwd) {
+            passes_alg = alg == dnnl_convolution_direct;
             NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct,
                                                                 &dsrc_any, &w_any, &ddst_any,
                                                                 strides, padding, padding));
@@ -376,8 +432,13 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
         NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, da));
         NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
     }
-    char op[48];
-    snprintf(op, sizeof op, "conv %dx%d/%d%s", k, k, stride, gemm ? ", dW gemm" : "");
+    const char *how = "";
+    if (alg == dnnl_convolution_winograd) {
+        g->wino_convs++;
+        how = passes_alg ? " winograd" : " winograd fwd";
+    }
+    char op[64];
+    snprintf(op, sizeof op, "conv %dx%d/%d%s%s", k, k, stride, how, gemm ? ", dW gemm" : "");
     done(g, op, dst);
     return KN_OK;
 }

@@ -193,6 +193,10 @@ static KnStatus check_config(const NnResNetConfig *c, char *msg, size_t len)
     else if (c->conv_gemm != NN_CONV_GEMM_AUTO && c->conv_gemm != NN_CONV_GEMM_OFF
              && c->conv_gemm != NN_CONV_GEMM_ALL)
         snprintf(msg, len, "conv_gemm %d: must be NN_CONV_GEMM_AUTO, _OFF or _ALL", c->conv_gemm);
+    else if (c->conv_algo != NN_CONV_ALGO_AUTO && c->conv_algo != NN_CONV_ALGO_DIRECT
+             && c->conv_algo != NN_CONV_ALGO_WINOGRAD)
+        snprintf(msg, len, "conv_algo %d: must be NN_CONV_ALGO_AUTO, _DIRECT or _WINOGRAD",
+                 c->conv_algo);
     else if (c->classes < 1)
         snprintf(msg, len, "classes %d: must be >= 1", c->classes);
     else if (c->batch < 1 || c->in_ch < 1 || c->h < 1 || c->w < 1)
@@ -231,6 +235,7 @@ KnStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, 
         net->isa = isa;
         s = nn_graph_init(&net->g, cfg->bf16 ? dnnl_bf16 : dnnl_f32);
         net->g.conv_gemm = cfg->conv_gemm;
+        net->g.conv_algo = cfg->conv_algo;
         if (s == KN_OK)
             s = build(net);
         if (s == KN_OK)
@@ -382,6 +387,7 @@ void nn_resnet_info(const NnResNet *net, NnResNetInfo *info)
         .grad_reorders = g->pass[NN_PASS_GRADS].n,
         .ref_prims = g->ref_prims,
         .gemm_convs = g->gemm_convs,
+        .wino_convs = g->wino_convs,
         .isa = net->isa,
         .dtype = net->cfg.bf16 ? "bf16" : "f32",
     };

@@ -46,6 +46,7 @@ typedef struct NnResNetConfig {
     int batch, h, w; /* input (batch, in_ch, h, w), fixed at creation             */
     int bf16;        /* bf16 activations and working weights (needs AVX-512)      */
     int conv_gemm;   /* weight gradients: NN_CONV_GEMM_AUTO (0), _OFF, _ALL       */
+    int conv_algo;   /* fp32 3x3/1: NN_CONV_ALGO_AUTO (0), _DIRECT, _WINOGRAD     */
     unsigned long long seed; /* initialisation                                    */
 } NnResNetConfig;
 
@@ -71,6 +72,7 @@ typedef struct NnResNetInfo {
     int grad_reorders;    /* gradient tensors reordered into the flat buffer      */
     int ref_prims;        /* primitives oneDNN runs on reference (slow) kernels   */
     int gemm_convs;       /* convolutions whose dW is im2col + matmul (graph.h)   */
+    int wino_convs;       /* convolutions by Winograd (graph.h)                   */
     const char *isa;      /* what oneDNN dispatches to (dnnl_get_effective_cpu_isa) */
     const char *dtype;    /* "f32" or "bf16"                                      */
 } NnResNetInfo;

@@ -340,6 +340,84 @@ static void test_conv_gemm_bf16(void **state)
     gemm_conv_case(1, 1, 0); /* no im2col: the input is the patch matrix */
 }
 
+/* ---- fp32 Winograd (NN_CONV_ALGO_WINOGRAD) -------------------------------- */
+
+/* Worst |got - exact| / (tol * sum |terms|) of one convolution's output,
+ * input gradient and weight gradient against fp64 sums over the same fp32
+ * values. */
+static double wino_case(int algo, double tol, int *wino)
+{
+    enum { N = 2, C = 32, H = 9, W = 7, OC = 16, K = 3 }; /* 9x7: partial 4x4 tiles */
+    Fd f;
+    Rng rng = {400u + (unsigned)algo};
+    fd_begin(&f);
+    f.g.conv_algo = algo;
+    fd_input(&f, N, C, H, W);
+    GOK(&f.g, nn_conv(&f.g, "conv", &f.out, &f.in[0], OC, K, 1, 1, NN_DIFF_WRITE));
+    *wino = f.g.wino_convs;
+    fd_ready(&f, &rng);
+    fill_normal(&rng, f.x[0], act_count(&f.in[0]));
+    randomize_params(&f, &rng, 0.5);
+    fd_backward(&f);
+    float *y = malloc(f.nout * sizeof *y), *dx = malloc(N * C * H * W * sizeof *dx);
+    GOK(&f.g, nn_act_read(&f.g, f.out.mem, &f.out.md, y));
+    GOK(&f.g, nn_act_read(&f.g, f.in[0].diff, &f.in[0].md, dx));
+    const float *x = f.x[0], *w = f.g.params, *dw = f.g.grads, *r = f.r;
+    double *ey = calloc(f.nout, sizeof *ey), *my = calloc(f.nout, sizeof *my);
+    double *ex = calloc(N * C * H * W, sizeof *ex), *mx = calloc(N * C * H * W, sizeof *mx);
+    double *ew = calloc(OC * C * K * K, sizeof *ew), *mw = calloc(OC * C * K * K, sizeof *mw);
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int oy = 0; oy < H; oy++)
+                for (int ox = 0; ox < W; ox++) {
+                    const int yi = ((n * OC + o) * H + oy) * W + ox;
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                const int iy = oy - 1 + ky, ix = ox - 1 + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                    continue;
+                                const int xi = ((n * C + c) * H + iy) * W + ix;
+                                const int wi = ((o * C + c) * K + ky) * K + kx;
+                                const double fy = (double)w[wi] * x[xi];
+                                const double fx = (double)w[wi] * r[yi];
+                                const double fw = (double)r[yi] * x[xi];
+                                ey[yi] += fy, my[yi] += fabs(fy);
+                                ex[xi] += fx, mx[xi] += fabs(fx);
+                                ew[wi] += fw, mw[wi] += fabs(fw);
+                            }
+                }
+    double worst = 0;
+    for (size_t i = 0; i < f.nout; i++)
+        worst = fmax(worst, fabs(y[i] - ey[i]) / (tol * my[i] + 1e-30));
+    for (int i = 0; i < N * C * H * W; i++)
+        worst = fmax(worst, fabs(dx[i] - ex[i]) / (tol * mx[i] + 1e-30));
+    for (int i = 0; i < OC * C * K * K; i++)
+        worst = fmax(worst, fabs(dw[i] - ew[i]) / (tol * mw[i] + 1e-30));
+    free(ey), free(my), free(ex), free(mx), free(ew), free(mw), free(y), free(dx);
+    fd_end(&f);
+    return worst;
+}
+
+/* Winograd's forward, backward data and backward weights against the fp64
+ * sums, within 1e-5 of the sum of |terms| (measured: 8e-7; the direct
+ * kernel 2e-7): a wrong tap, channel or tile edge is off by whole terms,
+ * ~1/300 of that sum. */
+static void test_conv_winograd(void **state)
+{
+    (void)state;
+    int wino;
+    const double direct = wino_case(NN_CONV_ALGO_DIRECT, 1e-5, &wino);
+    assert_int_equal(wino, 0);
+    const double w = wino_case(NN_CONV_ALGO_WINOGRAD, 1e-5, &wino);
+    print_message("  direct within %.3g, Winograd within %.3g x 1e-5 of sum|terms|\n", direct, w);
+    if (!wino && !(kn_cpu_flags() & KN_CPU_AVX512))
+        skip(); /* oneDNN has Winograd for avx512_core only */
+    assert_int_equal(wino, 1); /* the path under test was taken */
+    assert_true(direct <= 1.0);
+    assert_true(w <= 1.0);
+}
+
 /* NN_DIFF_ACCUM adds to src->diff instead of overwriting it. */
 static void test_conv_accumulates(void **state)
 {
@@ -685,6 +763,24 @@ static void test_resnet18_gradcheck(void **state)
     const NnResNetConfig c = {.depth = 18, .stem = NN_STEM_CIFAR, .width = 0.125,
                               .in_ch = 3, .classes = 10, .batch = 8, .h = 8, .w = 8,
                               .seed = 11};
+    net_gradcheck(&c, 1e-3, 0.01, 0.10);
+}
+
+/* The same with every 3x3/1 convolution by Winograd (the stem's too). */
+static void test_resnet18_gradcheck_winograd(void **state)
+{
+    (void)state;
+    const NnResNetConfig c = {.depth = 18, .stem = NN_STEM_CIFAR, .width = 0.125,
+                              .in_ch = 3, .classes = 10, .batch = 8, .h = 8, .w = 8,
+                              .conv_algo = NN_CONV_ALGO_WINOGRAD, .seed = 11};
+    if (!(kn_cpu_flags() & KN_CPU_AVX512))
+        skip(); /* oneDNN has Winograd for avx512_core only */
+    NnResNet *net = make_net(&c);
+    NnResNetInfo info;
+    nn_resnet_info(net, &info);
+    nn_resnet_destroy(net);
+    print_message("  %d convolutions by Winograd\n", info.wino_convs);
+    assert_int_equal(info.wino_convs, 14); /* the stem and 4 + 3 + 3 + 3 in the stages */
     net_gradcheck(&c, 1e-3, 0.01, 0.10);
 }
 
@@ -1132,12 +1228,14 @@ int main(void)
         cmocka_unit_test(test_bn_statistics),
         cmocka_unit_test(test_loss_formula),
         cmocka_unit_test(test_resnet18_gradcheck),
+        cmocka_unit_test(test_resnet18_gradcheck_winograd),
         cmocka_unit_test(test_resnet50_gradcheck),
         cmocka_unit_test(test_param_counts),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_training_fits_a_batch),
         cmocka_unit_test(test_conv_gemm_bf16),
+        cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_bf16_layers),
         cmocka_unit_test(test_bf16),
     };
