@@ -45,6 +45,7 @@ static const char *const onoff[] = { "off", "on", NULL };
 static const char *const decays[] = { "l2", "decoupled", NULL };
 static const char *const scheds[] = { "constant", "step", "cosine", "invsqrt", NULL };
 static const char *const states[] = { "fp32", "bf16", NULL };
+static const char *const conv_algos[] = { "auto", "direct", "winograd", NULL }; /* NN_CONV_ALGO_* */
 
 static double parse_double(const char *opt, const char *s, double min, double max)
 {
@@ -118,6 +119,8 @@ static void usage(const char *cmd)
            "  --model NAME          resnet18 (default), resnet34, resnet50\n"
            "  --width W             width multiplier (default 0.25)\n"
            "  --bf16                bf16 convolutions, fp32 master weights\n"
+           "  --conv-algo A         fp32 3x3/1 convolutions: auto (Winograd at 64+ channels),\n"
+           "                        direct, winograd\n"
            "Optimizer (defaults: the algorithm's, see README):\n"
            "  --optimizer NAME      amo (default), adam, sgd, rmsprop\n"
            "  --lr X  --beta X  --gamma X  --eps X  --momentum X  --dampening X  --alpha X\n"
@@ -142,7 +145,7 @@ static void usage(const char *cmd)
 
 enum {
     O_DATASET = 256, O_DATA, O_VAL, O_NOAUG, O_SYN_N, O_INCH, O_HW, O_CLASSES, O_MODEL, O_WIDTH,
-    O_BF16, O_OPT, O_LR, O_BETA, O_GAMMA, O_EPS, O_MOM, O_DAMP, O_ALPHA, O_NEST, O_BC, O_CLIP,
+    O_BF16, O_CONV_ALGO, O_OPT, O_LR, O_BETA, O_GAMMA, O_EPS, O_MOM, O_DAMP, O_ALPHA, O_NEST, O_BC, O_CLIP,
     O_TAU, O_BOUNDS, O_WD, O_DECAY, O_STATE, O_SCHED, O_WARMUP, O_STEPSIZE, O_STEPGAMMA,
     O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TARGETS, O_SEED,
     O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP,
@@ -153,7 +156,8 @@ static const struct option long_opts[] = {
     { "dataset", 1, 0, O_DATASET }, { "data", 1, 0, O_DATA }, { "val", 1, 0, O_VAL },
     { "no-augment", 0, 0, O_NOAUG }, { "syn-n", 1, 0, O_SYN_N }, { "in-ch", 1, 0, O_INCH },
     { "hw", 1, 0, O_HW }, { "classes", 1, 0, O_CLASSES }, { "model", 1, 0, O_MODEL },
-    { "width", 1, 0, O_WIDTH }, { "bf16", 0, 0, O_BF16 }, { "optimizer", 1, 0, O_OPT },
+    { "width", 1, 0, O_WIDTH }, { "bf16", 0, 0, O_BF16 },
+    { "conv-algo", 1, 0, O_CONV_ALGO }, { "optimizer", 1, 0, O_OPT },
     { "lr", 1, 0, O_LR }, { "beta", 1, 0, O_BETA }, { "gamma", 1, 0, O_GAMMA },
     { "eps", 1, 0, O_EPS }, { "momentum", 1, 0, O_MOM }, { "dampening", 1, 0, O_DAMP },
     { "alpha", 1, 0, O_ALPHA }, { "nesterov", 0, 0, O_NEST }, { "bias-correction", 1, 0, O_BC },
@@ -195,6 +199,7 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
         case O_MODEL: s->depth = (int[]){ 18, 34, 50 }[hx_parse_choice("--model", a, models)]; break;
         case O_WIDTH: s->width = parse_double("--width", a, 1.0 / 64, 8); break;
         case O_BF16: s->bf16 = 1; break;
+        case O_CONV_ALGO: s->conv_algo = hx_parse_choice("--conv-algo", a, conv_algos); break;
         case O_OPT: *algo = hx_parse_choice("--optimizer", a, algos); break;
         case O_LR: ov->lr = parse_double("--lr", a, 0, 1e6); break;
         case O_BETA: ov->beta = parse_double("--beta", a, 0, 0.999999); break;

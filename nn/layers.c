@@ -258,15 +258,16 @@ static int conv_gemm_wanted(const NnGraph *g, int k, long oh, long ow)
 
 /* NN_CONV_ALGO_AUTO's choice, from oneDNN 2.6 on Sapphire Rapids, 2
  * threads, ms per call of forward / backward data / backward weights,
- * direct against Winograd (jit_wino_4x3:avx512_core), batch 128 unless
- * noted (DNNL_VERBOSE; results/nn/README.md): 64 channels on 32x32 40/50/52
- * -> 20/19/20, 128 on 16x16 41/42/46 -> 16/17/17, 256 on 8x8 36/38/41 ->
- * 19/18/19, 512 on 4x4 37/38/59 -> 21/22/22; ResNet-50, batch 32: 64 on
- * 56x56 33/38/40 -> 17/18/18, 256 on 14x14 31/32/34 -> 20/20/20, 512 on 7x7
- * 27/28/36 -> 22/23/23; Fashion-MNIST width 1/4: 64 on 7x7 1.65/1.65/1.90
- * -> 1.44/1.43/1.59, but 32 on 14x14 a tie and 16 on 28x28 2.25/2.54/2.62 ->
- * 3.25/3.38/2.07, and a 3- or 1-channel stem 6x slower.  So: fp32, 3x3,
- * stride 1, at least 64 channels in and out. */
+ * direct -> Winograd (jit_wino_4x3:avx512_core), from DNNL_VERBOSE
+ * (results/nn/profile/, the f32_ours_algo files; results/nn/README.md).  CIFAR
+ * ResNet-18, batch 128: 64 channels on 32x32 51/68/72 -> 28/27/28, 128 on
+ * 16x16 56/55/60 -> 22/23/23, 256 on 8x8 46/48/55 -> 24/24/26, 512 on 4x4
+ * 46/48/74 -> 26/25/27; ResNet-50, batch 32: 64 on 56x56 34/43/44 ->
+ * 17/17/18, 512 on 7x7 31/31/39 -> 20/22/22.  Fashion-MNIST geometry (width
+ * 1/4, batch 128): 64 on 7x7 1.9/1.9/2.1 -> 1.6/1.6/1.6, but 32 on 14x14
+ * 2.2/2.3/2.4 -> 2.4/2.3/1.9 (a tie), 16 on 28x28 2.7/3.0/3.1 -> 3.2/3.4/2.2
+ * and the 1-channel stem 0.4/-/0.4 -> 3.5/-/2.2.  So: fp32, 3x3, stride 1,
+ * at least 64 channels in and out. */
 static int conv_wino_wanted(const NnGraph *g, int k, int stride, long c, long oc)
 {
     if (g->dt != dnnl_f32 || k != 3 || stride != 1 || g->conv_algo == NN_CONV_ALGO_DIRECT)

@@ -75,12 +75,21 @@ summary() {
     echo "|---|---|---|"
     row "ResNet-18 CIFAR fp32 (PyTorch NCHW, channels-last)" r18_fp32_ours \
         r18_fp32_torch_nchw r18_fp32_torch_cl
+    row "ResNet-18 CIFAR fp32, --conv-algo direct" r18_fp32_ours_direct \
+        r18_fp32_torch_nchw r18_fp32_torch_cl
     row "ResNet-18 CIFAR bf16 (autocast NCHW, channels-last)" r18_bf16_ours \
         r18_bf16_torch_nchw r18_bf16_torch_cl
     row "ResNet-18 CIFAR bf16, --conv-gemm off" r18_bf16_ours_gemm_off \
         r18_bf16_torch_nchw r18_bf16_torch_cl
     row "ResNet-50 ImageNet fp32 (channels-last)" r50_fp32_ours r50_fp32_torch_cl
+    row "ResNet-50 ImageNet fp32, --conv-algo direct" r50_fp32_ours_direct r50_fp32_torch_cl
     row "ResNet-50 ImageNet bf16 (autocast channels-last)" r50_bf16_ours r50_bf16_torch_cl
+    echo
+    echo "fp32 direct convolutions' share of the FMA peak measured in the same run:"
+    for f in "$OUT"/r18_fp32_ours_direct_*.txt "$OUT"/r50_fp32_ours_direct_*.txt; do
+        [ -f "$f" ] || continue
+        echo "$(basename "$f" .txt): $(sed -n 's/.* = \([0-9]*%\) of the FMA peak \([0-9.]*\).*/\1 of \2 GFLOP\/s/p' "$f")"
+    done
 }
 
 if [ "$mode" = summary ]; then
@@ -92,6 +101,7 @@ rep=1
 while [ "$rep" -le "$REPS" ]; do
     # CIFAR ResNet-18, batch 128, 32x32x3, 2 threads
     run r18_fp32_ours "$B" throughput --threads 2 --steps 10
+    run r18_fp32_ours_direct "$B" throughput --conv-algo direct --threads 2 --steps 10
     run r18_fp32_torch_nchw "$PY" "$A/torch_resnet18.py" --threads 2 --steps 10
     run r18_fp32_torch_cl "$PY" "$A/torch_resnet18.py" --threads 2 --steps 10 --channels-last
     run r18_bf16_ours "$B" throughput --bf16 --threads 2 --steps 10
@@ -106,6 +116,8 @@ while [ "$rep" -le "$REPS50" ]; do
     # ImageNet ResNet-50, batch 32, 224x224x3, 2 threads
     run r50_fp32_ours "$B" throughput --model resnet50 --stem imagenet --hw 224 --batch 32 \
         --classes 1000 --threads 2 --steps 5
+    run r50_fp32_ours_direct "$B" throughput --model resnet50 --stem imagenet --hw 224 \
+        --batch 32 --classes 1000 --conv-algo direct --threads 2 --steps 5
     run r50_fp32_torch_cl "$PY" "$A/torch_resnet50.py" --batch 32 --threads 2 --steps 5 \
         --channels-last
     run r50_bf16_ours "$B" throughput --model resnet50 --stem imagenet --hw 224 --batch 32 \

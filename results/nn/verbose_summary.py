@@ -40,11 +40,18 @@ def main():
     for (kind, impl, prop), (n, t) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
         print(f"{t / steps:7.1f} {100 * t / total:5.1f}% {n / steps:6.1f}      {kind} {impl} {prop}")
     print("\nms/call  calls/step  GFLOP/s  convolution")
+    all_flops = all_ms = 0.0
     for (prop, impl, shape), (n, t) in sorted(convs.items(), key=lambda kv: -kv[1][1]):
         d = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", shape)}
         flops = 2 * d["mb"] * d["ic"] * d["oc"] * d["oh"] * d["ow"] * d["kh"] * d["kw"]
+        all_flops += flops * n
+        all_ms += t
         print(f"{t / n:7.2f} {n / steps:6.1f}   {flops * n / (t * 1e-3) * 1e-9:7.0f}  "
               f"{prop} {impl} {shape}")
+    if all_ms:
+        # as direct sums: Winograd's rate here is direct-equivalent
+        print(f"all convolutions: {all_ms / steps:.1f} ms per step, "
+              f"{all_flops / (all_ms * 1e-3) * 1e-9:.0f} GFLOP/s (flops of the direct sums)")
     if mms:
         print("\nms/call  calls/step  GFLOP/s  matmul (M x K : K x N)")
         for (impl, shape), (n, t) in sorted(mms.items(), key=lambda kv: -kv[1][1]):
