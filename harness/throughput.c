@@ -200,7 +200,12 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     printf("per step     forward %.1f ms, backward %.1f ms, optimizer %.2f ms\n",
            1e3 * tf / (double)steps, 1e3 * tb / (double)steps, 1e3 * to / (double)steps);
     const double gflops = conv_flops / (tf + tb) * 1e-9;
-    if (ni.wino_convs == 0)
+    if (cfg.bf16) /* AMX / AVX512_BF16 dot products: the fp32 FMA peak does not bound them */
+        printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
+               "%.1f GFLOP/s in bf16\n             (no fraction of the fp32 FMA peak "
+               "%.1f GFLOP/s: bf16 runs on AMX / AVX512_BF16)\n",
+               conv_flops / (double)steps * 1e-9, gflops, peak);
+    else if (ni.wino_convs == 0)
         printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
                "%.1f GFLOP/s = %.0f%% of the FMA peak %.1f GFLOP/s (a lower bound: the\n"
                "             time includes batch norm, ReLU, pooling and reorders)\n",
