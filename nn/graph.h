@@ -105,7 +105,7 @@ enum { NN_CONV_GEMM_AUTO, NN_CONV_GEMM_OFF, NN_CONV_GEMM_ALL };
 /* How an fp32 3x3 stride-1 convolution computes (NnGraph.conv_algo).
  * oneDNN 2.6's Winograd F(4x4, 3x3) (jit_wino_4x3:avx512_core: forward,
  * backward data and backward weights) does 4x fewer multiplies than the
- * direct kernel and ran 2-3x faster than it on every such layer of a
+ * direct kernel and ran 1.4-3x faster than it on every such layer of a
  * CIFAR ResNet-18 and an ImageNet ResNet-50 with 64 or more channels, and
  * slower on 16 and 1-3 channels (nn/layers.c, conv_wino_wanted).  AUTO takes
  * it for fp32 3x3/1 layers with at least 64 input and output channels;
