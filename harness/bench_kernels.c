@@ -33,7 +33,7 @@
 
 /* ---- what is benchmarked ------------------------------------------------ */
 
-enum { KB_AMO, KB_AMO_BF16, KB_ADAM, KB_SGD_MOM, KB_RMSPROP, KB_RMSPROP_MOM, KB_SUMSQ, KB_COUNT };
+enum { KB_AMO, KB_AMO_BF16, KB_AMO_BF16_RNE, KB_ADAM, KB_SGD_MOM, KB_RMSPROP, KB_RMSPROP_MOM, KB_SUMSQ, KB_COUNT };
 
 typedef struct KernelSpec {
     const char *name;
@@ -43,6 +43,7 @@ typedef struct KernelSpec {
 static const KernelSpec kernels[KB_COUNT] = {
     [KB_AMO] = { "amo", HX_LIMIT_F3 },                    /* theta m v rw, g r      */
     [KB_AMO_BF16] = { "amo_bf16", HX_LIMIT_F1H2 },        /* theta rw, m v bf16 rw  */
+    [KB_AMO_BF16_RNE] = { "amo_bf16_rne", HX_LIMIT_F1H2 }, /* as amo_bf16           */
     [KB_ADAM] = { "adam", HX_LIMIT_F3 },                  /* as amo                 */
     [KB_SGD_MOM] = { "sgd_momentum", HX_LIMIT_F2 },       /* theta buf rw, g r      */
     [KB_RMSPROP] = { "rmsprop", HX_LIMIT_F2 },            /* theta v rw, g r        */
@@ -234,8 +235,13 @@ static KnStatus run_kernel(const Job *j, const StepArgs *s, uint64_t step)
     switch (j->kernel) {
     case KB_AMO:
         return kn_amo_update(a->theta, a->m, a->v, a->g, n, &s->amo, nt);
-    case KB_AMO_BF16: {
-        const KnBf16Round r = { .seed = 1, .step = step, .index0 = 0, .nearest = 0 };
+    case KB_AMO_BF16:
+    case KB_AMO_BF16_RNE: {
+        /* _rne: rounding to nearest, which training never uses (it freezes v
+         * when gamma is near 1): beside amo_bf16 it prices stochastic
+         * rounding */
+        const KnBf16Round r = { .seed = 1, .step = step, .index0 = 0,
+                                .nearest = j->kernel == KB_AMO_BF16_RNE };
         return kn_amo_update_bf16(a->theta, a->mh, a->vh, a->g, n, &s->amo, &r, nt);
     }
     case KB_ADAM:
@@ -363,10 +369,12 @@ static void usage(FILE *f)
     fputs(
 "Usage: amo-bench kernels [OPTIONS] [--benchmark_FLAG=VALUE ...]\n"
 "\n"
-"Benchmarks each update kernel (amo, amo_bf16, adam, sgd_momentum, rmsprop,\n"
-"rmsprop_momentum, sumsq) at each CPU level, at sizes that fit in L1, L2, L3\n"
-"and main memory (from the hwloc topology), and right after each one a loop\n"
-"with the same memory traffic and no arithmetic: its limit.\n"
+"Benchmarks each update kernel (amo, amo_bf16, amo_bf16_rne, adam,\n"
+"sgd_momentum, rmsprop, rmsprop_momentum, sumsq) at each CPU level, at sizes\n"
+"that fit in L1, L2, L3 and main memory (from the hwloc topology), and right\n"
+"after each one a loop with the same memory traffic and no arithmetic: its\n"
+"limit.  amo_bf16_rne rounds the bf16 moments to nearest, which training does\n"
+"not (it freezes v): beside amo_bf16 it shows what stochastic rounding costs.\n"
 "\n"
 "Options:\n"
 "  --arch LEVEL   all (every level this CPU has; the default unless AMO_ARCH\n"
