@@ -18,6 +18,10 @@ void hx_apply_arch(const char *ask);
 /* The whole command line, shell-quoted; free() it. */
 char *hx_command_line(const HxInvocation *whole);
 
+/* --conv-algo's values, indexed by NN_CONV_ALGO_* (nn/graph.h); NULL-ended
+ * for hx_parse_choice. */
+extern const char *const hx_conv_algo_names[];
+
 const char *hx_version(void);
 const char *hx_git_commit(void);     /* "unknown" outside a git checkout */
 const char *hx_onednn_version(void); /* "2.6.3 (hash ...)" or "none"     */

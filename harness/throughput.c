@@ -82,7 +82,6 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     static const char *const models[] = { "resnet18", "resnet34", "resnet50", NULL };
     static const char *const stems[] = { "cifar", "imagenet", NULL };
     static const char *const gemms[] = { "auto", "off", "all", NULL }; /* NN_CONV_GEMM_* */
-    static const char *const algos[] = { "auto", "direct", "winograd", NULL }; /* NN_CONV_ALGO_* */
     NnResNetConfig cfg = { .depth = 18, .stem = NN_STEM_CIFAR, .width = 1.0, .in_ch = 3,
                            .classes = 10, .batch = 128, .h = 32, .w = 32, .seed = 1 };
     int threads = 0;
@@ -107,7 +106,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
         }
         case 'f': cfg.bf16 = 1; break;
         case 'G': cfg.conv_gemm = hx_parse_choice("--conv-gemm", optarg, gemms); break;
-        case 'A': cfg.conv_algo = hx_parse_choice("--conv-algo", optarg, algos); break;
+        case 'A': cfg.conv_algo = hx_parse_choice("--conv-algo", optarg, hx_conv_algo_names); break;
         case 't': threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
         case 'n': steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
         case 'a': arch = optarg; break;
@@ -189,8 +188,9 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
            cfg.in_ch, cfg.h, cfg.w, ni.dtype, ni.nparams);
     printf("threads      %d; oneDNN ISA %s; update kernel %s\n", opt_threads(opt), ni.isa,
            kn_kernel_level(KN_K_AMO));
-    printf("convolutions %d by Winograd, %d with weight gradients by im2col + matmul,\n"
-           "             the rest direct\n", ni.wino_convs, ni.gemm_convs);
+    printf("convolutions %d by Winograd (%d of their passes), %d with weight gradients by\n"
+           "             im2col + matmul, the rest direct\n", ni.wino_convs, ni.wino_passes,
+           ni.gemm_convs);
     printf("images/s     %.1f  (%ld steps, %.3f s per step)\n",
            (double)cfg.batch * (double)steps / total, steps, total / (double)steps);
     printf("split        forward %.1f%% (weight sync %.1f%%), backward %.1f%% (gradient "
@@ -200,11 +200,14 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     printf("per step     forward %.1f ms, backward %.1f ms, optimizer %.2f ms\n",
            1e3 * tf / (double)steps, 1e3 * tb / (double)steps, 1e3 * to / (double)steps);
     const double gflops = conv_flops / (tf + tb) * 1e-9;
-    if (cfg.bf16) /* AMX / AVX512_BF16 dot products: the fp32 FMA peak does not bound them */
+    /* bf16 on AMX or AVX512_BF16 dot products is not bounded by the fp32 FMA
+     * peak; on plain avx512_core oneDNN converts to fp32 and is */
+    const int bf16_native = cfg.bf16 && (strstr(ni.isa, "amx") || strstr(ni.isa, "bf16"));
+    if (bf16_native)
         printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
                "%.1f GFLOP/s in bf16\n             (no fraction of the fp32 FMA peak "
-               "%.1f GFLOP/s: bf16 runs on AMX / AVX512_BF16)\n",
-               conv_flops / (double)steps * 1e-9, gflops, peak);
+               "%.1f GFLOP/s: bf16 runs on %s)\n",
+               conv_flops / (double)steps * 1e-9, gflops, peak, ni.isa);
     else if (ni.wino_convs == 0)
         printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
                "%.1f GFLOP/s = %.0f%% of the FMA peak %.1f GFLOP/s (a lower bound: the\n"
@@ -212,9 +215,9 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
                conv_flops / (double)steps * 1e-9, gflops, 100 * gflops / peak, peak);
     else /* Winograd does fewer flops than the direct sum: no fraction of the peak */
         printf("conv         %.1f GFLOP per step as direct sums; over the whole forward +\n"
-               "             backward time %.1f direct-equivalent GFLOP/s, %.2fx the FMA peak\n"
-               "             %.1f GFLOP/s (Winograd does fewer multiplies; for the fraction of\n"
-               "             the peak, run --conv-algo direct)\n",
+               "             backward time %.1f GFLOP/s of direct sums, Winograd and direct\n"
+               "             layers together: %.2fx the FMA peak %.1f GFLOP/s, not a fraction\n"
+               "             of it (Winograd does fewer multiplies; --conv-algo direct gives one)\n",
                conv_flops / (double)steps * 1e-9, gflops, gflops / peak, peak);
     opt_destroy(opt);
     nn_resnet_destroy(net);

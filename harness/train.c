@@ -78,7 +78,7 @@ void hx_train_run_id(HxTrainSpec *s)
         h = (h ^ (unsigned char)*p_) * 16777619u;
     HASH("%d|%d|%d|%d|%d|%d", s->nval, s->augment, s->syn_n, s->syn_ch, s->syn_hw,
          s->syn_classes);
-    HASH("%d|%.9g|%d", s->depth, s->width, s->bf16);
+    HASH("%d|%.9g|%d|%d", s->depth, s->width, s->bf16, s->conv_algo);
     HASH("%.9g|%.9g|%.9g|%.9g|%.9g|%.9g", (double)c->lr, (double)c->beta, (double)c->gamma,
          (double)c->eps, (double)c->momentum, (double)c->dampening);
     HASH("%.9g|%.9g|%.9g|%.9g|%.9g", (double)c->alpha, (double)c->tau, (double)c->lo,
@@ -327,7 +327,7 @@ static const char *const cfg_cols[] = {
     "run_id", "dataset", "model", "width", "bf16", "optimizer", "lr", "beta", "gamma", "eps",
     "bias_correction", "momentum", "dampening", "nesterov", "alpha", "clip", "tau", "lo", "hi",
     "weight_decay", "decay_mode", "schedule", "warmup", "label_smoothing", "seed", "batch",
-    "threads", "kernel_level",
+    "threads", "kernel_level", "conv_algo",
 };
 #define NCFG (int)(sizeof(cfg_cols) / sizeof(cfg_cols[0]))
 
@@ -372,6 +372,7 @@ static void put_cfg(HxCsv *w, const Run *r)
     hx_csv_int(w, s->batch);
     hx_csv_int(w, r->opt ? opt_threads(r->opt) : s->threads);
     hx_csv_str(w, kn_kernel_level(c->state == OPT_STATE_BF16 ? KN_K_AMO_BF16 : KN_K_AMO));
+    hx_csv_str(w, hx_conv_algo_names[s->conv_algo]);
 }
 
 static HxCsv *csv_open(const char *path, const char *const *cols, int n)
@@ -706,6 +707,8 @@ static void write_metadata(const Run *r, const HxInvocation *whole)
     hx_json_str(j, "hwloc_api_version", hw);
     hx_json_str(j, "compiler", __VERSION__);
     hx_json_str(j, "dtype", ni.dtype);
+    hx_json_str(j, "conv_algo", hx_conv_algo_names[r->s->conv_algo]);
+    hx_json_int(j, "winograd_convolutions", ni.wino_convs);
     hx_json_int(j, "parameters", (long long)ni.nparams);
     hx_json_str(j, "topology", have_topo ? t.summary : "unknown");
     hx_json_int(j, "threads", opt_threads(r->opt));

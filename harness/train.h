@@ -28,7 +28,7 @@ typedef struct HxTrainSpec {
     int depth;               /* 18, 34, 50                                        */
     double width;
     int bf16;
-    int conv_algo;           /* NN_CONV_ALGO_* (0: auto)                         */
+    int conv_algo;           /* NN_CONV_ALGO_* (0: auto): hx_conv_algo_names     */
     /* optimizer: algorithm and every hyperparameter */
     OptConfig opt;
     float smoothing;         /* label smoothing of the training loss             */

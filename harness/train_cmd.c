@@ -45,7 +45,6 @@ static const char *const onoff[] = { "off", "on", NULL };
 static const char *const decays[] = { "l2", "decoupled", NULL };
 static const char *const scheds[] = { "constant", "step", "cosine", "invsqrt", NULL };
 static const char *const states[] = { "fp32", "bf16", NULL };
-static const char *const conv_algos[] = { "auto", "direct", "winograd", NULL }; /* NN_CONV_ALGO_* */
 
 static double parse_double(const char *opt, const char *s, double min, double max)
 {
@@ -199,7 +198,7 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
         case O_MODEL: s->depth = (int[]){ 18, 34, 50 }[hx_parse_choice("--model", a, models)]; break;
         case O_WIDTH: s->width = parse_double("--width", a, 1.0 / 64, 8); break;
         case O_BF16: s->bf16 = 1; break;
-        case O_CONV_ALGO: s->conv_algo = hx_parse_choice("--conv-algo", a, conv_algos); break;
+        case O_CONV_ALGO: s->conv_algo = hx_parse_choice("--conv-algo", a, hx_conv_algo_names); break;
         case O_OPT: *algo = hx_parse_choice("--optimizer", a, algos); break;
         case O_LR: ov->lr = parse_double("--lr", a, 0, 1e6); break;
         case O_BETA: ov->beta = parse_double("--beta", a, 0, 0.999999); break;

@@ -105,9 +105,10 @@ enum { NN_CONV_GEMM_AUTO, NN_CONV_GEMM_OFF, NN_CONV_GEMM_ALL };
 /* How an fp32 3x3 stride-1 convolution computes (NnGraph.conv_algo).
  * oneDNN 2.6's Winograd F(4x4, 3x3) (jit_wino_4x3:avx512_core: forward,
  * backward data and backward weights) does 4x fewer multiplies than the
- * direct kernel and ran 1.4-3x faster than it on every such layer of a
- * CIFAR ResNet-18 and an ImageNet ResNet-50 with 64 or more channels, and
- * slower on 16 and 1-3 channels (nn/layers.c, conv_wino_wanted).  AUTO takes
+ * direct kernel and ran 1.05-2.8x faster than it on every layer with 64 or
+ * more channels of a CIFAR ResNet-18, an ImageNet ResNet-50 and the
+ * Fashion-MNIST geometry (least on 7x7 outputs), and slower on 16 and 1-3
+ * channels (nn/layers.c, conv_wino_wanted).  AUTO takes
  * it for fp32 3x3/1 layers with at least 64 input and output channels;
  * WINOGRAD for every fp32 3x3/1 layer oneDNN has it for (tests,
  * comparisons); DIRECT never (PyTorch's choice).  Its rounding differs from
@@ -122,7 +123,8 @@ typedef struct NnGraph {
     int conv_gemm;              /* NN_CONV_GEMM_*; set before the builders  */
     int gemm_convs;             /* convolutions that took im2col + matmul   */
     int conv_algo;              /* NN_CONV_ALGO_*; set before the builders  */
-    int wino_convs;             /* convolutions that took Winograd          */
+    int wino_convs;             /* convolutions with a pass by Winograd     */
+    int wino_passes;            /* their passes by Winograd (fwd, bwd d, w) */
     dnnl_primitive_attr_t attr; /* user scratchpad                          */
     NnOpList pass[NN_PASS_COUNT];
 

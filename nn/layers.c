@@ -264,7 +264,8 @@ static int conv_gemm_wanted(const NnGraph *g, int k, long oh, long ow)
  * 16x16 56/55/60 -> 22/23/23, 256 on 8x8 46/48/55 -> 24/24/26, 512 on 4x4
  * 46/48/74 -> 26/25/27; ResNet-50, batch 32: 64 on 56x56 34/43/44 ->
  * 17/17/18, 512 on 7x7 31/31/39 -> 20/22/22.  Fashion-MNIST geometry (width
- * 1/4, batch 128): 64 on 7x7 1.9/1.9/2.1 -> 1.6/1.6/1.6, but 32 on 14x14
+ * 1/4, batch 128): 64 on 7x7 1.9/1.9/2.1 -> 1.6/1.6/1.6 (1.8/1.8/2.0 in the
+ * auto run, a slower minute), but 32 on 14x14
  * 2.2/2.3/2.4 -> 2.4/2.3/1.9 (a tie), 16 on 28x28 2.7/3.0/3.1 -> 3.2/3.4/2.2
  * and the 1-channel stem 0.4/-/0.4 -> 3.5/-/2.2.  So: fp32, 3x3, stride 1,
  * at least 64 channels in and out. */
@@ -273,6 +274,14 @@ static int conv_wino_wanted(const NnGraph *g, int k, int stride, long c, long oc
     if (g->dt != dnnl_f32 || k != 3 || stride != 1 || g->conv_algo == NN_CONV_ALGO_DIRECT)
         return 0;
     return g->conv_algo == NN_CONV_ALGO_WINOGRAD || (c >= 64 && oc >= 64);
+}
+
+/* Whether oneDNN runs pd by Winograd (its implementation name says so). */
+static int pd_is_wino(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success
+           && impl && strstr(impl, "wino");
 }
 
 /* The forward primitive of algorithm alg taking src in the producer's layout,
@@ -372,7 +381,7 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
      * them (no reorder); else in the layouts it picks, reordering the
      * activations in the backward pass (narrow layers, C < 16). */
     const dnnl_memory_desc_t dsrc_any = nn_md_any(4, sd, g->dt), ddst_any = nn_md_any(4, dd, g->dt);
-    int gemm = 0, passes_alg = 1; /* every pass ran alg (or dW as a matmul) */
+    int gemm = 0, npass = 1, nwino = pd_is_wino(fwd); /* passes, and those by Winograd */
     dnnl_memory_t bddst;
     if (conv_gemm_wanted(g, k, oh, ow))
         NN_TRY(conv_bww_gemm(g, &gemm, xsrc, csrc, dst, off, sd, wd, dd, k, stride, pad));
@@ -381,19 +390,19 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
             const dnnl_alg_kind_t a = i ? dnnl_convolution_direct : alg;
             if (i && a == alg)
                 break;
-            NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(&cd, a, csrc, &dw_any, NULL,
-                                                                   &dst->md, strides, padding,
-                                                                   padding));
-            NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
-            passes_alg &= !i;
+            if (dnnl_convolution_backward_weights_desc_init(&cd, a, csrc, &dw_any, NULL,
+                                                            &dst->md, strides, padding, padding)
+                == dnnl_success)
+                NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
         }
         if (!bww) {
-            passes_alg = alg == dnnl_convolution_direct;
             NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(
                            &cd, dnnl_convolution_direct, &dsrc_any, &dw_any, NULL, &ddst_any,
                            strides, padding, padding));
             NN_TRY(nn_graph_pd(g, &bww, &cd, NULL, fwd));
         }
+        npass++;
+        nwino += pd_is_wino(bww);
         dnnl_memory_t dwmem, bsrc;
         NN_TRY(grads_view(g, &dwmem, query(bww, dnnl_query_diff_weights_md), off, 4, wd));
         NN_TRY(bwd_view(g, &bsrc, xsrc, csrc, query(bww, dnnl_query_src_md)));
@@ -409,18 +418,19 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
             const dnnl_alg_kind_t a = i ? dnnl_convolution_direct : alg;
             if (i && a == alg)
                 break;
-            NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, a, csrc, &w_any, &dst->md,
-                                                                strides, padding, padding));
-            NN_TRY(nn_graph_pd_fast(g, &bwd, &cd, fwd));
-            passes_alg &= !i;
+            if (dnnl_convolution_backward_data_desc_init(&cd, a, csrc, &w_any, &dst->md, strides,
+                                                         padding, padding)
+                == dnnl_success)
+                NN_TRY(nn_graph_pd_fast(g, &bwd, &cd, fwd));
         }
         if (!bwd) {
-            passes_alg = alg == dnnl_convolution_direct;
             NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct,
                                                                 &dsrc_any, &w_any, &ddst_any,
                                                                 strides, padding, padding));
             NN_TRY(nn_graph_pd(g, &bwd, &cd, NULL, fwd));
         }
+        npass++;
+        nwino += pd_is_wino(bwd);
         const dnnl_memory_desc_t *bw = query(bwd, dnnl_query_weights_md);
         dnnl_memory_t bwmem = wmem, dsrc;
         if (!md_equal(bw, cw))
@@ -433,12 +443,10 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
         NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, da));
         NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
     }
-    const char *how = "";
-    if (alg == dnnl_convolution_winograd) {
-        g->wino_convs++;
-        how = passes_alg ? " winograd" : " winograd fwd";
-    }
-    char op[64];
+    g->wino_passes += nwino;
+    g->wino_convs += nwino > 0;
+    const char *how = nwino == 0 ? "" : nwino == npass ? " winograd" : " winograd (some passes)";
+    char op[80];
     snprintf(op, sizeof op, "conv %dx%d/%d%s%s", k, k, stride, how, gemm ? ", dW gemm" : "");
     done(g, op, dst);
     return KN_OK;

@@ -197,6 +197,9 @@ static KnStatus check_config(const NnResNetConfig *c, char *msg, size_t len)
              && c->conv_algo != NN_CONV_ALGO_WINOGRAD)
         snprintf(msg, len, "conv_algo %d: must be NN_CONV_ALGO_AUTO, _DIRECT or _WINOGRAD",
                  c->conv_algo);
+    else if (c->bf16 && c->conv_algo == NN_CONV_ALGO_WINOGRAD)
+        snprintf(msg, len, "conv_algo winograd with bf16: oneDNN 2.6 has no bf16 Winograd "
+                 "(bf16 runs direct; use auto or direct)");
     else if (c->classes < 1)
         snprintf(msg, len, "classes %d: must be >= 1", c->classes);
     else if (c->batch < 1 || c->in_ch < 1 || c->h < 1 || c->w < 1)
@@ -388,6 +391,7 @@ void nn_resnet_info(const NnResNet *net, NnResNetInfo *info)
         .ref_prims = g->ref_prims,
         .gemm_convs = g->gemm_convs,
         .wino_convs = g->wino_convs,
+        .wino_passes = g->wino_passes,
         .isa = net->isa,
         .dtype = net->cfg.bf16 ? "bf16" : "f32",
     };

@@ -72,7 +72,8 @@ typedef struct NnResNetInfo {
     int grad_reorders;    /* gradient tensors reordered into the flat buffer      */
     int ref_prims;        /* primitives oneDNN runs on reference (slow) kernels   */
     int gemm_convs;       /* convolutions whose dW is im2col + matmul (graph.h)   */
-    int wino_convs;       /* convolutions by Winograd (graph.h)                   */
+    int wino_convs;       /* convolutions with a pass by Winograd (graph.h)       */
+    int wino_passes;      /* their forward / backward passes by Winograd          */
     const char *isa;      /* what oneDNN dispatches to (dnnl_get_effective_cpu_isa) */
     const char *dtype;    /* "f32" or "bf16"                                      */
 } NnResNetInfo;

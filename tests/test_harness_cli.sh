@@ -29,6 +29,8 @@ expect 2 "--conv-gemm: unknown value 'some'" 'throughput --conv-gemm some' \
 expect 2 "--conv-algo: unknown value 'fft'" 'throughput --conv-algo fft' \
     -- throughput --conv-algo fft
 expect 2 "--conv-algo: unknown value 'fft'" 'train --conv-algo fft' -- train --conv-algo fft
+expect 2 "no bf16 Winograd" 'throughput --bf16 --conv-algo winograd' \
+    -- throughput --bf16 --conv-algo winograd
 AMO_ARCH=bogus "$BENCH" kernels --max-n 64 --out "$TMP/env" >"$TMP/out" 2>&1
 [ $? -eq 2 ] && grep -q 'AMO_ARCH=bogus' "$TMP/out" && ok 'bad AMO_ARCH' || bad 'bad AMO_ARCH'
 

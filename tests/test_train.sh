@@ -25,7 +25,7 @@ rid() { ls "$1/runs" 2>/dev/null | head -n 1; }
 # The columns of harness/train.c: step_cols, cfg_cols + conv_cols,
 # cfg_cols + sum_cols.
 STEP_COLS=run_id,step,epoch,wall_s,data_ms,forward_ms,backward_ms,optimizer_ms,loss,lr,grad_norm,clipped,skipped,images_per_s,update_norm,at_bound
-CFG_COLS=run_id,dataset,model,width,bf16,optimizer,lr,beta,gamma,eps,bias_correction,momentum,dampening,nesterov,alpha,clip,tau,lo,hi,weight_decay,decay_mode,schedule,warmup,label_smoothing,seed,batch,threads,kernel_level
+CFG_COLS=run_id,dataset,model,width,bf16,optimizer,lr,beta,gamma,eps,bias_correction,momentum,dampening,nesterov,alpha,clip,tau,lo,hi,weight_decay,decay_mode,schedule,warmup,label_smoothing,seed,batch,threads,kernel_level,conv_algo
 CONV_COLS=$CFG_COLS,step,epoch,wall_s,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc
 SUM_COLS=$CFG_COLS,steps,train_seconds,wall_s,images_per_s,final_val_loss,final_val_acc,best_val_acc,best_val_step,final_test_acc,clipped_steps,skipped_steps,diverged,data_ms,forward_ms,backward_ms,optimizer_ms
 for k in 1 2 3 4; do
@@ -82,14 +82,14 @@ else
     bad 'steps.csv rows'; show "$dir/steps.csv" 12
 fi
 if awk -F, 'NR == 1 { nf = NF; next }
-            { n++; s = s $29 ","; if (NF != nf || $35 == "") exit 1
-              if (n < 3 && $37 != "") exit 1; if (n == 3 && $37 == "") exit 1 }
+            { n++; s = s $30 ","; if (NF != nf || $36 == "") exit 1
+              if (n < 3 && $38 != "") exit 1; if (n == 3 && $38 == "") exit 1 }
             END { exit n == 3 && s == "4,8,10," ? 0 : 1 }' "$dir/convergence.csv" 2>/dev/null; then
     ok 'convergence.csv: one row per evaluation'
 else
     bad 'convergence.csv rows'; show "$dir/convergence.csv"
 fi
-if awk -F, 'NR == 1 { nf = NF; next } { n++; if (NF != nf || $29 != 10 || $27 != 1) exit 1 }
+if awk -F, 'NR == 1 { nf = NF; next } { n++; if (NF != nf || $30 != 10 || $27 != 1) exit 1 }
             END { exit n == 1 ? 0 : 1 }' "$dir/summary.csv" 2>/dev/null; then
     ok 'summary.csv: one row, 10 steps, 1 thread'
 else

@@ -3,8 +3,9 @@
 # the weight gradients by im2col + matmul where it pays (--conv-gemm auto),
 # nowhere (off) and everywhere (all), and for ResNet-18 PyTorch's channels-last
 # autocast; then fp32 with Winograd where it pays (--conv-algo auto), nowhere
-# (direct) and everywhere (winograd), for ResNet-18, ResNet-50 and the
-# Fashion-MNIST geometry (width 1/4, 28x28x1).  Back to back, each summarised
+# (direct) and everywhere (winograd) for ResNet-18 and the Fashion-MNIST
+# geometry (width 1/4, 28x28x1), auto and direct for ResNet-50, and PyTorch's
+# channels-last fp32 ResNet-18.  Back to back, each summarised
 # by verbose_summary.py (ms per step per primitive, ms per call per shape).
 #     results/nn/profile.sh [OUT]     (repository root, release build in build/)
 # PARTS="bf16 fp32" (the default) chooses which halves run.

@@ -66,7 +66,7 @@ row() {
         r=$((r + 1))
     done
     med=$(echo "$ratios" | tr ' ' '\n' | grep . | sort -n |
-          awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+          awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
     echo "$line | $med |"
 }
 

@@ -345,7 +345,7 @@ static void test_conv_gemm_bf16(void **state)
 /* Worst |got - exact| / (tol * sum |terms|) of one convolution's output,
  * input gradient and weight gradient against fp64 sums over the same fp32
  * values. */
-static double wino_case(int algo, double tol, int *wino)
+static double wino_case(int algo, double tol, int *passes)
 {
     enum { N = 2, C = 32, H = 9, W = 7, OC = 16, K = 3 }; /* 9x7: partial 4x4 tiles */
     Fd f;
@@ -354,7 +354,7 @@ static double wino_case(int algo, double tol, int *wino)
     f.g.conv_algo = algo;
     fd_input(&f, N, C, H, W);
     GOK(&f.g, nn_conv(&f.g, "conv", &f.out, &f.in[0], OC, K, 1, 1, NN_DIFF_WRITE));
-    *wino = f.g.wino_convs;
+    *passes = f.g.wino_passes;
     fd_ready(&f, &rng);
     fill_normal(&rng, f.x[0], act_count(&f.in[0]));
     randomize_params(&f, &rng, 0.5);
@@ -406,16 +406,21 @@ static double wino_case(int algo, double tol, int *wino)
 static void test_conv_winograd(void **state)
 {
     (void)state;
-    int wino;
-    const double direct = wino_case(NN_CONV_ALGO_DIRECT, 1e-5, &wino);
-    assert_int_equal(wino, 0);
-    const double w = wino_case(NN_CONV_ALGO_WINOGRAD, 1e-5, &wino);
-    print_message("  direct within %.3g, Winograd within %.3g x 1e-5 of sum|terms|\n", direct, w);
-    if (!wino && !(kn_cpu_flags() & KN_CPU_AVX512))
-        skip(); /* oneDNN has Winograd for avx512_core only */
-    assert_int_equal(wino, 1); /* the path under test was taken */
+    char msg[256];
+    const char *isa;
+    if (nn_isa_init(msg, sizeof msg, &isa) != KN_OK)
+        fail_msg("%s", msg);
+    int passes;
+    const double direct = wino_case(NN_CONV_ALGO_DIRECT, 1e-5, &passes);
+    assert_int_equal(passes, 0);
     assert_true(direct <= 1.0);
-    assert_true(w <= 1.0);
+    const double w = wino_case(NN_CONV_ALGO_WINOGRAD, 1e-5, &passes);
+    print_message("  direct within %.3g, Winograd (%d passes) within %.3g x 1e-5 of "
+                  "sum|terms|\n", direct, passes, w);
+    assert_true(w <= 1.0); /* whichever algorithm ran */
+    if (!strstr(isa, "avx512"))
+        skip(); /* oneDNN has Winograd for avx512_core only: direct ran */
+    assert_int_equal(passes, 3); /* forward, backward data, backward weights */
 }
 
 /* NN_DIFF_ACCUM adds to src->diff instead of overwriting it. */
@@ -779,8 +784,10 @@ static void test_resnet18_gradcheck_winograd(void **state)
     NnResNetInfo info;
     nn_resnet_info(net, &info);
     nn_resnet_destroy(net);
-    print_message("  %d convolutions by Winograd\n", info.wino_convs);
+    print_message("  %d convolutions, %d passes by Winograd\n", info.wino_convs,
+                  info.wino_passes);
     assert_int_equal(info.wino_convs, 14); /* the stem and 4 + 3 + 3 + 3 in the stages */
+    assert_int_equal(info.wino_passes, 3 * 14 - 1); /* the stem has no backward data */
     net_gradcheck(&c, 1e-3, 0.01, 0.10);
 }
 
@@ -939,6 +946,13 @@ static void test_errors(void **state)
     c = ok;
     c.width = 0;
     expect_create_error(c, "width 0");
+    c = ok;
+    c.conv_algo = 7;
+    expect_create_error(c, "conv_algo 7");
+    c = ok;
+    c.bf16 = 1;
+    c.conv_algo = NN_CONV_ALGO_WINOGRAD;
+    expect_create_error(c, "no bf16 Winograd");
 
     /* a layer whose output would be empty names itself and its shape */
     NnGraph g;
