@@ -382,15 +382,15 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
      * activations in the backward pass (narrow layers, C < 16). */
     const dnnl_memory_desc_t dsrc_any = nn_md_any(4, sd, g->dt), ddst_any = nn_md_any(4, dd, g->dt);
     int gemm = 0, npass = 1, nwino = pd_is_wino(fwd); /* passes, and those by Winograd */
+    /* each backward pass in the forward's algorithm, else direct */
+    const dnnl_alg_kind_t algs[2] = {alg, dnnl_convolution_direct};
+    const int nalg = alg == dnnl_convolution_direct ? 1 : 2;
     dnnl_memory_t bddst;
     if (conv_gemm_wanted(g, k, oh, ow))
         NN_TRY(conv_bww_gemm(g, &gemm, xsrc, csrc, dst, off, sd, wd, dd, k, stride, pad));
     if (!gemm) {
-        for (int i = 0; i < 2 && !bww; i++) { /* alg, then direct */
-            const dnnl_alg_kind_t a = i ? dnnl_convolution_direct : alg;
-            if (i && a == alg)
-                break;
-            if (dnnl_convolution_backward_weights_desc_init(&cd, a, csrc, &dw_any, NULL,
+        for (int i = 0; i < nalg && !bww; i++) {
+            if (dnnl_convolution_backward_weights_desc_init(&cd, algs[i], csrc, &dw_any, NULL,
                                                             &dst->md, strides, padding, padding)
                 == dnnl_success)
                 NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
@@ -414,12 +414,9 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
 
     if (diff_src != NN_DIFF_NONE) {
         bwd = NULL;
-        for (int i = 0; i < 2 && !bwd; i++) { /* alg, then direct */
-            const dnnl_alg_kind_t a = i ? dnnl_convolution_direct : alg;
-            if (i && a == alg)
-                break;
-            if (dnnl_convolution_backward_data_desc_init(&cd, a, csrc, &w_any, &dst->md, strides,
-                                                         padding, padding)
+        for (int i = 0; i < nalg && !bwd; i++) {
+            if (dnnl_convolution_backward_data_desc_init(&cd, algs[i], csrc, &w_any, &dst->md,
+                                                         strides, padding, padding)
                 == dnnl_success)
                 NN_TRY(nn_graph_pd_fast(g, &bwd, &cd, fwd));
         }
