@@ -33,7 +33,10 @@
 
 /* ---- what is benchmarked ------------------------------------------------ */
 
-enum { KB_AMO, KB_AMO_BF16, KB_AMO_BF16_RNE, KB_ADAM, KB_SGD_MOM, KB_RMSPROP, KB_RMSPROP_MOM, KB_SUMSQ, KB_COUNT };
+enum {
+    KB_AMO, KB_AMO_BF16, KB_AMO_BF16_RNE, KB_ADAM, KB_SGD_MOM, KB_RMSPROP, KB_RMSPROP_MOM,
+    KB_SUMSQ, KB_COUNT
+};
 
 typedef struct KernelSpec {
     const char *name;

@@ -200,6 +200,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     printf("per step     forward %.1f ms, backward %.1f ms, optimizer %.2f ms\n",
            1e3 * tf / (double)steps, 1e3 * tb / (double)steps, 1e3 * to / (double)steps);
     const double gflops = conv_flops / (tf + tb) * 1e-9;
+    const double per_step = conv_flops / (double)steps * 1e-9;
     /* bf16 on AMX or AVX512_BF16 dot products is not bounded by the fp32 FMA
      * peak; on plain avx512_core oneDNN converts to fp32 and is */
     const int bf16_native = cfg.bf16 && (strstr(ni.isa, "amx") || strstr(ni.isa, "bf16"));
@@ -207,18 +208,19 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
         printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
                "%.1f GFLOP/s in bf16\n             (no fraction of the fp32 FMA peak "
                "%.1f GFLOP/s: bf16 runs on %s)\n",
-               conv_flops / (double)steps * 1e-9, gflops, peak, ni.isa);
+               per_step, gflops, peak, ni.isa);
     else if (ni.wino_convs == 0)
         printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
                "%.1f GFLOP/s = %.0f%% of the FMA peak %.1f GFLOP/s (a lower bound: the\n"
                "             time includes batch norm, ReLU, pooling and reorders)\n",
-               conv_flops / (double)steps * 1e-9, gflops, 100 * gflops / peak, peak);
+               per_step, gflops, 100 * gflops / peak, peak);
     else /* Winograd does fewer flops than the direct sum: no fraction of the peak */
         printf("conv         %.1f GFLOP per step as direct sums; over the whole forward +\n"
                "             backward time %.1f GFLOP/s of direct sums, Winograd and direct\n"
-               "             layers together: %.2fx the FMA peak %.1f GFLOP/s, not a fraction\n"
-               "             of it (Winograd does fewer multiplies; --conv-algo direct gives one)\n",
-               conv_flops / (double)steps * 1e-9, gflops, gflops / peak, peak);
+               "             layers together: %.2fx the FMA peak %.1f GFLOP/s, not a\n"
+               "             fraction of it (Winograd does fewer multiplies; --conv-algo\n"
+               "             direct gives one)\n",
+               per_step, gflops, gflops / peak, peak);
     opt_destroy(opt);
     nn_resnet_destroy(net);
     free(ts);

@@ -241,8 +241,8 @@ static void build_model(Run *r)
     const HxTrainSpec *s = r->s;
     NnResNetConfig cfg = { .depth = s->depth, .stem = NN_STEM_CIFAR, .width = s->width,
                            .in_ch = r->train.c, .classes = r->train.classes, .batch = s->batch,
-                           .h = r->train.h, .w = r->train.w, .bf16 = s->bf16, .conv_algo = s->conv_algo,
-                           .seed = s->seed };
+                           .h = r->train.h, .w = r->train.w, .bf16 = s->bf16,
+                           .conv_algo = s->conv_algo, .seed = s->seed };
     char err[1024] = "";
     /* Threads first: oneDNN fixes a primitive's thread count when it creates
      * it, so opt_create (which sets them too) would be too late and

@@ -144,7 +144,8 @@ static void usage(const char *cmd)
 
 enum {
     O_DATASET = 256, O_DATA, O_VAL, O_NOAUG, O_SYN_N, O_INCH, O_HW, O_CLASSES, O_MODEL, O_WIDTH,
-    O_BF16, O_CONV_ALGO, O_OPT, O_LR, O_BETA, O_GAMMA, O_EPS, O_MOM, O_DAMP, O_ALPHA, O_NEST, O_BC, O_CLIP,
+    O_BF16, O_CONV_ALGO, O_OPT, O_LR, O_BETA, O_GAMMA, O_EPS, O_MOM, O_DAMP, O_ALPHA, O_NEST, O_BC,
+    O_CLIP,
     O_TAU, O_BOUNDS, O_WD, O_DECAY, O_STATE, O_SCHED, O_WARMUP, O_STEPSIZE, O_STEPGAMMA,
     O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TARGETS, O_SEED,
     O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP,
@@ -198,7 +199,9 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
         case O_MODEL: s->depth = (int[]){ 18, 34, 50 }[hx_parse_choice("--model", a, models)]; break;
         case O_WIDTH: s->width = parse_double("--width", a, 1.0 / 64, 8); break;
         case O_BF16: s->bf16 = 1; break;
-        case O_CONV_ALGO: s->conv_algo = hx_parse_choice("--conv-algo", a, hx_conv_algo_names); break;
+        case O_CONV_ALGO:
+            s->conv_algo = hx_parse_choice("--conv-algo", a, hx_conv_algo_names);
+            break;
         case O_OPT: *algo = hx_parse_choice("--optimizer", a, algos); break;
         case O_LR: ov->lr = parse_double("--lr", a, 0, 1e6); break;
         case O_BETA: ov->beta = parse_double("--beta", a, 0, 0.999999); break;
