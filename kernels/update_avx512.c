@@ -16,30 +16,39 @@ static inline __mmask16 tail16(size_t r) { return (__mmask16)((1u << r) - 1u); }
 /* ---- AMO / Adam, fp32 state: 28 bytes per element ------------------------ */
 
 KN_INLINE void amo_block(float *theta, float *m, float *v, const float *g, __mmask16 k,
-                         const AmoVec *c)
+                         const AmoVec *c, int bounded)
 {
     __m512 mm = _mm512_maskz_loadu_ps(k, m), vv = _mm512_maskz_loadu_ps(k, v);
     const __m512 t = amo_vec_step(_mm512_maskz_loadu_ps(k, theta), &mm, &vv,
-                                  _mm512_maskz_loadu_ps(k, g), c);
+                                  _mm512_maskz_loadu_ps(k, g), c, bounded);
     _mm512_mask_storeu_ps(theta, k, t);
     _mm512_mask_storeu_ps(m, k, mm);
     _mm512_mask_storeu_ps(v, k, vv);
 }
 
-static void amo_avx512(float *theta, float *m, float *v, const float *g, size_t n,
-                       const KnAmoArgs *a)
+KN_INLINE void amo_loop(float *theta, float *m, float *v, const float *g, size_t n,
+                        const AmoVec *c, int bounded)
 {
-    const AmoVec c = amo_vec_init(a);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         kn_prefetch(theta + i + KN_PREFETCH_F32);
         kn_prefetch(m + i + KN_PREFETCH_F32);
         kn_prefetch(v + i + KN_PREFETCH_F32);
         kn_prefetch(g + i + KN_PREFETCH_F32);
-        amo_block(theta + i, m + i, v + i, g + i, 0xffff, &c);
+        amo_block(theta + i, m + i, v + i, g + i, 0xffff, c, bounded);
     }
     if (i < n)
-        amo_block(theta + i, m + i, v + i, g + i, tail16(n - i), &c);
+        amo_block(theta + i, m + i, v + i, g + i, tail16(n - i), c, bounded);
+}
+
+static void amo_avx512(float *theta, float *m, float *v, const float *g, size_t n,
+                       const KnAmoArgs *a)
+{
+    const AmoVec c = amo_vec_init(a);
+    if (amo_bounded(a))
+        amo_loop(theta, m, v, g, n, &c, 1);
+    else
+        amo_loop(theta, m, v, g, n, &c, 0);
 }
 
 /* ---- AMO / Adam, bf16 state: 20 bytes per element --------------------------
@@ -63,11 +72,11 @@ KN_INLINE __m256i bf16_round(__m512 x, __m512i r16, int nearest)
 
 KN_INLINE void amo_bf16_block(float *theta, uint16_t *m, uint16_t *v, const float *g,
                               __mmask16 k, const AmoVec *c, __m512i idx, __m512i key,
-                              int nearest)
+                              int nearest, int bounded)
 {
     __m512 mm = bf16_load(k, m), vv = bf16_load(k, v);
     const __m512 t = amo_vec_step(_mm512_maskz_loadu_ps(k, theta), &mm, &vv,
-                                  _mm512_maskz_loadu_ps(k, g), c);
+                                  _mm512_maskz_loadu_ps(k, g), c, bounded);
     __m512i rm = _mm512_setzero_si512(), rv = rm;
     if (!nearest) {
         const __m512i r = sr_random(idx, key);
@@ -81,7 +90,7 @@ KN_INLINE void amo_bf16_block(float *theta, uint16_t *m, uint16_t *v, const floa
 
 KN_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, const float *g,
                              size_t n, const KnAmoArgs *a, uint32_t key, uint64_t index0,
-                             int nearest)
+                             int nearest, int bounded)
 {
     const AmoVec c = amo_vec_init(a);
     const __m512i kv = _mm512_set1_epi32((int)key), step = _mm512_set1_epi32(16);
@@ -92,20 +101,24 @@ KN_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, const float
         kn_prefetch(g + i + KN_PREFETCH_BF16);
         kn_prefetch(m + i + KN_PREFETCH_BF16); /* half a line each: every other one repeats */
         kn_prefetch(v + i + KN_PREFETCH_BF16);
-        amo_bf16_block(theta + i, m + i, v + i, g + i, 0xffff, &c, idx, kv, nearest);
+        amo_bf16_block(theta + i, m + i, v + i, g + i, 0xffff, &c, idx, kv, nearest, bounded);
         idx = _mm512_add_epi32(idx, step);
     }
     if (i < n)
-        amo_bf16_block(theta + i, m + i, v + i, g + i, tail16(n - i), &c, idx, kv, nearest);
+        amo_bf16_block(theta + i, m + i, v + i, g + i, tail16(n - i), &c, idx, kv, nearest,
+                       bounded);
 }
 
 static void amo_bf16_avx512(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
                             const KnAmoArgs *a, uint32_t key, uint64_t index0, int nearest)
 {
+    const int bounded = amo_bounded(a);
     if (nearest)
-        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1);
+        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 1);
+    else if (bounded)
+        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 1);
     else
-        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0);
+        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 0);
 }
 
 /* ---- SGD with momentum --------------------------------------------------- */

@@ -13,7 +13,8 @@
  * arithmetic, the hash and the rounding took ~58 vector uops per 16 lanes
  * (ports 0 and 5: ~29 cycles), so the loop was compute-bound and the memory
  * stood idle behind it (0.6-0.7 of the same-traffic limit).  Two changes:
- * the step to bf16 precision (bf16_quotient, 47 uops per 16 lanes), and
+ * the step to bf16 precision (bf16_quotient, 48 uops per 16 lanes; 46 when
+ * the bounds are infinite and the clamp is skipped, see amo_vec_theta), and
  * software prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h),
  * which keeps the misses in flight while the arithmetic runs (0.6 -> 0.9-1.0
  * of the limit at 64M parameters; results/kernels/README.md). */
@@ -42,11 +43,11 @@ KN_INLINE __m512 bf16_quotient(__m512 mn, __m512 vn, __m512 lv, __m512 le)
  * v_scale / lr or eps / lr not a normal float: see amo_bf16_avx512bf16), lv
  * and le are v_scale and eps and the numerator takes lr. */
 KN_INLINE __m512 bf16_step(__m512 th, __m512 *m, __m512 *v, __m512 g, const AmoVec *k,
-                           __m512 lv, __m512 le, int folded)
+                           __m512 lv, __m512 le, int folded, int bounded)
 {
     amo_vec_moments(th, m, v, g, k);
     return amo_vec_theta(th, bf16_quotient(folded ? *m : _mm512_mul_ps(k->lr, *m), *v, lv, le),
-                         k);
+                         k, bounded);
 }
 
 KN_INLINE __m512 sr_prepare(__m512 x, __m512i r16)
@@ -71,7 +72,8 @@ typedef struct Bf16Vec {
 
 /* 32 elements: two 16-lane halves. */
 KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, __mmask32 k,
-                       const Bf16Vec *b, __m512i idx, __m512i key, int nearest, int folded)
+                       const Bf16Vec *b, __m512i idx, __m512i key, int nearest, int folded,
+                       int bounded)
 {
     __m512 mm[2], vv[2];
     for (int h = 0; h < 2; h++) {
@@ -80,7 +82,7 @@ KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, _
         vv[h] = bf16_load(kh, v + 16 * h);
         const __m512 t = bf16_step(_mm512_maskz_loadu_ps(kh, theta + 16 * h), &mm[h], &vv[h],
                                    _mm512_maskz_loadu_ps(kh, g + 16 * h), &b->c, b->lv, b->le,
-                                   folded);
+                                   folded, bounded);
         _mm512_mask_storeu_ps(theta + 16 * h, kh, t);
         if (!nearest) {
             const __m512i r = sr_random(_mm512_add_epi32(idx, _mm512_set1_epi32(16 * h)), key);
@@ -93,7 +95,8 @@ KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, _
 }
 
 KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                    const Bf16Vec *b, uint32_t key, uint64_t index0, int nearest, int folded)
+                    const Bf16Vec *b, uint32_t key, uint64_t index0, int nearest, int folded,
+                    int bounded)
 {
     const __m512i kv = _mm512_set1_epi32((int)key), step = _mm512_set1_epi32(32);
     __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)index0), iota16());
@@ -105,12 +108,13 @@ KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size
         kn_prefetch(g + i + KN_PREFETCH_BF16 + 16);
         kn_prefetch(m + i + KN_PREFETCH_BF16);
         kn_prefetch(v + i + KN_PREFETCH_BF16);
-        block32(theta + i, m + i, v + i, g + i, 0xffffffffu, b, idx, kv, nearest, folded);
+        block32(theta + i, m + i, v + i, g + i, 0xffffffffu, b, idx, kv, nearest, folded,
+                bounded);
         idx = _mm512_add_epi32(idx, step);
     }
     if (i < n)
         block32(theta + i, m + i, v + i, g + i, (__mmask32)((1ull << (n - i)) - 1), b, idx, kv,
-                nearest, folded);
+                nearest, folded, bounded);
 }
 
 static void amo_bf16_avx512bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
@@ -128,12 +132,21 @@ static void amo_bf16_avx512bf16(float *theta, uint16_t *m, uint16_t *v, const fl
         b.le = _mm512_set1_ps((float)le);
         folded = 1;
     }
-    if (nearest)
-        loop(theta, m, v, g, n, &b, key, index0, 1, folded);
-    else if (folded)
-        loop(theta, m, v, g, n, &b, key, index0, 0, 1);
+    /* the unfolded case is rare (lr = 0 or extreme eps / lr): it always
+     * clamps; every flag is a constant in each instance */
+    const int bounded = amo_bounded(a);
+    if (!folded && nearest)
+        loop(theta, m, v, g, n, &b, key, index0, 1, 0, 1);
+    else if (!folded)
+        loop(theta, m, v, g, n, &b, key, index0, 0, 0, 1);
+    else if (nearest && bounded)
+        loop(theta, m, v, g, n, &b, key, index0, 1, 1, 1);
+    else if (nearest)
+        loop(theta, m, v, g, n, &b, key, index0, 1, 1, 0);
+    else if (bounded)
+        loop(theta, m, v, g, n, &b, key, index0, 0, 1, 1);
     else
-        loop(theta, m, v, g, n, &b, key, index0, 0, 0);
+        loop(theta, m, v, g, n, &b, key, index0, 0, 1, 0);
 }
 
 void kn_update_dsp_init_avx512bf16(KnUpdateDSP *dsp)
