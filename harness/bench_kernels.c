@@ -30,6 +30,7 @@
 #include "optim/threads.h"
 
 #define MAX_THREADS 1024 /* a sanity bound for --threads */
+#define MAX_ARCHES 4     /* scalar, avx2, avx512 or neon */
 
 /* ---- what is benchmarked ------------------------------------------------ */
 
@@ -41,22 +42,37 @@ enum {
 typedef struct KernelSpec {
     const char *name;
     HxLimitKind limit; /* the loop with the same traffic */
+    int flops;         /* per parameter: see below */
 } KernelSpec;
 
+/* flops: the arithmetic the update needs per parameter in the configuration
+ * benchmarked (step_args: no l2, no decay, grad_scale 1, infinite bounds),
+ * each add, multiply, divide and square root one flop, as the reference
+ * writes it; not the kernels' own instruction count (an estimate and its
+ * Newton step, conversions, the hash, compares are not flops).
+ *   amo:  m = b m + (1-b) g  3;  v = c v + (1-c) g g  4;  sqrt(v) + eps  2;
+ *         lr m / den  2;  theta - step  1                              = 12
+ *   adam: amo's, and sqrt(v) times v_scale (the bias correction)       = 13
+ *   sgd_momentum: buf = mu buf + g  2;  theta - lr buf  2              =  4
+ *   rmsprop: v  4;  sqrt(v) + eps  2;  g / den  1;  theta - lr d  2    =  9
+ *   rmsprop_momentum: and buf = mu buf + d  2                          = 11
+ *   sumsq: a multiply and an add (in fp64: against the fp32 peak it can
+ *          reach at most half)                                        =  2 */
 static const KernelSpec kernels[KB_COUNT] = {
-    [KB_AMO] = { "amo", HX_LIMIT_F3 },                    /* theta m v rw, g r      */
-    [KB_AMO_BF16] = { "amo_bf16", HX_LIMIT_F1H2 },        /* theta rw, m v bf16 rw  */
-    [KB_AMO_BF16_RNE] = { "amo_bf16_rne", HX_LIMIT_F1H2 }, /* as amo_bf16           */
-    [KB_ADAM] = { "adam", HX_LIMIT_F3 },                  /* as amo                 */
-    [KB_SGD_MOM] = { "sgd_momentum", HX_LIMIT_F2 },       /* theta buf rw, g r      */
-    [KB_RMSPROP] = { "rmsprop", HX_LIMIT_F2 },            /* theta v rw, g r        */
-    [KB_RMSPROP_MOM] = { "rmsprop_momentum", HX_LIMIT_F3 }, /* theta v buf rw, g r  */
-    [KB_SUMSQ] = { "sumsq", HX_LIMIT_R1 },                /* g r                    */
+    [KB_AMO] = { "amo", HX_LIMIT_F3, 12 },                  /* theta m v rw, g r     */
+    [KB_AMO_BF16] = { "amo_bf16", HX_LIMIT_F1H2, 12 },      /* theta rw, m v bf16 rw */
+    [KB_AMO_BF16_RNE] = { "amo_bf16_rne", HX_LIMIT_F1H2, 12 }, /* as amo_bf16       */
+    [KB_ADAM] = { "adam", HX_LIMIT_F3, 13 },                /* as amo                */
+    [KB_SGD_MOM] = { "sgd_momentum", HX_LIMIT_F2, 4 },      /* theta buf rw, g r     */
+    [KB_RMSPROP] = { "rmsprop", HX_LIMIT_F2, 9 },           /* theta v rw, g r       */
+    [KB_RMSPROP_MOM] = { "rmsprop_momentum", HX_LIMIT_F3, 11 }, /* theta v buf rw, g r */
+    [KB_SUMSQ] = { "sumsq", HX_LIMIT_R1, 2 },               /* g r                   */
 };
 
 static const char *const csv_columns[] = {
     "kernel", "isa", "threads", "n", "bytes_per_param", "seconds_per_step",
     "gparam_per_s", "gb_per_s", "limit_gb_per_s", "fraction_of_limit",
+    "flops_per_param", "gflops", "fma_peak_gflops", "fraction_of_fma_peak",
 };
 #define NCOLUMNS (int)(sizeof(csv_columns) / sizeof(csv_columns[0]))
 
@@ -186,6 +202,7 @@ typedef struct Job {
     size_t n;
     int id;            /* gb_register's */
     const Bench *bench;
+    int arch_index;    /* into Bench.peak */
 } Job;
 
 typedef struct Measured {
@@ -202,6 +219,7 @@ struct Bench {
     Job *jobs;
     Measured *meas;    /* by job index == gb id */
     int njobs;
+    double peak[MAX_ARCHES]; /* FMA peak GFLOP/s per level, measured after the run */
 };
 
 static volatile double g_sink; /* keeps sum-of-squares results alive */
@@ -398,7 +416,8 @@ static void usage(FILE *f)
 "\n"
 "Writes into DIR (NAME = kernels_tN, or kernels_LEVEL_tN with --arch):\n"
 "  NAME.csv       kernel,isa,threads,n,bytes_per_param,seconds_per_step,\n"
-"                 gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit\n"
+"                 gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit,\n"
+"                 flops_per_param,gflops,fma_peak_gflops,fraction_of_fma_peak\n"
 "  NAME.json      Google Benchmark's JSON (unless --benchmark_out is given)\n"
 "  NAME_meta.csv  topology, sizes, command line, date, kernel levels\n", f);
 }
@@ -509,7 +528,7 @@ static void parse_options(int argc, char **argv, Options *o)
 /* The kn_cpu_set_arch names of the levels to run, in ascending order;
  * *single: one level was asked for (not "all").  Bad or missing levels exit
  * 2 through hx_apply_arch (harness/common.h). */
-static int resolve_arches(const Options *o, const char *list[4], int *single)
+static int resolve_arches(const Options *o, const char *list[MAX_ARCHES], int *single)
 {
     const unsigned det = kn_cpu_detected();
     const char *ask = o->arch;
@@ -645,6 +664,8 @@ static void write_rows(HxCsv *w, const Bench *b)
         const double ls = i + 1 < b->njobs ? seconds_of(&b->meas[i + 1]) : NAN;
         const int bytes = hx_limit_bytes(kernels[j->kernel].limit);
         const double n = (double)j->n, gb = bytes * n / s * 1e-9, lgb = bytes * n / ls * 1e-9;
+        const int flops = kernels[j->kernel].flops;
+        const double gflops = flops * n / s * 1e-9, peak = b->peak[j->arch_index];
         hx_csv_str(w, kernels[j->kernel].name);
         hx_csv_str(w, j->arch);
         hx_csv_int(w, b->nthreads);
@@ -655,6 +676,10 @@ static void write_rows(HxCsv *w, const Bench *b)
         hx_csv_num(w, gb);
         hx_csv_num(w, lgb);
         hx_csv_num(w, gb / lgb);
+        hx_csv_int(w, flops);
+        hx_csv_num(w, gflops);
+        hx_csv_num(w, peak);
+        hx_csv_num(w, gflops / peak);
         hx_csv_end_row(w);
     }
 }
@@ -808,7 +833,7 @@ static void register_jobs(Bench *b, const char *const *arches, int narch, const 
             for (int kb = 0; kb < KB_COUNT; kb++)
                 for (int lim = 0; lim < 2; lim++, k++) {
                     Job *j = &b->jobs[k];
-                    *j = (Job){ kb, lim, arches[a], sizes[z].regime, sizes[z].n, -1, b };
+                    *j = (Job){ kb, lim, arches[a], sizes[z].regime, sizes[z].n, -1, b, a };
                     b->meas[k] = (Measured){ .median_s = NAN };
                     char name[96];
                     snprintf(name, sizeof name, "%s/%s/%s", kernels[kb].name, arches[a],
@@ -844,6 +869,25 @@ static int read_topology(OptTopology *t)
     return 0;
 }
 
+/* The FMA peak of each level that ran, on the same threads, right after
+ * the benchmarks (registers only: a second or so per level). */
+static void measure_peaks(Bench *b, const char *const *arches, int narch, Meta *meta)
+{
+    for (int a = 0; a < narch; a++) {
+        b->peak[a] = NAN;
+        int ran = 0;
+        for (int i = 0; i < b->njobs && !ran; i++)
+            ran = b->jobs[i].arch_index == a && !isnan(seconds_of(&b->meas[i]));
+        if (!ran || kn_cpu_set_arch(arches[a]) != KN_OK)
+            continue;
+        b->peak[a] = hx_fma_peak_gflops(b->nthreads);
+        char key[64], value[32];
+        snprintf(key, sizeof key, "fma_peak_gflops.%s", arches[a]);
+        snprintf(value, sizeof value, "%.1f", b->peak[a]);
+        meta_str(meta, key, value);
+    }
+}
+
 /* After the run: the CSV, Google Benchmark's file in place, the metadata;
  * then the exit status (1 if any benchmark failed). */
 static int finish(const Bench *b, const Outputs *out, Meta *meta, double t0)
@@ -873,7 +917,7 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
     const double t0 = hx_now();
     Options o;
     parse_options(argc, argv, &o);
-    const char *arches[4];
+    const char *arches[MAX_ARCHES];
     int single;
     const int narch = resolve_arches(&o, arches, &single);
     hx_out_dir("--out", o.out);
@@ -917,5 +961,6 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
         hx_fail(HX_EXIT_USAGE, "no benchmark matches the --benchmark_filter given");
     if (o.gb_list)
         return HX_EXIT_OK;
+    measure_peaks(&b, arches, narch, &meta);
     return finish(&b, &out, &meta, t0);
 }

@@ -54,7 +54,7 @@ expect 2 "no benchmark matches" 'filter matching nothing' \
 expect 0 'wrote' 'tiny kernels run' -- kernels --arch scalar --threads 1 --max-n 4096 \
     --out "$TMP/run" --benchmark_filter='^sumsq/' --benchmark_min_time=0.01
 csv="$TMP/run/kernels_scalar_t1.csv"
-header='kernel,isa,threads,n,bytes_per_param,seconds_per_step,gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit'
+header='kernel,isa,threads,n,bytes_per_param,seconds_per_step,gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit,flops_per_param,gflops,fma_peak_gflops,fraction_of_fma_peak'
 if [ -f "$csv" ] && [ "$(head -n 1 "$csv")" = "$header" ]; then
     ok 'CSV header'
 else
@@ -67,12 +67,23 @@ else
     bad "CSV rows: $rows sumsq rows"; cat "$csv"
 fi
 # every field of every row filled, fraction_of_limit positive
-if awk -F, 'NR > 1 { if (NF != 10) exit 1; for (i = 1; i <= NF; i++) if ($i == "") exit 1;
+if awk -F, 'NR > 1 { if (NF != 14) exit 1; for (i = 1; i <= NF; i++) if ($i == "") exit 1;
                      if ($10 + 0 <= 0) exit 1 }' "$csv"; then
     ok 'CSV fields filled'
 else
     bad 'CSV fields'; cat "$csv"
 fi
+# the flop columns by their formulas: sumsq does 2 flops a parameter (README),
+# gflops = flops_per_param * gparam_per_s, the fraction = gflops / a positive peak
+if awk -F, 'function off(a, b) { d = a - b; if (d < 0) d = -d; return d > 1e-4 * (b < 0 ? -b : b) }
+            NR > 1 { if ($11 != 2 || $13 + 0 <= 0) exit 1
+                     if (off($12, $11 * $7) || off($14, $12 / $13)) exit 1 }' "$csv"; then
+    ok 'CSV flop columns'
+else
+    bad 'CSV flop columns'; cat "$csv"
+fi
+grep -q '^fma_peak_gflops.scalar,' "$TMP/run/kernels_scalar_t1_meta.csv" 2>/dev/null \
+    && ok 'FMA peak in the metadata' || bad 'FMA peak in the metadata'
 [ -s "$TMP/run/kernels_scalar_t1.json" ] && grep -q '"benchmarks"' "$TMP/run/kernels_scalar_t1.json" \
     && ok 'Google Benchmark JSON' || bad 'Google Benchmark JSON'
 grep -q '^topology,' "$TMP/run/kernels_scalar_t1_meta.csv" 2>/dev/null \
