@@ -419,7 +419,8 @@ static void usage(FILE *f)
 "                 gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit,\n"
 "                 flops_per_param,gflops,fma_peak_gflops,fraction_of_fma_peak\n"
 "  NAME.json      Google Benchmark's JSON (unless --benchmark_out is given)\n"
-"  NAME_meta.csv  topology, sizes, command line, date, kernel levels\n", f);
+"  NAME_meta.csv  topology, sizes, command line, date, commit, kernel levels,\n"
+"                 each level's FMA peak\n", f);
 }
 
 static int is_gb_flag(const char *a)
@@ -877,7 +878,8 @@ static void measure_peaks(Bench *b, const char *const *arches, int narch, Meta *
         b->peak[a] = NAN;
         int ran = 0;
         for (int i = 0; i < b->njobs && !ran; i++)
-            ran = b->jobs[i].arch_index == a && !isnan(seconds_of(&b->meas[i]));
+            ran = b->jobs[i].arch_index == a && !b->jobs[i].is_limit &&
+                  !isnan(seconds_of(&b->meas[i]));
         if (!ran || kn_cpu_set_arch(arches[a]) != KN_OK)
             continue;
         b->peak[a] = hx_fma_peak_gflops(b->nthreads);

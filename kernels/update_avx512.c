@@ -113,8 +113,10 @@ static void amo_bf16_avx512(float *theta, uint16_t *m, uint16_t *v, const float 
                             const KnAmoArgs *a, uint32_t key, uint64_t index0, int nearest)
 {
     const int bounded = amo_bounded(a);
-    if (nearest)
+    if (nearest && bounded)
         amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 1);
+    else if (nearest)
+        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 0);
     else if (bounded)
         amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 1);
     else

@@ -77,7 +77,8 @@ fi
 # gflops = flops_per_param * gparam_per_s, the fraction = gflops / a positive peak
 if awk -F, 'function off(a, b) { d = a - b; if (d < 0) d = -d; return d > 1e-4 * (b < 0 ? -b : b) }
             NR > 1 { if ($11 != 2 || $13 + 0 <= 0) exit 1
-                     if (off($12, $11 * $7) || off($14, $12 / $13)) exit 1 }' "$csv"; then
+                     if (off($12, $11 * $7) || off($14, $12 / $13)) exit 1 }
+            END { if (NR < 2) exit 1 }' "$csv"; then
     ok 'CSV flop columns'
 else
     bad 'CSV flop columns'; cat "$csv"

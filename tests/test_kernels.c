@@ -704,16 +704,19 @@ static KnAmoArgs amo_args(float lr, float beta, float gamma, float eps)
 static void test_amo(void **state)
 {
     (void)state;
-    AmoCase cases[3] = {
+    AmoCase cases[4] = {
         { "amo", 0, kn_amo_args_default() },
         { "amo clip, l2, decay", 0, amo_args(1e-2f, 0.5f, 0.9f, 1e-6f) },
         { "amo bounds", 0, kn_amo_args_default() },
+        /* one bound infinite: the kernels must still clamp */
+        { "amo upper bound only", 0, kn_amo_args_default() },
     };
     cases[1].args.grad_scale = 0.25f;
     cases[1].args.l2 = 1e-2f;
     cases[1].args.decay = 1e-4f;
     cases[2].args.lo = -0.5f;
     cases[2].args.hi = 0.25f;
+    cases[3].args.hi = 0.25f;
     FOR_EACH_LEVEL(lv) {
         for (size_t c = 0; c < ARRAY_LEN(cases); c++)
             check_all_sizes(amo_run, &cases[c], cases[c].name, 3, amo_elem, c == 0,
@@ -856,18 +859,25 @@ static const size_t bf16_elem[] = { sizeof(float), sizeof(uint16_t), sizeof(uint
 static void test_amo_bf16(void **state)
 {
     (void)state;
-    Bf16Case cases[3] = {
+    Bf16Case cases[5] = {
         { "amo_bf16 stochastic", kn_amo_args_default(), 0, 0 },
         /* index0 near 2^32: the stream's index wraps inside the call */
         { "amo_bf16 stochastic, clip, decay, bounds", amo_args(1e-2f, 0.5f, 0.9f, 1e-6f), 0,
           (1ull << 32) - 40 },
         { "amo_bf16 nearest", kn_amo_args_default(), 1, 12345 },
+        /* the kernels have an instance for each bounds setting: clamping
+         * with nearest rounding, and with one bound infinite */
+        { "amo_bf16 nearest, bounds", kn_amo_args_default(), 1, 777 },
+        { "amo_bf16 stochastic, lower bound only", kn_amo_args_default(), 0, 99 },
     };
     cases[1].args.grad_scale = 0.5f;
     cases[1].args.l2 = 1e-3f;
     cases[1].args.decay = 1e-4f;
     cases[1].args.lo = -0.75f;
     cases[1].args.hi = 0.5f;
+    cases[3].args.lo = -0.5f;
+    cases[3].args.hi = 0.25f;
+    cases[4].args.lo = -0.25f;
     FOR_EACH_LEVEL(lv) {
         for (size_t c = 0; c < ARRAY_LEN(cases); c++)
             check_all_sizes(bf16_run, &cases[c], cases[c].name, 3, bf16_elem, c == 0,
@@ -940,6 +950,71 @@ static void test_amo_bf16_stream(void **state)
         }
         print_level_ok(lv, "amo_bf16 random stream", KN_K_AMO_BF16);
     }
+}
+
+/* A NaN or infinite theta, with and without bounds: the formula gives NaN
+ * for theta and both moments (l2 * theta is 0 * Inf or NaN even with l2 = 0,
+ * and the clamp keeps a NaN), while the other elements stay finite.  The
+ * unbounded kernels skip the clamp, so this is also what shows that skipping
+ * it lets NaN through as the clamp did. */
+static void check_amo_nonfinite(size_t n, int bf16, int bounded)
+{
+    static const float bad[] = { NAN, INFINITY, -INFINITY };
+    Buf bt, bm, bv, bg;
+    float *th = buf_f32(&bt, n, 1), *g = buf_f32(&bg, n, 2);
+    void *m = buf_alloc(&bm, n, bf16 ? 2 : 4, 3), *v = buf_alloc(&bv, n, bf16 ? 2 : 4, 1);
+    KnAmoArgs a = kn_amo_args_default();
+    if (bounded) {
+        a.lo = -0.5f;
+        a.hi = 0.5f;
+    }
+    FOR_EACH_LEVEL(lv) {
+        Rng rng = { n + 17 };
+        for (size_t i = 0; i < n; i++) {
+            th[i] = (float)(0.1 * rng_normal(&rng));
+            g[i] = (float)(1e-2 * rng_normal(&rng));
+            if (bf16) {
+                ((uint16_t *)m)[i] = bf16_rne_ref(g[i]);
+                ((uint16_t *)v)[i] = bf16_rne_ref(g[i] * g[i]);
+            } else {
+                ((float *)m)[i] = g[i];
+                ((float *)v)[i] = g[i] * g[i];
+            }
+        }
+        for (size_t i = 0; i < n; i += 7)
+            th[i] = bad[(i / 7) % 3];
+        const KnBf16Round r = { .seed = 3, .step = 1 };
+        assert_int_equal(bf16 ? kn_amo_update_bf16(th, m, v, g, n, &a, &r, 1)
+                              : kn_amo_update(th, m, v, g, n, &a, 1), KN_OK);
+        for (size_t i = 0; i < n; i++) {
+            const float mi = bf16 ? bf16_value(((uint16_t *)m)[i]) : ((float *)m)[i];
+            const float vi = bf16 ? bf16_value(((uint16_t *)v)[i]) : ((float *)v)[i];
+            const int want_nan = i % 7 == 0;
+            if (want_nan ? !(isnan(th[i]) && isnan(mi) && isnan(vi))
+                         : !(isfinite(th[i]) && isfinite(mi) && isfinite(vi))) {
+                print_error("level %s, %s, %s, n %zu: element %zu (theta in %s) gives theta %g "
+                            "m %g v %g\n", lv->name, bf16 ? "amo_bf16" : "amo",
+                            bounded ? "bounds" : "no bounds", n, i,
+                            want_nan ? "NaN/Inf" : "finite", (double)th[i], (double)mi,
+                            (double)vi);
+                fail();
+            }
+        }
+    }
+    buf_free(&bt);
+    buf_free(&bm);
+    buf_free(&bv);
+    buf_free(&bg);
+}
+
+static void test_amo_nonfinite_theta(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = { 5, 37, 100 };
+    for (size_t k = 0; k < ARRAY_LEN(sizes); k++)
+        for (int bf16 = 0; bf16 <= 1; bf16++)
+            for (int bounded = 0; bounded <= 1; bounded++)
+                check_amo_nonfinite(sizes[k], bf16, bounded);
 }
 
 /* ---- SGD ------------------------------------------------------------------------ */
@@ -1835,6 +1910,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_first_step, restore_auto),
         cmocka_unit_test_teardown(test_amo_bf16, restore_auto),
         cmocka_unit_test_teardown(test_amo_bf16_stream, restore_auto),
+        cmocka_unit_test_teardown(test_amo_nonfinite_theta, restore_auto),
         cmocka_unit_test_teardown(test_sgd, restore_auto),
         cmocka_unit_test_teardown(test_rmsprop, restore_auto),
         cmocka_unit_test_teardown(test_sumsq, restore_auto),
