@@ -6,6 +6,7 @@
 #     results/kernels/run_64m.sh [OUT]     (repository root, release build in build/)
 # Environment: AMO_BENCH, PYTHON (/usr/bin/python3 with python3-torch),
 # ANCHORS (../shared/anchors), ROUNDS (3).  OUT: results/kernels/interleaved-64m.
+# Prints (and keeps in OUT/rounds.txt) each round's figures, then their medians.
 set -eu
 OUT=${1:-results/kernels/interleaved-64m}
 B=${AMO_BENCH:-./build/harness/amo-bench}
@@ -34,5 +35,17 @@ for t in 1 2; do
             printf "threads %s round %s %-9s %.2f of limit, %.3f Gparam/s, %.1fx PyTorch (%s)\n",
                    t, r, $1, $10, $7, $7 / pt, pt }' "$OUT/round$r/kernels_avx512_t$t.csv"
         r=$((r + 1))
+    done
+done >"$OUT/rounds.txt"
+cat "$OUT/rounds.txt"
+# the median over the rounds of each kernel's fraction and multiple
+median() { awk '{ a[NR] = $1 } END { print (a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2 }'; }
+for t in 1 2; do
+    for k in amo amo_bf16 adam; do
+        f=$(awk -v t="$t" -v k="$k" '$2 == t && $5 == k { print $6 }' "$OUT/rounds.txt" | sort -g)
+        x=$(awk -v t="$t" -v k="$k" '$2 == t && $5 == k { sub("x", "", $11); print $11 }' \
+            "$OUT/rounds.txt" | sort -g)
+        printf 'threads %s %-9s median of %s rounds: %.2f of limit, %.1fx PyTorch\n' "$t" "$k" \
+            "$ROUNDS" "$(echo "$f" | median)" "$(echo "$x" | median)"
     done
 done
