@@ -178,10 +178,11 @@ typedef struct NnGraph {
 /* Fixes oneDNN's ISA to the kernels' level (kn_cpu_flags()) the first time
  * it is called in the process: scalar -> sse41 (oneDNN's lowest), avx2 ->
  * avx2, avx512 -> avx512_core, avx512 + bf16 -> avx512_core_bf16, and
- * avx512 + AMX -> avx512_core_amx.  oneDNN accepts this only before its
- * first primitive, so a later call that would need a different ISA fails
- * with KN_EUNSUPPORTED.  isa_name receives the ISA oneDNN really dispatches
- * to (dnnl_get_effective_cpu_isa). */
+ * avx512 + AMX -> avx512_core_amx; lower where the user's ONEDNN_MAX_CPU_ISA
+ * (or DNNL_MAX_CPU_ISA) says so (an unknown name is KN_EINVAL).  oneDNN
+ * accepts this only before its first primitive, so a later call that would
+ * need a different ISA fails with KN_EUNSUPPORTED.  isa_name receives the ISA
+ * oneDNN really dispatches to (dnnl_get_effective_cpu_isa). */
 /*
  * Why AMX is in the ladder: on Sapphire Rapids, oneDNN 2.6's bf16
  * convolution capped at avx512_core_bf16 ran at half its fp32 speed (a
@@ -190,7 +191,11 @@ typedef struct NnGraph {
  * kernel level: --arch avx512 keeps it, --arch avx2 drops it. */
 KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name);
 
-/* dt: dnnl_f32, or dnnl_bf16 for mixed precision (needs KN_CPU_AVX512). */
+/* Whether oneDNN, as capped, runs bf16 convolutions with jit kernels
+ * (avx512_core or above; below that oneDNN 2.6 has reference code only). */
+int nn_isa_has_bf16(void);
+
+/* dt: dnnl_f32, or dnnl_bf16 for mixed precision (needs nn_isa_has_bf16()). */
 KnStatus nn_graph_init(NnGraph *g, dnnl_data_type_t dt);
 void nn_graph_free(NnGraph *g);
 

@@ -224,9 +224,10 @@ KnStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, 
         s = check_config(cfg, msg, sizeof msg);
     if (s == KN_OK)
         s = nn_isa_init(msg, sizeof msg, &isa);
-    if (s == KN_OK && cfg->bf16 && !(kn_cpu_flags() & KN_CPU_AVX512)) {
-        snprintf(msg, sizeof msg, "bf16 needs the avx512 level (oneDNN avx512_core_bf16 or "
-                 "avx512_core); this run is at %s", kn_cpu_level_name(kn_cpu_flags()));
+    if (s == KN_OK && cfg->bf16 && !nn_isa_has_bf16()) {
+        snprintf(msg, sizeof msg, "bf16 needs oneDNN at avx512_core or above (avx512_core_bf16 "
+                 "or avx512_core_amx to be fast); it runs at %s (kernel level %s)", isa,
+                 kn_cpu_level_name(kn_cpu_flags()));
         s = KN_EUNSUPPORTED;
     }
     if (s == KN_OK && !(net = calloc(1, sizeof *net))) {

@@ -13,6 +13,7 @@
  * (a dropped term, a transposed or mis-reordered layout, a factor) misses it
  * by an order of magnitude (test_fd_catches_wrong_gradient checks a 5%
  * error is caught). */
+#define _POSIX_C_SOURCE 200809L /* strcasecmp */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kernels/cpu.h"
 #include "kernels/rng.h"
@@ -94,6 +96,86 @@ static void fd_begin(Fd *f)
     if (nn_isa_init(msg, sizeof msg, &isa) != KN_OK)
         fail_msg("%s", msg);
     GOK(&f->g, nn_graph_init(&f->g, dnnl_f32));
+}
+
+/* What oneDNN itself says it runs at (after nn_isa_init, which fixes it),
+ * not the kernels' level: a user's ONEDNN_MAX_CPU_ISA may cap it lower, and
+ * bf16 and Winograd depend on oneDNN's ISA alone. */
+static int onednn_has(dnnl_cpu_isa_t isa)
+{
+    char msg[256];
+    if (nn_isa_init(msg, sizeof msg, NULL) != KN_OK)
+        fail_msg("%s", msg);
+    return ((unsigned)dnnl_get_effective_cpu_isa() & (unsigned)isa) == (unsigned)isa;
+}
+
+/* Whether oneDNN has a non-reference bf16 matmul for dW (oc, kk) = dY^T (oc,
+ * p) . col (p, kk): the only condition under which the im2col path is taken
+ * (oneDNN 2.6 offers none on CPUs without AMX). */
+static int onednn_fast_bf16_matmul(long oc, long p, long kk, const char **impl)
+{
+    dnnl_engine_t eng;
+    dnnl_memory_desc_t a, b, c;
+    const dnnl_dims_t da = {oc, p}, sa = {1, oc}, db = {p, kk}, sb = {kk, 1}, dc = {oc, kk},
+                      sc = {kk, 1};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd;
+    int fast = 0;
+    *impl = "none";
+    assert_int_equal(dnnl_engine_create(&eng, dnnl_cpu, 0), dnnl_success);
+    assert_int_equal(dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sa), dnnl_success);
+    assert_int_equal(dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, sb), dnnl_success);
+    assert_int_equal(dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, sc), dnnl_success);
+    assert_int_equal(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c), dnnl_success);
+    if (dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) == dnnl_success) {
+        static char name[64];
+        const char *s = NULL;
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s);
+        snprintf(name, sizeof name, "%s", s ? s : "?");
+        *impl = name;
+        fast = strncmp(name, "ref", 3) != 0;
+        dnnl_primitive_desc_destroy(pd);
+    }
+    dnnl_engine_destroy(eng);
+    return fast;
+}
+
+static int md_is_nhwc(const dnnl_memory_desc_t *md)
+{
+    dnnl_memory_desc_t nhwc;
+    assert_int_equal(dnnl_memory_desc_init_by_tag(&nhwc, 4, md->dims, md->data_type, dnnl_acdb),
+                     dnnl_success);
+    return dnnl_memory_desc_equal(md, &nhwc);
+}
+
+/* Whether oneDNN, left to choose (format_tag_any), lays a bf16 convolution's
+ * src and dst out as NHWC, which the im2col path needs (it does with AMX;
+ * without, it picks blocked layouts for 16 channels and more). */
+static int onednn_bf16_conv_nhwc(long n, long c, long hw, long oc, long k, long stride)
+{
+    dnnl_engine_t eng;
+    dnnl_memory_desc_t src, w, dst;
+    const long o = (hw + 2 * (k / 2) - k) / stride + 1;
+    const dnnl_dims_t ds = {n, c, hw, hw}, dw = {oc, c, k, k}, dd = {n, oc, o, o},
+                      st = {stride, stride}, pad = {k / 2, k / 2};
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
+    int nhwc = 0;
+    assert_int_equal(dnnl_engine_create(&eng, dnnl_cpu, 0), dnnl_success);
+    dnnl_memory_desc_init_by_tag(&src, 4, ds, dnnl_bf16, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&w, 4, dw, dnnl_bf16, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_bf16, dnnl_format_tag_any);
+    assert_int_equal(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training,
+                                                        dnnl_convolution_direct, &src, &w, NULL,
+                                                        &dst, st, pad, pad),
+                     dnnl_success);
+    if (dnnl_primitive_desc_create(&pd, &cd, NULL, eng, NULL) == dnnl_success) {
+        nhwc = md_is_nhwc(dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0))
+               && md_is_nhwc(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+        dnnl_primitive_desc_destroy(pd);
+    }
+    dnnl_engine_destroy(eng);
+    return nhwc;
 }
 
 static void fd_input(Fd *f, long n, long c, long h, long w)
@@ -293,11 +375,23 @@ static void gemm_conv_case(int k, int stride, int pad)
     f.x[0] = calloc(N * C * H * W, sizeof(float));
     f.nin = 1;
     GOK(&f.g, nn_conv(&f.g, "conv", &f.out, &f.in[0], OC, k, stride, pad, NN_DIFF_WRITE));
+    const long oh = (H + 2 * pad - k) / stride + 1, ow = (W + 2 * pad - k) / stride + 1;
+    /* the path needs an NHWC dst (oneDNN's choice for this CPU) and a fast
+     * bf16 matmul; where oneDNN gives neither it must not be taken */
+    const char *impl;
+    const int fast = onednn_fast_bf16_matmul(OC, N * oh * ow, (long)C * k * k, &impl);
+    if (!fast || !md_is_nhwc(&f.out.md)) {
+        print_message("  bf16 %dx%d/%d: oneDNN gives %s dst and a %s bf16 matmul: im2col + "
+                      "matmul not taken, skipped\n", k, k, stride,
+                      md_is_nhwc(&f.out.md) ? "an NHWC" : "a blocked", impl);
+        assert_int_equal(f.g.gemm_convs, 0);
+        fd_end(&f);
+        skip();
+    }
     assert_int_equal(f.g.gemm_convs, 1); /* the path under test was taken */
     fd_ready(&f, &rng);
     fill_normal(&rng, f.x[0], N * C * H * W);
     randomize_params(&f, &rng, 0.5);
-    const long oh = (H + 2 * pad - k) / stride + 1, ow = (W + 2 * pad - k) / stride + 1;
     for (int i = 0; i < N * C * H * W; i++)
         f.x[0][i] = bf16_round(f.x[0][i]);
     for (size_t i = 0; i < f.nout; i++)
@@ -329,11 +423,19 @@ static void gemm_conv_case(int k, int stride, int pad)
     fd_end(&f);
 }
 
+/* Skips, saying why, where oneDNN as capped has no bf16 convolutions. */
+static void need_onednn_bf16(void)
+{
+    if (!onednn_has(dnnl_cpu_isa_avx512_core)) {
+        print_message("  oneDNN runs below avx512_core here: no bf16 convolutions, skipped\n");
+        skip();
+    }
+}
+
 static void test_conv_gemm_bf16(void **state)
 {
     (void)state;
-    if (!(kn_cpu_flags() & KN_CPU_AVX512))
-        skip();
+    need_onednn_bf16();
     gemm_conv_case(3, 1, 1);
     gemm_conv_case(3, 2, 1);
     gemm_conv_case(1, 2, 0);
@@ -778,7 +880,7 @@ static void test_resnet18_gradcheck_winograd(void **state)
     const NnResNetConfig c = {.depth = 18, .stem = NN_STEM_CIFAR, .width = 0.125,
                               .in_ch = 3, .classes = 10, .batch = 8, .h = 8, .w = 8,
                               .conv_algo = NN_CONV_ALGO_WINOGRAD, .seed = 11};
-    if (!(kn_cpu_flags() & KN_CPU_AVX512))
+    if (!onednn_has(dnnl_cpu_isa_avx512_core))
         skip(); /* oneDNN has Winograd for avx512_core only */
     NnResNet *net = make_net(&c);
     NnResNetInfo info;
@@ -1036,8 +1138,7 @@ static void test_training_fits_a_batch(void **state)
 static void test_bf16(void **state)
 {
     (void)state;
-    if (!(kn_cpu_flags() & KN_CPU_AVX512))
-        skip();
+    need_onednn_bf16();
     NnResNetConfig c = {.depth = 18, .stem = NN_STEM_CIFAR, .width = 0.125, .in_ch = 3,
                         .classes = 10, .batch = 8, .h = 8, .w = 8, .seed = 31};
     NnResNet *f32 = make_net(&c);
@@ -1046,9 +1147,19 @@ static void test_bf16(void **state)
     NnResNetInfo info;
     nn_resnet_info(b16, &info);
     assert_string_equal(info.dtype, "bf16");
-    print_message("  bf16 net: %d convolutions' weight gradients by im2col + matmul\n",
-                  info.gemm_convs);
-    assert_true(info.gemm_convs > 0); /* the gradients below cover that path too */
+    /* the second stage's 3x3/1 convolutions (16 channels on 4x4) are among
+     * the layers the im2col path takes wherever oneDNN lays them out NHWC and
+     * has a fast bf16 matmul */
+    const char *impl;
+    const int fast = onednn_fast_bf16_matmul(16, 8 * 4 * 4, 16 * 9, &impl),
+              nhwc = onednn_bf16_conv_nhwc(8, 16, 4, 16, 3, 1);
+    print_message("  bf16 net: %d convolutions' weight gradients by im2col + matmul "
+                  "(oneDNN's bf16 matmul: %s; bf16 convolutions in %s)\n", info.gemm_convs,
+                  impl, nhwc ? "NHWC" : "blocked layouts");
+    if (fast && nhwc)
+        assert_true(info.gemm_convs > 0); /* the gradients below cover that path too */
+    if (!fast)
+        assert_int_equal(info.gemm_convs, 0);
     Rng rng = {32};
     float x[8 * 3 * 8 * 8], lf, lb;
     int y[8];
@@ -1194,8 +1305,7 @@ static void bf16_layer_case(const char *what, LayerBuild build, int two_inputs)
 static void test_bf16_layers(void **state)
 {
     (void)state;
-    if (!(kn_cpu_flags() & KN_CPU_AVX512))
-        skip();
+    need_onednn_bf16();
     bf16_layer_case("conv", build_conv, 0);
     bf16_layer_case("bn+relu", build_bn_relu, 0);
     bf16_layer_case("add+relu", build_add_relu, 1);
@@ -1212,12 +1322,17 @@ static void test_isa_recorded(void **state)
     const char *isa = nn_resnet_isa(net);
     print_message("  oneDNN ISA: %s (kernel level %s)\n", isa, kn_cpu_level_name(kn_cpu_flags()));
     const unsigned f = kn_cpu_flags();
-    const char *want = (f & KN_CPU_AMX)        ? "avx512_core_amx"
-                     : (f & KN_CPU_AVX512BF16) ? "avx512_core_bf16"
-                     : (f & KN_CPU_AVX512)     ? "avx512_core"
-                     : (f & KN_CPU_AVX2)       ? "avx2"
-                                               : "sse41";
-    assert_string_equal(isa, want);
+    /* the ladder, and where a user's ONEDNN_MAX_CPU_ISA names a rung of it,
+     * the lower of the two */
+    static const char *const rung[] = {"sse41", "avx2", "avx512_core", "avx512_core_bf16",
+                                       "avx512_core_amx"};
+    int want = (f & KN_CPU_AMX) ? 4 : (f & KN_CPU_AVX512BF16) ? 3 : (f & KN_CPU_AVX512) ? 2
+             : (f & KN_CPU_AVX2) ? 1 : 0;
+    const char *cap = getenv("ONEDNN_MAX_CPU_ISA");
+    for (int i = 0; cap && i < want; i++)
+        if (!strcasecmp(cap, rung[i]))
+            want = i;
+    assert_string_equal(isa, rung[want]);
     nn_resnet_destroy(net);
 }
 
