@@ -31,7 +31,8 @@
 typedef struct KnAmoArgs {
     float lr;          /* alpha0; for Adam alpha / (1 - beta^t)              */
     float beta, gamma; /* first and second moment decay (Adam's beta1, beta2) */
-    float eps;
+    float eps;         /* >= FLT_MIN: a denormal eps gives NaN at avx512 where
+                        * v is 0 (its reciprocal estimate is Inf)             */
     float v_scale;     /* multiplies sqrt(v): 1 for AMO                       */
     float grad_scale;  /* global-norm clip factor; 1 when not clipping        */
     float l2;          /* coupled weight decay (added to the gradient); 0 off */
@@ -67,7 +68,7 @@ typedef struct KnSgdArgs {
  *     otherwise:    d = g / (sqrt(v) + eps)   (b untouched, may be NULL)
  *     theta = theta - decay * theta - lr * d,  then clamped to [lo, hi] */
 typedef struct KnRmspropArgs {
-    float lr, alpha, eps, momentum;
+    float lr, alpha, eps, momentum; /* eps >= FLT_MIN, as KnAmoArgs */
     float grad_scale, l2, decay, lo, hi;
 } KnRmspropArgs;
 

@@ -1,6 +1,7 @@
 /* The optimizer step (paper, section 3, Algorithm 1, with the baselines of
  * section 5) on top of the kernels, and the state file. */
 #define _POSIX_C_SOURCE 200809L
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -97,8 +98,11 @@ static KnStatus check_config(const OptConfig *c, char *err, size_t len)
         if (!in_unit(c->gamma))
             BAD("gamma %g: must be in [0, 1)", (double)c->gamma);
     }
-    if (c->algo != OPT_SGD && !(isfinite(c->eps) && c->eps > 0.0f))
-        BAD("eps %g: must be finite and > 0", (double)c->eps);
+    /* A denormal eps would make sqrt(v) + eps denormal where v is 0, whose
+     * AVX-512 reciprocal estimate is Inf (0 * Inf: NaN), see amo_quotient. */
+    if (c->algo != OPT_SGD && !(isfinite(c->eps) && c->eps >= FLT_MIN))
+        BAD("eps %g: must be finite and >= %g (FLT_MIN, the smallest normal float)",
+            (double)c->eps, (double)FLT_MIN);
     if (c->algo == OPT_RMSPROP && !in_unit(c->alpha))
         BAD("alpha %g: must be in [0, 1)", (double)c->alpha);
     if ((c->algo == OPT_SGD || c->algo == OPT_RMSPROP) &&

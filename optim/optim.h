@@ -93,7 +93,7 @@ typedef struct OptTensor {
 
 typedef struct Opt Opt;
 
-/* Checks the configuration (beta, gamma, alpha outside [0, 1), eps <= 0,
+/* Checks the configuration (beta, gamma, alpha outside [0, 1), eps < FLT_MIN,
  * tau <= 0 with clipping on, a negative or non-finite lr, lo > hi, ...) and
  * the tensors (NULL, overlapping).  On error returns KN_EINVAL (or
  * KN_ENOMEM) and writes a message naming the value into err. */

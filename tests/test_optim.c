@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1405,6 +1406,7 @@ static const BadField bad_fields[] = {
     { OPT_AMO, "eps", FLD(eps), NAN, -1 },
     { OPT_ADAM, "eps", FLD(eps), 0.0f, -1 },
     { OPT_RMSPROP, "eps", FLD(eps), -1e-8f, -1 },
+    { OPT_ADAM, "eps", FLD(eps), 1e-40f, -1 },
     { OPT_AMO, "tau", FLD(tau), 0.0f, 1 },
     { OPT_AMO, "tau", FLD(tau), -1.0f, 1 },
     { OPT_AMO, "tau", FLD(tau), NAN, 1 },
@@ -1699,6 +1701,68 @@ static void test_defaults(void **state)
                     all[i]->state == OPT_STATE_FP32 && all[i]->warmup == 0);
 }
 
+/* eps below FLT_MIN (1.2e-38): where v is 0 the AVX-512 reciprocal of the
+ * denormal sqrt(v) + eps is Inf, and 0 * Inf turned parameters whose gradient
+ * was always 0 into NaN there, while the scalar and AVX2 levels left them.
+ * Such an eps is either refused with an error naming it, or every level
+ * leaves those parameters as they are; FLT_MIN itself must work everywhere. */
+static void test_eps_below_flt_min(void **state)
+{
+    (void)state;
+    static const struct { OptAlgo algo; OptStateType st; } runs[] = {
+        { OPT_AMO, OPT_STATE_FP32 }, { OPT_AMO, OPT_STATE_BF16 },
+        { OPT_ADAM, OPT_STATE_FP32 }, { OPT_RMSPROP, OPT_STATE_FP32 },
+    };
+    static const float epss[] = { 1e-40f, FLT_MIN };
+    static const size_t sizes[] = { 67 };
+    for (size_t l = 0; l < ARRAY_LEN(levels); l++) {
+        if (!level_available(&levels[l]))
+            continue;
+        assert_int_equal(kn_cpu_set_mask(levels[l].mask), KN_OK);
+        for (size_t r = 0; r < ARRAY_LEN(runs); r++)
+            for (size_t e = 0; e < ARRAY_LEN(epss); e++) {
+                Model m;
+                model_init(&m, sizes, 1, -1);
+                for (size_t i = 0; i < m.total; i++) {
+                    m.param[i] = 0.01f * (float)i - 0.3f;
+                    m.grad[i] = i % 2 ? 0.5f - 0.01f * (float)i : 0.0f;
+                }
+                OptConfig c = opt_config_default(runs[r].algo);
+                c.threads = 1;
+                c.state = runs[r].st;
+                c.eps = epss[e];
+                char err[256] = "";
+                Opt *o = NULL;
+                const KnStatus st = opt_create(&o, &c, m.t, m.count, err, sizeof err);
+                printf("    %-7s %-6s %-4s eps %g -> %s %s\n", levels[l].name,
+                       opt_algo_name(c.algo), runs[r].st == OPT_STATE_BF16 ? "bf16" : "fp32",
+                       (double)c.eps, kn_status_str(st), err);
+                if (st != KN_OK) {
+                    assert_true(c.eps < FLT_MIN);
+                    assert_int_equal(st, KN_EINVAL);
+                    assert_non_null(strstr(err, "eps"));
+                    model_free(&m);
+                    continue;
+                }
+                for (int t = 0; t < 3; t++) {
+                    OptStepInfo inf;
+                    assert_int_equal(opt_step(o, &inf), KN_OK);
+                }
+                for (size_t i = 0; i < m.total; i++) {
+                    if (!isfinite(m.param[i]))
+                        fail_msg("%s eps %g: theta[%zu] = %g", levels[l].name, (double)c.eps, i,
+                                 (double)m.param[i]);
+                    if (i % 2 == 0 && m.param[i] != 0.01f * (float)i - 0.3f)
+                        fail_msg("%s eps %g: theta[%zu] with gradient 0 moved to %g",
+                                 levels[l].name, (double)c.eps, i, (double)m.param[i]);
+                }
+                opt_destroy(o);
+                model_free(&m);
+            }
+    }
+    assert_int_equal(kn_cpu_set_mask(KN_CPU_ALL), KN_OK);
+}
+
 /* ---- main ---------------------------------------------------------------------- */
 
 static int make_dir(void **state)
@@ -1725,6 +1789,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_validation),
+        cmocka_unit_test(test_eps_below_flt_min),
         cmocka_unit_test(test_schedules),
         cmocka_unit_test(test_first_step_ratio),
         cmocka_unit_test(test_bias_correction_is_adam),
