@@ -532,7 +532,7 @@ static void parse_options(int argc, char **argv, Options *o)
 static int resolve_arches(const Options *o, const char *list[MAX_ARCHES], int *single)
 {
     const unsigned det = kn_cpu_detected();
-    const char *ask = o->arch;
+    const char *ask = o->arch ? o->arch : hx_arch_default();
     if (!ask) {
         hx_apply_arch(NULL); /* checks AMO_ARCH */
         const char *e = getenv("AMO_ARCH");

@@ -52,10 +52,18 @@ void hx_out_dir(const char *opt, const char *dir)
     free(p);
 }
 
+static const char *g_arch; /* --arch before the command (main.c) */
+
+void hx_set_arch_default(const char *ask) { g_arch = ask; }
+
+const char *hx_arch_default(void) { return g_arch; }
+
 void hx_apply_arch(const char *ask)
 {
     const unsigned det = kn_cpu_detected();
     const char *from = "--arch";
+    if (!ask)
+        ask = g_arch;
     if (!ask) {
         const char *e = getenv("AMO_ARCH");
         const KnStatus env = kn_cpu_init_from_env();

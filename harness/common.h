@@ -10,10 +10,16 @@
  * naming opt and the directory otherwise, before any work starts. */
 void hx_out_dir(const char *opt, const char *dir);
 
-/* Sets the kernels' CPU level from --arch (ask, may be NULL) or AMO_ARCH:
- * "auto", "scalar", "avx2", "avx512", "neon".  A level this CPU lacks or an
- * unknown name exits 2 naming where it came from. */
+/* Sets the kernels' CPU level from the command's --arch (ask, may be NULL),
+ * else the one given before the command, else AMO_ARCH: "auto", "scalar",
+ * "avx2", "avx512", "neon".  A level this CPU lacks or an unknown name exits
+ * 2 naming where it came from. */
 void hx_apply_arch(const char *ask);
+
+/* `amo-bench --arch LEVEL COMMAND ...`: the level every command takes when
+ * it is given no --arch of its own (NULL: none). */
+void hx_set_arch_default(const char *ask);
+const char *hx_arch_default(void);
 
 /* The whole command line, shell-quoted; free() it. */
 char *hx_command_line(const HxInvocation *whole);

@@ -1,6 +1,6 @@
 /* amo-bench: the benchmark and training harness of amo.
  *
- *     amo-bench [--help] [--version] COMMAND [OPTIONS]
+ *     amo-bench [--help] [--version] [--arch LEVEL] COMMAND [OPTIONS]
  *
  * main() parses the global options, then hands the rest of the command line
  * to the command named (its own getopt_long, argv[0] = its name).  A new
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "harness/commands.h"
+#include "harness/common.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 
@@ -38,10 +39,13 @@ static const HxCommand commands[] = {
 
 static void usage(FILE *f)
 {
-    fputs("Usage: amo-bench [--help] [--version] [COMMAND [OPTIONS]]\n"
+    fputs("Usage: amo-bench [--help] [--version] [--arch LEVEL] [COMMAND [OPTIONS]]\n"
           "\n"
           "Without a command: the main job, AMO against Adam on Fashion-MNIST with a\n"
           "narrow ResNet-18 (about five minutes on 2 cores), into amo-runs/default-DATE/.\n"
+          "\n"
+          "  --arch LEVEL  the kernels' CPU level (auto, scalar, avx2, avx512, neon) for\n"
+          "                whatever follows, unless the command is given its own --arch\n"
           "\n"
           "Commands:\n", f);
     for (int i = 0; i < NCOMMANDS; i++)
@@ -57,6 +61,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+        { "arch", required_argument, NULL, 'a' },
         { NULL, 0, NULL, 0 },
     };
     const HxInvocation whole = { argc, argv };
@@ -65,6 +70,9 @@ int main(int argc, char **argv)
     /* '+': stop at the command name; what follows is the command's. */
     while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
         switch (c) {
+        case 'a':
+            hx_set_arch_default(optarg);
+            break;
         case 'h':
             usage(stdout);
             return HX_EXIT_OK;

@@ -732,9 +732,13 @@ static void progress(Run *r, double wall, double loss, int final)
     const double eta = done > 0 ? wall * (1 - done) / done : NAN;
     const double ips = r->train_s > 0 ? (double)r->step * r->s->batch / r->train_s : 0;
     const double acc = r->run_seen > 0 ? r->run_correct / r->run_seen : NAN;
-    fprintf(stderr, "%s%s  epoch %.2f  step %ld/%ld  loss %.4f  acc %.3f  %.0f img/s  ETA %.0fs%s",
+    char val[32] = "val -";
+    if (r->rows.nc > 0)
+        snprintf(val, sizeof val, "val %.3f", r->rows.c[r->rows.nc - 1].val_acc);
+    fprintf(stderr,
+            "%s%s  epoch %.2f  step %ld/%ld  loss %.4f  acc %.3f  %s  %.0f img/s  ETA %.0fs%s",
             tty ? "\r\033[K" : "", r->s->run_id, (double)r->step / (double)r->steps_per_epoch,
-            r->step, r->total_steps, loss, acc, ips, eta, tty && !final ? "" : "\n");
+            r->step, r->total_steps, loss, acc, val, ips, eta, tty && !final ? "" : "\n");
     fflush(stderr);
 }
 
@@ -1070,25 +1074,36 @@ void hx_train_combine(const char *out)
     free(names);
 }
 
+/* The runs by number (their ids are 40-70 characters), then a table that
+ * fits 100 columns with up to four targets. */
 void hx_train_print_table(const HxTrainSpec *specs, const HxTrainResult *res, int n)
 {
-    printf("\n%-68s %7s %7s %7s %8s %8s %6s %6s", "run", "val", "best", "test", "img/s",
-           "train_s", "clip%", "skip");
-    for (int k = 0; n > 0 && k < specs[0].ntargets; k++)
-        printf("  steps@%.2f", specs[0].targets[k]);
     printf("\n");
+    for (int i = 0; i < n; i++)
+        printf("%2d  %s%s\n", i + 1, specs[i].run_id, res[i].diverged ? "  DIVERGED" : "");
+    printf("\n %-2s %6s %6s %6s %6s %7s %5s %4s", "#", "val", "best", "test", "img/s", "train_s",
+           "clip%", "skip");
+    for (int k = 0; n > 0 && k < specs[0].ntargets; k++)
+        printf(" steps@%-4.2f", specs[0].targets[k]);
+    printf("\n");
+    int censored = 0;
     for (int i = 0; i < n; i++) {
         const HxTrainResult *x = &res[i];
-        printf("%-68s %7.4f %7.4f %7.4f %8.0f %8.1f %6.1f %6llu", specs[i].run_id,
-               x->final_val_acc, x->best_val_acc, x->final_test_acc, x->images_per_s, x->seconds,
+        printf("%2d  %6.4f %6.4f %6.4f %6.0f %7.1f %5.1f %4llu", i + 1, x->final_val_acc,
+               x->best_val_acc, x->final_test_acc, x->images_per_s, x->seconds,
                x->steps ? 100.0 * (double)x->clipped / (double)x->steps : 0.0,
                (unsigned long long)x->skipped);
         for (int k = 0; k < specs[i].ntargets; k++) {
-            if (x->reached[k])
-                printf("  %10ld", x->steps_to[k]);
-            else
-                printf("  %9ld+", x->steps_to[k] - 1);
+            if (x->reached[k]) {
+                printf(" %10ld", x->steps_to[k]);
+            } else {
+                printf(" %9ld+", x->steps_to[k] - 1);
+                censored = 1;
+            }
         }
-        printf("%s\n", x->diverged ? "  DIVERGED" : "");
+        printf("\n");
     }
+    printf("\nval, test: accuracy at the end (best: the best validation); steps@T: the first\n"
+           "evaluation step whose validation accuracy reached T%s\n",
+           censored ? "; N+: not reached in the run's N steps" : "");
 }

@@ -42,6 +42,24 @@ esac
 expect 2 "--arch $missing: this CPU does not have it" "--arch $missing on $(uname -m)" \
     -- kernels --arch "$missing"
 
+# --arch before the command (the README's `amo-bench --arch avx512`) is taken
+# like the command's own.
+expect 2 "--arch $missing: this CPU does not have it" "--arch $missing before train" \
+    -- --arch "$missing" train --epochs 1
+expect 2 "--arch: unknown level 'bogus'" '--arch bogus before train' -- --arch bogus train
+expect 2 "--arch: unknown value 'bogus'|unknown level 'bogus'" '--arch bogus before kernels' \
+    -- --arch bogus kernels --max-n 64 --out "$TMP/garch"
+"$BENCH" --arch scalar kernels --threads 1 --max-n 64 --benchmark_filter='^sumsq/' \
+    --benchmark_min_time=0.001 --out "$TMP/garch" \
+    >"$TMP/out" 2>&1 && grep -q '^sumsq,scalar,1,' "$TMP/garch/kernels_scalar_t1.csv" \
+    && ok '--arch scalar before kernels runs scalar only' \
+    || bad '--arch scalar before kernels runs scalar only'
+
+# Without git on PATH the build's commit says so and the script succeeds.
+out=$(PATH=/nonexistent /bin/sh "$(dirname "$0")/../harness/git_commit.sh" 2>&1)
+[ "$out" = "unknown (no git)" ] && ok 'git_commit.sh without git' \
+    || bad "git_commit.sh without git: '$out'"
+
 # An --out that cannot be a directory (a file in the way): refused up front.
 : >"$TMP/file"
 expect 2 "--out $TMP/file/sub" 'unusable --out' -- kernels --out "$TMP/file/sub" --max-n 64

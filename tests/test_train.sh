@@ -61,6 +61,16 @@ snapshot() { [ -d "$1" ] && (cd "$1" && find . -type f | LC_ALL=C sort | xargs c
 # ---- a tiny run: the files and their columns -----------------------------------
 # 10 steps, evaluations at 4, 8 and 10 (the last one always).
 expect 0 "$RUN_ID" 'tiny training run' -- train $TINY --steps 10 --eval-every 4 --out "$TMP/tiny"
+# The summary table fits 100 columns, says what N+ means, and the progress
+# line carries the last validation accuracy.
+if awk '/^( #|[ 0-9][0-9]  )/ && length($0) > 100 { exit 1 }' "$TMP/out" \
+    && grep -q '^ #  *val  *best  *test' "$TMP/out" && grep -q 'N+: not reached' "$TMP/out"; then
+    ok 'summary table: 100 columns, N+ explained'
+else
+    bad 'summary table'; show "$TMP/out" 12
+fi
+grep -q "step 10/10 .* val [0-9.]*  " "$TMP/out" && ok 'progress shows val' \
+    || { bad 'progress shows val'; show "$TMP/out"; }
 dir=$TMP/tiny/runs/$(rid "$TMP/tiny")
 for f in steps.csv convergence.csv summary.csv metadata.json; do
     [ -s "$dir/$f" ] || bad "missing $dir/$f"
