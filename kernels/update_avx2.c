@@ -117,7 +117,7 @@ KN_AVX2_INLINE __m256i bf16_round8(__m256 f, __m256i r, int nearest)
                            _mm256_and_si256(top, _mm256_set1_epi32(1)))
         : r;
     const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, inc), 16);
-    /* the special cases of bf16_special() in update.c */
+    /* the special cases of bf16_special() in bf16.c */
     const __m256i is_nan = _mm256_cmpgt_epi32(
         _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
     const __m256i is_tiny = _mm256_cmpeq_epi32(

@@ -37,18 +37,6 @@ static inline double kn_sumsq_lanes(const double lane[KN_SUMSQ_LANES])
     return t[0];
 }
 
-/* The stochastic-rounding hash (lowbias32 by C. Wellons, a 32-bit
- * bijection with low bias), written once here for the C levels. */
-static inline uint32_t kn_hash32(uint32_t x)
-{
-    x ^= x >> 16;
-    x *= 0x7feb352dU;
-    x ^= x >> 15;
-    x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
-
 void kn_update_dsp_init_c(KnUpdateDSP *dsp);
 void kn_update_dsp_init_avx2(KnUpdateDSP *dsp);
 void kn_update_dsp_init_avx512(KnUpdateDSP *dsp);
