@@ -39,14 +39,11 @@ KN_INLINE AmoVec amo_vec_init(const KnAmoArgs *a)
 }
 
 /* lr*m / (sqrt(v) * v_scale + eps) without VSQRTPS and VDIVPS, whose
- * throughput (about 22 cycles per 16 lanes together) bounds the update when
- * the data sit in L2: sqrt(v) = v * rsqrt(v) and 1/den, each from the
- * 14-bit estimate plus one Newton step.  Measured against fp64 over 4M
- * random lanes: at most 5.2 x 2^-24 relative error of the step (the exact
- * instructions: 2.8 x 2^-24), inside the 8 x 2^-24 the tests allow, and
- * 2.0 -> 2.7 Gparam/s for 64K params in L2.  Special lanes are fixed
- * without branches: v = 0, +Inf or NaN keeps sqrt(v) = v; den = 0, Inf,
- * NaN or denormal skips the Newton step (so 1/Inf stays 0). */
+ * throughput bounds the update in L2: sqrt(v) = v * rsqrt(v) and 1/den, each
+ * from the 14-bit estimate plus one Newton step, within the tests' 8 x 2^-24
+ * (results/kernels/README.md has the error and the speed).  Special lanes
+ * without branches: v = 0, +Inf or NaN keeps sqrt(v) = v; den = 0, Inf, NaN
+ * or denormal skips the Newton step (so 1/Inf stays 0). */
 KN_INLINE __m512 amo_quotient(__m512 num, __m512 vn, const struct AmoVec *k)
 {
     /* fpclass bits: 0x01 QNaN, 0x02 +0, 0x04 -0, 0x08 +Inf, 0x10 -Inf,

@@ -93,27 +93,20 @@ typedef struct NnBuf NnBuf;  /* graph.c: a memory object waiting for storage */
 
 /* How a convolution computes its weight gradient (NnGraph.conv_gemm).
  * oneDNN 2.6's direct AMX backward-weights kernels are slow on small outputs
- * and on 1x1 convolutions: a 512->512 3x3 on 4x4 ran at ~100 GFLOP/s and the
- * 1x1s at 40-200, while the same product as im2col + one oneDNN matmul ran at
- * 400-700.  AUTO takes im2col + matmul for bf16 convolutions that are 1x1 or
- * have an output of at most 14x14 (where it measured faster: nn/layers.c,
- * conv_gemm_wanted); ALL for every bf16 convolution whose activations are
- * NHWC (tests, comparisons); OFF never.  fp32 never (its direct kernels are
- * fast, and its activations are blocked). */
+ * and 1x1 convolutions, where im2col + one oneDNN matmul is 2-5x faster
+ * (results/nn/README.md).  AUTO takes it for bf16 1x1s and outputs up to
+ * 14x14; ALL for every bf16 convolution whose activations are NHWC (tests,
+ * comparisons); OFF never.  fp32 never (fast direct kernels, blocked
+ * layouts). */
 enum { NN_CONV_GEMM_AUTO, NN_CONV_GEMM_OFF, NN_CONV_GEMM_ALL };
 
 /* How an fp32 3x3 stride-1 convolution computes (NnGraph.conv_algo).
- * oneDNN 2.6's Winograd F(4x4, 3x3) (jit_wino_4x3:avx512_core: forward,
- * backward data and backward weights) does 4x fewer multiplies than the
- * direct kernel and ran 1.05-2.8x faster than it on every layer with 64 or
- * more channels of a CIFAR ResNet-18, an ImageNet ResNet-50 and the
- * Fashion-MNIST geometry (least on 7x7 outputs), and slower on 16 and 1-3
- * channels (nn/layers.c, conv_wino_wanted).  AUTO takes
- * it for fp32 3x3/1 layers with at least 64 input and output channels;
- * WINOGRAD for every fp32 3x3/1 layer oneDNN has it for (tests,
- * comparisons); DIRECT never (PyTorch's choice).  Its rounding differs from
- * the direct sum's (tests/nn: test_conv_winograd bounds it).  oneDNN has no
- * bf16 Winograd: bf16 layers are direct (or take NN_CONV_GEMM). */
+ * oneDNN 2.6's Winograd F(4x4, 3x3) does 4x fewer multiplies than the direct
+ * kernel (results/nn/README.md has the per-layer gains).  AUTO takes it for
+ * layers with at least 64 channels in and out; WINOGRAD wherever oneDNN has
+ * it (tests, comparisons); DIRECT never (PyTorch's choice).  Its rounding
+ * differs from the direct sum's (tests/nn: test_conv_winograd bounds it).
+ * oneDNN has no bf16 Winograd. */
 enum { NN_CONV_ALGO_AUTO, NN_CONV_ALGO_DIRECT, NN_CONV_ALGO_WINOGRAD };
 
 typedef struct NnGraph {
@@ -183,12 +176,9 @@ typedef struct NnGraph {
  * accepts this only before its first primitive, so a later call that would
  * need a different ISA fails with KN_EUNSUPPORTED.  isa_name receives the ISA
  * oneDNN really dispatches to (dnnl_get_effective_cpu_isa). */
-/*
- * Why AMX is in the ladder: on Sapphire Rapids, oneDNN 2.6's bf16
- * convolution capped at avx512_core_bf16 ran at half its fp32 speed (a
- * 64->64 3x3 conv on 32x32x32: 18 against 35 GFLOP/s, one thread), and at
- * avx512_core_amx at 150-200 GFLOP/s.  KN_CPU_AMX is a CPU flag, not a
- * kernel level: --arch avx512 keeps it, --arch avx2 drops it. */
+/* AMX is in the ladder because oneDNN 2.6's bf16 convolutions without it ran
+ * at half their fp32 speed (results/nn/README.md).  KN_CPU_AMX is a CPU
+ * flag, not a kernel level: --arch avx512 keeps it, --arch avx2 drops it. */
 KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name);
 
 /* Whether oneDNN, as capped, runs bf16 convolutions with jit kernels

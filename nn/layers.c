@@ -235,16 +235,9 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
     return KN_OK;
 }
 
-/* NN_CONV_GEMM_AUTO's choice, from oneDNN 2.6 on Sapphire Rapids (AMX), 2
- * threads, the direct kernel (--conv-gemm off) against the matmul
- * (--conv-gemm all), ms per call (results/nn/profile/, results/nn/README.md):
- * the matmul wins on every 1x1 (ResNet-50: 1024->2048/2 63 -> 12, 512->2048
- * 23 -> 6.3, 64->64 at 56x56 3.7 -> 4.0, a tie; ResNet-18's 1x1/2: 7-8 ->
- * 1.2-1.7) and on 3x3 outputs up to 14x14 (512 on 4x4 62 -> 15, 512 on 7x7
- * 29 -> 13, 256 on 14x14 19.5 -> 12), and loses on wider 3x3 outputs with
- * few channels (64 on 56x56 11 -> 35, 64 on 32x32 12 -> 43, 128 on 28x28
- * 7.6 -> 18; 128 on 16x16 18 -> 19).  fp32 direct kernels run near the FMA
- * peak, and pick blocked layouts (not NHWC) anyway: bf16 only. */
+/* NN_CONV_GEMM_AUTO: bf16 1x1 convolutions and outputs up to 14x14, where
+ * im2col + matmul beat oneDNN 2.6's direct AMX kernel per layer
+ * (results/nn/README.md, "Why the code chooses what it does"). */
 static int conv_gemm_wanted(const NnGraph *g, int k, long oh, long ow)
 {
     if (g->dt != dnnl_bf16 || g->conv_gemm == NN_CONV_GEMM_OFF)
@@ -256,19 +249,10 @@ static int conv_gemm_wanted(const NnGraph *g, int k, long oh, long ow)
 
 /* --------------------------------------------------- Winograd (fp32) ---- */
 
-/* NN_CONV_ALGO_AUTO's choice, from oneDNN 2.6 on Sapphire Rapids, 2
- * threads, ms per call of forward / backward data / backward weights,
- * direct -> Winograd (jit_wino_4x3:avx512_core), from DNNL_VERBOSE
- * (results/nn/profile/, the f32_ours_algo files; results/nn/README.md).  CIFAR
- * ResNet-18, batch 128: 64 channels on 32x32 51/68/72 -> 28/27/28, 128 on
- * 16x16 56/55/60 -> 22/23/23, 256 on 8x8 46/48/55 -> 24/24/26, 512 on 4x4
- * 46/48/74 -> 26/25/27; ResNet-50, batch 32: 64 on 56x56 34/43/44 ->
- * 17/17/18, 512 on 7x7 31/31/39 -> 20/22/22.  Fashion-MNIST geometry (width
- * 1/4, batch 128): 64 on 7x7 1.9/1.9/2.1 -> 1.6/1.6/1.6 (1.8/1.8/2.0 in the
- * auto run, a slower minute), but 32 on 14x14
- * 2.2/2.3/2.4 -> 2.4/2.3/1.9 (a tie), 16 on 28x28 2.7/3.0/3.1 -> 3.2/3.4/2.2
- * and the 1-channel stem 0.4/-/0.4 -> 3.5/-/2.2.  So: fp32, 3x3, stride 1,
- * at least 64 channels in and out. */
+/* NN_CONV_ALGO_AUTO: Winograd for fp32 3x3/1 layers with at least 64
+ * channels in and out, where it beat the direct kernel on every layer
+ * measured and lost on narrower ones (results/nn/README.md, "Why the code
+ * chooses what it does"). */
 static int conv_wino_wanted(const NnGraph *g, int k, int stride, long c, long oc)
 {
     if (g->dt != dnnl_f32 || k != 3 || stride != 1 || g->conv_algo == NN_CONV_ALGO_DIRECT)
