@@ -209,6 +209,9 @@ static void load_data(Run *r)
         hx_fail(HX_EXIT_USAGE, "--val %d: no validation examples from %d training examples",
                 s->nval, r->train.n);
     st = nn_data_split(&r->train, nval, 0, &r->split, err, sizeof err);
+    if (st != KN_OK && nval != s->nval) /* name the size the split was given */
+        hx_fail(HX_EXIT_USAGE, "--val %d, shrunk to %d for %d training examples: %s", s->nval,
+                nval, r->train.n, err);
     if (st != KN_OK)
         hx_fail(HX_EXIT_USAGE, "--val %d: %s", s->nval, err);
     float mean[4], sd[4];

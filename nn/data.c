@@ -1,11 +1,16 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#define ZLIB_CONST /* next_in points into the file's bytes, which are only read */
 #include <zlib.h>
 
 #include "kernels/rng.h"
@@ -31,141 +36,412 @@ void nn_data_free(NnDataset *d)
     memset(d, 0, sizeof(*d));
 }
 
-/* ---- IDX ------------------------------------------------------------------ */
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
-/* Reads exactly n bytes at decompressed offset *off, or says where it ended. */
-static KnStatus gz_read(gzFile f, const char *path, void *dst, size_t n, size_t *off, char *err,
-                        size_t len)
+/* ---- files -------------------------------------------------------------------- */
+
+static KnStatus not_regular(const char *path, mode_t mode, char *err, size_t len)
 {
-    unsigned char *p = dst;
+    const char *what = S_ISDIR(mode)    ? "a directory"
+                       : S_ISFIFO(mode) ? "a FIFO"
+                       : S_ISCHR(mode)  ? "a character device"
+                       : S_ISBLK(mode)  ? "a block device"
+                       : S_ISSOCK(mode) ? "a socket"
+                                        : "of an unknown kind";
+    return fail(KN_EIO, err, len, "%s: not a regular file (it is %s)", path, what);
+}
+
+/* The whole regular file at path into *buf (the caller frees it).
+ * O_NONBLOCK, because opening a FIFO that has no writer blocks for good
+ * (gzopen hung there); fstat on the descriptor leaves no gap between the
+ * check and the open. */
+static KnStatus load_file(const char *path, unsigned char **buf, size_t *n, char *err, size_t len)
+{
+    *buf = NULL;
+    *n = 0;
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return fail(KN_EIO, err, len, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    KnStatus st = KN_OK;
+    if (fstat(fd, &sb) != 0)
+        st = fail(KN_EIO, err, len, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        st = not_regular(path, sb.st_mode, err, len);
+    else if ((uintmax_t)sb.st_size >= SIZE_MAX || !(*buf = malloc((size_t)sb.st_size + 1)))
+        st = fail(KN_ENOMEM, err, len, "%s: out of memory for its %lld bytes", path,
+                  (long long)sb.st_size);
     size_t done = 0;
-    while (done < n) {
-        const unsigned chunk = n - done > (1u << 30) ? (1u << 30) : (unsigned)(n - done);
-        const int r = gzread(f, p + done, chunk);
-        if (r < 0) {
-            int zerr;
-            const char *msg = gzerror(f, &zerr);
-            return fail(KN_EFORMAT, err, len, "%s: corrupted compressed data near offset %zu: %s",
-                        path, *off + done, msg);
-        }
-        if (r == 0)
-            return fail(KN_EFORMAT, err, len,
-                        "%s: truncated at offset %zu (expected %zu more bytes from offset %zu)",
-                        path, *off + done, n - done, *off + done);
-        done += (size_t)r;
+    while (st == KN_OK && done < (size_t)sb.st_size) {
+        const ssize_t r = read(fd, *buf + done, min_size((size_t)sb.st_size - done, 1u << 30));
+        if (r > 0)
+            done += (size_t)r;
+        else if (r < 0 && errno != EINTR)
+            st = fail(KN_EIO, err, len, "%s: read error at offset %zu: %s", path, done,
+                      strerror(errno));
+        else if (r == 0)
+            st = fail(KN_EIO, err, len, "%s: ends at offset %zu, not %lld: changed while read",
+                      path, done, (long long)sb.st_size);
     }
-    *off += n;
+    close(fd);
+    if (st != KN_OK) {
+        free(*buf);
+        *buf = NULL;
+        return st;
+    }
+    *n = done;
     return KN_OK;
 }
+
+/* ---- decompressed bytes ----------------------------------------------------------- */
+
+/* One file's bytes, read in order: as they are, or, when they start with
+ * the gzip magic, decompressed member after member (RFC 1952: gunzip reads
+ * concatenated members), each checked to its trailer's CRC-32 and length.
+ * The gzip wrapper is parsed here and zlib inflates raw deflate, so that a
+ * cut trailer, a bad CRC and trailing bytes each say what and where. */
+typedef struct Src {
+    const char *name;          /* for messages                                   */
+    const unsigned char *buf;  /* (len) the file                                 */
+    size_t len, pos;           /* pos: the first byte not consumed               */
+    size_t out;                /* decompressed offset                            */
+    int gz;
+    int in_member;             /* between a member's header and its trailer      */
+    size_t member;             /* compressed offset of that member               */
+    uint32_t crc;              /* CRC-32 and length of its output so far         */
+    size_t member_out;
+    z_stream z;
+} Src;
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static KnStatus src_open(Src *s, const char *name, const void *buf, size_t len, char *err,
+                         size_t errlen)
+{
+    *s = (Src){ .name = name, .buf = buf, .len = len };
+    s->gz = len >= 2 && s->buf[0] == 0x1f && s->buf[1] == 0x8b;
+    if (s->gz && inflateInit2(&s->z, -MAX_WBITS) != Z_OK) {
+        s->gz = 0;
+        return fail(KN_ENOMEM, err, errlen, "%s: out of memory for zlib", name);
+    }
+    return KN_OK;
+}
+
+static void src_close(Src *s)
+{
+    if (s->gz)
+        inflateEnd(&s->z);
+}
+
+static KnStatus member_cut(const Src *s, char *err, size_t len)
+{
+    return fail(KN_EFORMAT, err, len,
+                "%s: gzip member at compressed offset %zu: truncated at compressed offset %zu, "
+                "in its header",
+                s->name, s->pos, s->len);
+}
+
+/* The header of the member at s->pos (RFC 1952 section 2.3). */
+static KnStatus member_header(Src *s, char *err, size_t len)
+{
+    const unsigned char *p = s->buf + s->pos;
+    const size_t left = s->len - s->pos;
+    if (left < 2 || p[0] != 0x1f || p[1] != 0x8b)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: %zu bytes of trailing data at compressed offset %zu, after the gzip "
+                    "stream (not a gzip member)",
+                    s->name, left, s->pos);
+    if (left < 10)
+        return member_cut(s, err, len);
+    const unsigned flg = p[3];
+    if (p[2] != 8)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: gzip member at compressed offset %zu: compression method %u at "
+                    "offset %zu (8, deflate, is the only one)",
+                    s->name, s->pos, p[2], s->pos + 2);
+    if (flg & 0xe0)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: gzip member at compressed offset %zu: reserved flags %#x at offset %zu",
+                    s->name, s->pos, flg & 0xe0, s->pos + 3);
+    size_t k = 10; /* ID1 ID2 CM FLG MTIME(4) XFL OS */
+    if (flg & 4) { /* FEXTRA: a 2-byte length, then that many bytes */
+        if (left < 12)
+            return member_cut(s, err, len);
+        k += 2 + (size_t)(p[10] | p[11] << 8);
+    }
+    for (unsigned bit = 8; bit <= 16; bit <<= 1) /* FNAME, FCOMMENT: zero-terminated */
+        if (flg & bit) {
+            const unsigned char *nul = k < left ? memchr(p + k, 0, left - k) : NULL;
+            if (!nul)
+                return member_cut(s, err, len);
+            k = (size_t)(nul - p) + 1;
+        }
+    const size_t end = k + (flg & 2 ? 2 : 0); /* FHCRC */
+    if (end > left)
+        return member_cut(s, err, len);
+    if ((flg & 2) && (crc32_z(0, p, k) & 0xffff) != (unsigned)(p[k] | p[k + 1] << 8))
+        return fail(KN_EFORMAT, err, len,
+                    "%s: gzip member at compressed offset %zu: header CRC mismatch at offset %zu",
+                    s->name, s->pos, s->pos + k);
+    if (inflateReset(&s->z) != Z_OK)
+        return fail(KN_EFORMAT, err, len, "%s: zlib could not restart", s->name);
+    s->member = s->pos;
+    s->pos += end;
+    s->in_member = 1;
+    s->crc = 0;
+    s->member_out = 0;
+    return KN_OK;
+}
+
+/* The 8-byte trailer after a member's deflate data: CRC-32, then the
+ * length mod 2^32 (ISIZE), both little-endian. */
+static KnStatus member_trailer(Src *s, char *err, size_t len)
+{
+    const size_t left = s->len - s->pos;
+    const unsigned char *t = s->buf + s->pos;
+    if (left < 8)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: gzip member at compressed offset %zu: truncated at compressed offset "
+                    "%zu, in its 8-byte CRC-32 and length trailer (%zu of its bytes there)",
+                    s->name, s->member, s->len, left);
+    if (le32(t) != s->crc)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: gzip member at compressed offset %zu: CRC-32 mismatch: the trailer at "
+                    "compressed offset %zu says %08x, the %zu bytes it decompresses to (from "
+                    "offset %zu) have %08x",
+                    s->name, s->member, s->pos, (unsigned)le32(t), s->member_out,
+                    s->out - s->member_out, (unsigned)s->crc);
+    if (le32(t + 4) != (uint32_t)s->member_out)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: gzip member at compressed offset %zu: length mismatch: the trailer at "
+                    "compressed offset %zu says %u bytes (mod 2^32), %zu were decompressed",
+                    s->name, s->member, s->pos + 4, (unsigned)le32(t + 4), s->member_out);
+    s->pos += 8;
+    s->in_member = 0;
+    return KN_OK;
+}
+
+/* One inflate call into dst[0..n); adds what it made to *done. */
+static KnStatus member_inflate(Src *s, unsigned char *dst, size_t n, size_t *done, char *err,
+                              size_t len)
+{
+    s->z.next_in = s->buf + s->pos;
+    s->z.avail_in = (uInt)min_size(s->len - s->pos, UINT_MAX);
+    s->z.next_out = dst;
+    s->z.avail_out = (uInt)min_size(n, UINT_MAX);
+    const int r = inflate(&s->z, Z_NO_FLUSH);
+    const size_t made = (size_t)(s->z.next_out - dst);
+    s->crc = (uint32_t)crc32_z(s->crc, dst, made);
+    s->member_out += made;
+    s->out += made;
+    *done += made;
+    s->pos = (size_t)(s->z.next_in - s->buf);
+    if (r == Z_STREAM_END)
+        return member_trailer(s, err, len);
+    if (r == Z_OK)
+        return KN_OK;
+    if (r == Z_MEM_ERROR)
+        return fail(KN_ENOMEM, err, len, "%s: out of memory for zlib", s->name);
+    if (r == Z_BUF_ERROR && s->pos == s->len)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: gzip member at compressed offset %zu: truncated at compressed offset "
+                    "%zu, in its deflate data (decompressed offset %zu)",
+                    s->name, s->member, s->pos, s->out);
+    return fail(KN_EFORMAT, err, len,
+                "%s: gzip member at compressed offset %zu: corrupt deflate data before "
+                "compressed offset %zu (decompressed offset %zu): %s",
+                s->name, s->member, s->pos, s->out, s->z.msg ? s->z.msg : "zlib error");
+}
+
+/* Up to n decompressed bytes into dst; fewer (*got < n) only where the
+ * data end, every member complete and checked. */
+static KnStatus src_pull(Src *s, unsigned char *dst, size_t n, size_t *got, char *err,
+                         size_t len)
+{
+    size_t done = 0;
+    KnStatus st = KN_OK;
+    if (!s->gz) {
+        done = min_size(n, s->len - s->pos);
+        memcpy(dst, s->buf + s->pos, done);
+        s->pos += done;
+        s->out += done;
+    }
+    while (s->gz && st == KN_OK && done < n) {
+        if (s->in_member)
+            st = member_inflate(s, dst + done, n - done, &done, err, len);
+        else if (s->pos < s->len)
+            st = member_header(s, err, len);
+        else
+            break;
+    }
+    *got = done;
+    return st;
+}
+
+static KnStatus src_short(const Src *s, size_t end, size_t missing, char *err, size_t len)
+{
+    return fail(KN_EFORMAT, err, len, "%s: truncated at offset %zu%s (%zu more bytes expected)",
+                s->name, end, s->gz ? " of the decompressed data" : "", missing);
+}
+
+/* Exactly n bytes, or where the data end. */
+static KnStatus src_read(Src *s, void *dst, size_t n, char *err, size_t len)
+{
+    size_t got;
+    const KnStatus st = src_pull(s, dst, n, &got, err, len);
+    if (st == KN_OK && got < n)
+        return src_short(s, s->out, n - got, err, len);
+    return st;
+}
+
+/* Whether the rest of the file can hold n more bytes, asked before they
+ * are allocated: a header that claims gigabytes in a small file is refused
+ * without them.  Deflate expands at most 1032:1 (https://zlib.net/zlib_tech.html);
+ * the + 1 covers a match that zlib has decoded but not yet written out. */
+static KnStatus src_can_hold(const Src *s, size_t n, char *err, size_t len)
+{
+    const size_t left = s->len - s->pos;
+    if (!s->gz && n > left)
+        return src_short(s, s->len, n - left, err, len);
+    if (s->gz && n / 1032 > left + 1)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: truncated: %zu bytes expected from offset %zu of the decompressed "
+                    "data, and the %zu compressed bytes left hold at most %zu (deflate expands "
+                    "at most 1032:1)",
+                    s->name, n, s->out, left, (left + 1) * 1032);
+    return KN_OK;
+}
+
+/* After the last item: more data is an error (a wrong or concatenated file
+ * would pass otherwise), and so is a gzip stream that does not end whole. */
+static KnStatus src_end(Src *s, char *err, size_t len)
+{
+    unsigned char extra;
+    size_t got;
+    const size_t at = s->out;
+    const KnStatus st = src_pull(s, &extra, 1, &got, err, len);
+    if (st == KN_OK && got)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: unexpected data after the last item at offset %zu%s", s->name, at,
+                    s->gz ? " of the decompressed data" : "");
+    return st;
+}
+
+/* ---- IDX ------------------------------------------------------------------ */
+
+#define IDX_MAX_N (1u << 26)
+#define IDX_MAX_SIDE 4096u
 
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Opens one IDX file of ndim dimensions and reads its header. */
-static KnStatus idx_open(const char *path, int ndim, uint32_t *dims, gzFile *out, size_t *off,
-                         char *err, size_t len)
+/* The magic and the ndim sizes that start an IDX file. */
+static KnStatus idx_header(Src *s, int ndim, uint32_t *dims, char *err, size_t len)
 {
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return fail(KN_EIO, err, len, "%s: cannot open: %s", path, strerror(errno));
     unsigned char h[16];
-    *off = 0;
-    KnStatus st = gz_read(f, path, h, 4, off, err, len);
+    KnStatus st = src_read(s, h, 4, err, len);
     if (st == KN_OK && (h[0] || h[1] || h[2] != 0x08 || h[3] != ndim))
-        st = fail(KN_EFORMAT, err, len,
-                  "%s: bad magic %02x%02x%02x%02x at offset 0 (expected 000008%02x: IDX, "
-                  "unsigned bytes, %d dimensions)",
-                  path, h[0], h[1], h[2], h[3], ndim, ndim);
+        return fail(KN_EFORMAT, err, len,
+                    "%s: bad magic %02x%02x%02x%02x at offset 0 (expected 000008%02x: IDX, "
+                    "unsigned bytes, %d dimensions)",
+                    s->name, h[0], h[1], h[2], h[3], ndim, ndim);
     if (st == KN_OK)
-        st = gz_read(f, path, h + 4, 4 * (size_t)ndim, off, err, len);
-    if (st != KN_OK) {
-        gzclose(f);
-        return st;
-    }
-    for (int i = 0; i < ndim; i++)
+        st = src_read(s, h + 4, 4 * (size_t)ndim, err, len);
+    for (int i = 0; st == KN_OK && i < ndim; i++)
         dims[i] = be32(h + 4 + 4 * i);
-    *out = f;
+    return st;
+}
+
+/* The counts agree and the sizes are ones this loader takes. */
+static KnStatus idx_sizes(const char *images, const uint32_t *di, const char *labels,
+                          uint32_t nlabels, char *err, size_t len)
+{
+    if (di[0] != nlabels)
+        return fail(KN_EFORMAT, err, len,
+                    "%s has %u images and %s %u labels (the counts at offset 4 do not match)",
+                    images, di[0], labels, nlabels);
+    if (di[0] == 0)
+        return fail(KN_EFORMAT, err, len, "%s: 0 images at offset 4", images);
+    if (di[0] > IDX_MAX_N)
+        return fail(KN_EFORMAT, err, len, "%s: %u images at offset 4: more than the %u allowed",
+                    images, di[0], IDX_MAX_N);
+    if (di[1] == 0 || di[2] == 0 || di[1] > IDX_MAX_SIDE || di[2] > IDX_MAX_SIDE)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: %u x %u images at offset 8: each side must be in 1..%u", images, di[1],
+                    di[2], IDX_MAX_SIDE);
+    if ((uint64_t)di[0] * di[1] * di[2] > SIZE_MAX) /* 32-bit machines */
+        return fail(KN_EFORMAT, err, len, "%s: %u x %u x %u pixels at offset 4: more than %zu",
+                    images, di[0], di[1], di[2], (size_t)SIZE_MAX);
     return KN_OK;
 }
 
-/* After the payload: anything left is an error too (a wrong or concatenated
- * file would otherwise pass), and so is a broken gzip member after it (its
- * error only shows on this read). */
-static KnStatus idx_close(gzFile f, const char *path, size_t off, char *err, size_t len)
+/* Each stream is read to its end and checked before the labels are looked
+ * at: a corrupt file is reported as corrupt, not by a symptom. */
+KnStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
+                         const char *labels, const void *lbuf, size_t llen, char *err,
+                         size_t errlen)
 {
-    unsigned char extra;
-    const int r = gzread(f, &extra, 1);
-    KnStatus st = KN_OK;
-    if (r > 0)
-        st = fail(KN_EFORMAT, err, len, "%s: unexpected data after the last item at offset %zu",
-                  path, off);
-    else if (r < 0) {
-        int zerr;
-        st = fail(KN_EFORMAT, err, len,
-                  "%s: corrupted compressed data after the last item at offset %zu: %s", path,
-                  off, gzerror(f, &zerr));
+    memset(d, 0, sizeof(*d));
+    Src si, sl;
+    uint32_t di[3] = { 0 }, dl[1] = { 0 };
+    KnStatus st = src_open(&si, images, ibuf, ilen, err, errlen);
+    if (st != KN_OK)
+        return st;
+    st = src_open(&sl, labels, lbuf, llen, err, errlen);
+    if (st == KN_OK)
+        st = idx_header(&si, 3, di, err, errlen);
+    if (st == KN_OK)
+        st = idx_header(&sl, 1, dl, err, errlen);
+    if (st == KN_OK)
+        st = idx_sizes(images, di, labels, dl[0], err, errlen);
+    const size_t n = di[0], px = (size_t)di[1] * di[2];
+    if (st == KN_OK)
+        st = src_can_hold(&si, n * px, err, errlen);
+    if (st == KN_OK)
+        st = src_can_hold(&sl, n, err, errlen);
+    if (st == KN_OK && (!(d->x = malloc(n * px)) || !(d->y = malloc(n))))
+        st = fail(KN_ENOMEM, err, errlen, "%s: out of memory for %zu images", images, n);
+    if (st == KN_OK)
+        st = src_read(&si, d->x, n * px, err, errlen);
+    if (st == KN_OK)
+        st = src_end(&si, err, errlen);
+    if (st == KN_OK)
+        st = src_read(&sl, d->y, n, err, errlen);
+    if (st == KN_OK)
+        st = src_end(&sl, err, errlen);
+    for (size_t i = 0; st == KN_OK && i < n; i++)
+        if (d->y[i] > 9)
+            st = fail(KN_EFORMAT, err, errlen, "%s: label %u at offset %zu is not in 0..9",
+                      labels, d->y[i], 8 + i);
+    src_close(&si);
+    src_close(&sl);
+    if (st != KN_OK) {
+        nn_data_free(d);
+        return st;
     }
-    gzclose(f);
-    return st;
+    *d = (NnDataset){ (int)n, 1, (int)di[1], (int)di[2], 10, d->x, d->y };
+    return KN_OK;
 }
 
 KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
                      size_t errlen)
 {
     memset(d, 0, sizeof(*d));
-    uint32_t di[3] = { 0 }, dl[1] = { 0 };
-    gzFile fi = NULL, fl = NULL;
-    size_t oi = 0, ol = 0, n = 0, px = 0;
-    KnStatus st = idx_open(images, 3, di, &fi, &oi, err, errlen);
-    if (st != KN_OK)
-        return st;
-    st = idx_open(labels, 1, dl, &fl, &ol, err, errlen);
-    if (st != KN_OK) {
-        gzclose(fi);
-        return st;
-    }
-    if (di[0] != dl[0] || di[0] == 0 || di[0] > (1u << 26) || di[1] == 0 || di[2] == 0 ||
-        di[1] > 4096 || di[2] > 4096) {
-        st = fail(KN_EFORMAT, err, errlen,
-                  "%s (%u x %u x %u at offset 4) and %s (%u labels at offset 4) do not match",
-                  images, di[0], di[1], di[2], labels, dl[0]);
-        goto out;
-    }
-    n = di[0];
-    px = (size_t)di[1] * di[2];
-    d->x = malloc(n * px);
-    d->y = malloc(n);
-    if (!d->x || !d->y) {
-        st = fail(KN_ENOMEM, err, errlen, "%s: out of memory for %zu images", images, n);
-        goto out;
-    }
-    st = gz_read(fi, images, d->x, n * px, &oi, err, errlen);
+    unsigned char *bi = NULL, *bl = NULL;
+    size_t ni = 0, nl = 0;
+    KnStatus st = load_file(images, &bi, &ni, err, errlen);
     if (st == KN_OK)
-        st = gz_read(fl, labels, d->y, n, &ol, err, errlen);
+        st = load_file(labels, &bl, &nl, err, errlen);
     if (st == KN_OK)
-        for (size_t i = 0; i < n; i++)
-            if (d->y[i] > 9) {
-                st = fail(KN_EFORMAT, err, errlen, "%s: label %u at offset %zu is not in 0..9",
-                          labels, d->y[i], 8 + i);
-                break;
-            }
-out:;
-    const KnStatus s1 = idx_close(fi, images, oi, st == KN_OK ? err : NULL, errlen);
-    const KnStatus s2 = idx_close(fl, labels, ol, st == KN_OK && s1 == KN_OK ? err : NULL, errlen);
-    if (st == KN_OK)
-        st = s1 != KN_OK ? s1 : s2;
-    if (st != KN_OK) {
-        nn_data_free(d);
-        return st;
-    }
-    d->n = (int)n;
-    d->c = 1;
-    d->h = (int)di[1];
-    d->w = (int)di[2];
-    d->classes = 10;
-    return KN_OK;
+        st = nn_data_idx_mem(d, images, bi, ni, labels, bl, nl, err, errlen);
+    free(bi);
+    free(bl);
+    return st;
 }
 
 /* dir/name.gz if it exists, else dir/name. */
@@ -211,6 +487,54 @@ KnStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char 
 
 #define CIFAR_REC 3073
 
+static KnStatus cifar_size(const char *name, size_t size, char *err, size_t len)
+{
+    if (size == 0 || size % CIFAR_REC)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: %zu bytes is not a whole number of %d-byte records "
+                    "(truncated record at offset %zu)",
+                    name, size, CIFAR_REC, size / CIFAR_REC * CIFAR_REC);
+    if (size / CIFAR_REC > INT_MAX)
+        return fail(KN_EFORMAT, err, len, "%s: %zu records, more than %d", name,
+                    size / CIFAR_REC, INT_MAX);
+    return KN_OK;
+}
+
+/* The nrec records of buf into x (3072 pixels each) and y. */
+static KnStatus cifar_records(uint8_t *x, uint8_t *y, const char *name, const unsigned char *buf,
+                              size_t nrec, char *err, size_t len)
+{
+    for (size_t r = 0; r < nrec; r++) {
+        const unsigned char *rec = buf + r * CIFAR_REC;
+        if (rec[0] > 9)
+            return fail(KN_EFORMAT, err, len, "%s: label %u at offset %zu is not in 0..9", name,
+                        rec[0], r * CIFAR_REC);
+        y[r] = rec[0];
+        memcpy(x + r * 3072, rec + 1, 3072);
+    }
+    return KN_OK;
+}
+
+KnStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
+                           char *err, size_t errlen)
+{
+    memset(d, 0, sizeof(*d));
+    KnStatus st = cifar_size(name, len, err, errlen);
+    if (st != KN_OK)
+        return st;
+    const size_t n = len / CIFAR_REC;
+    d->x = malloc(n * 3072);
+    d->y = malloc(n);
+    st = d->x && d->y ? cifar_records(d->x, d->y, name, buf, n, err, errlen)
+                      : fail(KN_ENOMEM, err, errlen, "%s: out of memory for %zu images", name, n);
+    if (st != KN_OK) {
+        nn_data_free(d);
+        return st;
+    }
+    *d = (NnDataset){ (int)n, 3, 32, 32, 10, d->x, d->y };
+    return KN_OK;
+}
+
 static KnStatus cifar_files(NnDataset *d, const char *dir, const char *const *names, int count,
                             char *err, size_t errlen)
 {
@@ -218,6 +542,7 @@ static KnStatus cifar_files(NnDataset *d, const char *dir, const char *const *na
     char path[4096];
     size_t total = 0, sizes[8];
     struct stat sb;
+    /* every size first, for one allocation (load_file checks again) */
     for (int i = 0; i < count; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         if (stat(path, &sb) != 0)
@@ -225,44 +550,32 @@ static KnStatus cifar_files(NnDataset *d, const char *dir, const char *const *na
                         "%s: missing (CIFAR-10 binary version: data_batch_1.bin .. "
                         "data_batch_5.bin and test_batch.bin)",
                         path);
-        if (sb.st_size == 0 || sb.st_size % CIFAR_REC)
-            return fail(KN_EFORMAT, err, errlen,
-                        "%s: %lld bytes is not a whole number of %d-byte records "
-                        "(truncated record at offset %lld)",
-                        path, (long long)sb.st_size, CIFAR_REC,
-                        (long long)(sb.st_size / CIFAR_REC * CIFAR_REC));
+        if (!S_ISREG(sb.st_mode))
+            return not_regular(path, sb.st_mode, err, errlen);
+        const KnStatus st = cifar_size(path, (size_t)sb.st_size, err, errlen);
+        if (st != KN_OK)
+            return st;
         sizes[i] = (size_t)sb.st_size / CIFAR_REC;
         total += sizes[i];
     }
     d->x = malloc(total * 3072);
     d->y = malloc(total);
-    unsigned char *rec = malloc(CIFAR_REC);
     KnStatus st = KN_OK;
-    if (!d->x || !d->y || !rec)
+    if (!d->x || !d->y)
         st = fail(KN_ENOMEM, err, errlen, "out of memory for %zu CIFAR-10 images", total);
     size_t k = 0;
-    for (int i = 0; i < count && st == KN_OK; i++) {
+    for (int i = 0; i < count && st == KN_OK; k += sizes[i++]) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            st = fail(KN_EIO, err, errlen, "%s: cannot open: %s", path, strerror(errno));
-            break;
-        }
-        for (size_t r = 0; r < sizes[i] && st == KN_OK; r++, k++) {
-            if (fread(rec, 1, CIFAR_REC, f) != CIFAR_REC)
-                st = fail(KN_EFORMAT, err, errlen, "%s: truncated at offset %zu", path,
-                          r * CIFAR_REC);
-            else if (rec[0] > 9)
-                st = fail(KN_EFORMAT, err, errlen, "%s: label %u at offset %zu is not in 0..9",
-                          path, rec[0], r * CIFAR_REC);
-            else {
-                d->y[k] = rec[0];
-                memcpy(d->x + k * 3072, rec + 1, 3072);
-            }
-        }
-        fclose(f);
+        unsigned char *buf;
+        size_t len;
+        st = load_file(path, &buf, &len, err, errlen);
+        if (st == KN_OK && len != sizes[i] * CIFAR_REC)
+            st = fail(KN_EIO, err, errlen, "%s: %zu bytes, not %zu: changed while read", path,
+                      len, sizes[i] * CIFAR_REC);
+        if (st == KN_OK)
+            st = cifar_records(d->x + k * 3072, d->y + k, path, buf, sizes[i], err, errlen);
+        free(buf);
     }
-    free(rec);
     if (st != KN_OK) {
         nn_data_free(d);
         return st;

@@ -3,8 +3,12 @@
  * validation split; per-channel normalisation; augmentation; seeded,
  * resumable batch order.
  *
- * Errors name the file and the byte offset (in the decompressed stream for
- * .gz files) and are written to err; nothing is returned half-loaded. */
+ * Errors name the file and the byte offset and are written to err; nothing
+ * is returned half-loaded.  In a .gz file a broken gzip stream (cut, a bad
+ * CRC-32 or length, corrupt deflate data, trailing bytes) is named with its
+ * compressed offset, the data inside it with their decompressed offset.
+ * Only regular files are read: a FIFO, a directory or a device is refused
+ * (KN_EIO) before anything waits on it. */
 #ifndef AMO_NN_DATA_H
 #define AMO_NN_DATA_H
 
@@ -22,9 +26,14 @@ typedef struct NnDataset {
 } NnDataset;
 
 /* One IDX pair: images (magic 0x00000803, n x rows x cols) and labels
- * (0x00000801, n), each gzip-compressed or not. */
+ * (0x00000801, n), each gzip-compressed (one or more members) or not. */
 KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
                      size_t errlen);
+/* The same from the two files' bytes in memory (ibuf, lbuf: a fuzzer needs
+ * no files); images and labels name them in messages. */
+KnStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
+                         const char *labels, const void *lbuf, size_t llen, char *err,
+                         size_t errlen);
 /* Fashion-MNIST or MNIST from dir (train-images-idx3-ubyte[.gz], ...). */
 KnStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char *err,
                        size_t errlen);
@@ -32,6 +41,9 @@ KnStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char 
  * test_batch.bin, records of 1 label byte + 3072 pixel bytes (RGB planes). */
 KnStatus nn_data_cifar10(NnDataset *train, NnDataset *test, const char *dir, char *err,
                          size_t errlen);
+/* One batch file's bytes in memory, named name in messages. */
+KnStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
+                           char *err, size_t errlen);
 /* n examples of c x h x w in `classes` classes: noise plus a class-dependent
  * pattern, so a network can learn it. */
 KnStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes,

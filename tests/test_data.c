@@ -1,8 +1,11 @@
 /* nn/data.c on small files this test writes itself: IDX (gzip and raw) and
- * CIFAR-10 binary batches read back pixel for pixel; every kind of broken
- * file refused with KN_EFORMAT (KN_EIO when missing) and a message naming
- * the file and the byte offset; the stratified split; the batcher's epochs,
- * resumable order, normalisation and zero padding. */
+ * CIFAR-10 binary batches read back pixel for pixel, from files and from
+ * memory; every kind of broken file refused with KN_EFORMAT (KN_EIO when
+ * missing, or a FIFO, directory or device) and a message naming the file,
+ * what failed and the byte offset (a gzip stream's own faults by compressed
+ * offset: cut, CRC-32, length, deflate data, trailing bytes); the
+ * stratified split; the batcher's epochs, resumable order, normalisation
+ * and zero padding. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,10 +14,12 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -126,12 +131,13 @@ static void check_idx(const NnDataset *d, int n, int rows, int cols)
 
 /* nn_data_idx refuses (img, lab) with want; the message names `file` and
  * holds `where` ("offset N"). */
-static void idx_refused(const char *img, const char *lab, KnStatus want, const char *file,
-                        const char *where)
+static const char *idx_refused(const char *img, const char *lab, KnStatus want,
+                               const char *file, const char *where)
 {
     NnDataset d;
     memset(&d, 0xab, sizeof d);
-    char err[1024] = "";
+    static char err[1024];
+    err[0] = '\0';
     const KnStatus st = nn_data_idx(&d, img, lab, err, sizeof err);
     if (st != want)
         fail_msg("status %d, expected %d (message \"%s\")", st, want, err);
@@ -139,7 +145,14 @@ static void idx_refused(const char *img, const char *lab, KnStatus want, const c
     assert_null(d.y);
     assert_has(err, file);
     assert_has(err, where);
+    return err;
 }
+
+#define assert_lacks(err, what)                                                              \
+    do {                                                                                     \
+        if (strstr((err), (what)))                                                           \
+            fail_msg("message \"%s\" has \"%s\"", (err), (what));                            \
+    } while (0)
 
 #define N 3
 #define R 4
@@ -362,6 +375,252 @@ static void idx_missing(void **state)
     idx_refused(img, none, KN_EIO, none, "no-such-file");
 }
 
+/* ---- gzip integrity: each case here once loaded, hung or was misreported --------- */
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The file at path as written (a copy: slurp's buffer is shared). */
+static size_t copy_of(unsigned char *dst, const char *path)
+{
+    size_t n;
+    const unsigned char *p = slurp(path, &n);
+    memcpy(dst, p, n);
+    return n;
+}
+
+/* A good gzip pair tagged tag; returns a copy of the images file's n bytes
+ * (one buffer, shared by the callers) to be broken. */
+static unsigned char *gz_pair_bytes(char *img, char *lab, size_t len, const char *tag, size_t *n)
+{
+    static unsigned char f[1 << 16];
+    good_pair(img, lab, len, tag, 1);
+    *n = copy_of(f, img);
+    return f;
+}
+
+/* Cut right before the 8-byte CRC-32 + length trailer and inside it: the
+ * deflate data are complete, so only a missing trailer tells. */
+static void idx_gzip_cut_in_trailer(void **state)
+{
+    (void)state;
+    char img[300], lab[300], cut[300], where[64];
+    size_t n;
+    unsigned char *f = gz_pair_bytes(img, lab, sizeof img, "trailer", &n);
+    path_in(cut, sizeof cut, "trailer-cut.gz");
+    for (size_t keep = 0; keep < 8; keep++) {
+        write_raw(cut, f, n - 8 + keep);
+        snprintf(where, sizeof where, "compressed offset %zu", n - 8 + keep);
+        const char *err = idx_refused(cut, lab, KN_EFORMAT, cut, where);
+        assert_has(err, "truncated");
+        assert_has(err, "trailer");
+    }
+    /* the labels too */
+    const size_t m = copy_of(f, lab);
+    path_in(cut, sizeof cut, "trailer-cut-labels.gz");
+    write_raw(cut, f, m - 8);
+    snprintf(where, sizeof where, "compressed offset %zu", m - 8);
+    assert_has(idx_refused(img, cut, KN_EFORMAT, cut, where), "trailer");
+}
+
+/* Level 0 stores the pixels raw: a flipped pixel byte decodes fine and only
+ * the CRC-32 catches it; a flipped length byte only ISIZE. */
+static void idx_gzip_stored_flip(void **state)
+{
+    (void)state;
+    enum { SN = 40, SR = 16, SC = 16, LEN = 16 + SN * SR * SC };
+    static unsigned char bi[LEN], f[1 << 16];
+    unsigned char bl[8 + SN];
+    char img[300], lab[300], want[96];
+    path_in(img, sizeof img, "stored-images.gz");
+    path_in(lab, sizeof lab, "stored-labels.gz");
+    idx_images(bi, SN, SR, SC);
+    write_raw(lab, bl, idx_labels(bl, SN));
+    gzFile g = gzopen(img, "wb0");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, bi, LEN), LEN);
+    assert_int_equal(gzclose(g), Z_OK);
+    const size_t n = copy_of(f, img);
+    /* pixel 100 of image 0, found through the IDX header stored before it */
+    size_t at = 0;
+    while (at + 16 <= n && memcmp(f + at, bi, 16))
+        at++;
+    assert_true(at + 16 < n);
+    at += 16 + 100;
+    assert_int_equal(f[at], bi[16 + 100]);
+    f[at] ^= 0x01;
+    bi[16 + 100] ^= 0x01;
+    path_in(img, sizeof img, "stored-flipped.gz");
+    write_raw(img, f, n);
+    const char *err = idx_refused(img, lab, KN_EFORMAT, img, "CRC-32 mismatch");
+    snprintf(want, sizeof want, "%08x", (unsigned)le32(f + n - 8)); /* the trailer's */
+    assert_has(err, want);
+    snprintf(want, sizeof want, "%08x", (unsigned)crc32(0, bi, LEN)); /* the data's */
+    assert_has(err, want);
+    snprintf(want, sizeof want, "compressed offset %zu", n - 8);
+    assert_has(err, want);
+    /* the length: one more byte than there is */
+    f[at] ^= 0x01;
+    f[n - 4] ^= 0x01;
+    write_raw(img, f, n);
+    err = idx_refused(img, lab, KN_EFORMAT, img, "length mismatch");
+    snprintf(want, sizeof want, "%u", (unsigned)LEN ^ 1u);
+    assert_has(err, want);
+    snprintf(want, sizeof want, "%u", (unsigned)LEN);
+    assert_has(err, want);
+}
+
+/* Bytes after the gzip stream that are not a gzip member are refused;
+ * further members are gzip (gunzip reads them) and are read. */
+static void idx_gzip_trailing_data(void **state)
+{
+    (void)state;
+    char img[300], lab[300], bad[300], where[64];
+    size_t n;
+    unsigned char *f = gz_pair_bytes(img, lab, sizeof img, "after", &n);
+    path_in(bad, sizeof bad, "after-images.gz");
+    static const struct { const char *bytes; size_t len; } junk[] = {
+        { "garbage", 7 }, { "\0\0\0\0\0\0\0\0\0\0\0\0", 12 }, { "\x1f", 1 }, { "\x1f\x8b", 2 },
+    };
+    for (size_t k = 0; k < sizeof junk / sizeof *junk; k++) {
+        memcpy(f + n, junk[k].bytes, junk[k].len);
+        write_raw(bad, f, n + junk[k].len);
+        snprintf(where, sizeof where, "compressed offset %zu", n);
+        idx_refused(bad, lab, KN_EFORMAT, bad, where);
+    }
+    /* the images in two members, then an empty third one */
+    unsigned char bi[IMG_LEN];
+    idx_images(bi, N, R, C);
+    char part[300];
+    path_in(part, sizeof part, "after-part.gz");
+    write_gz(part, bi, 20);
+    size_t m = copy_of(f, part);
+    write_gz(part, bi + 20, IMG_LEN - 20);
+    m += copy_of(f + m, part);
+    write_gz(part, NULL, 0);
+    m += copy_of(f + m, part);
+    write_raw(bad, f, m);
+    NnDataset d;
+    char err[1024] = "";
+    if (nn_data_idx(&d, bad, lab, err, sizeof err) != KN_OK)
+        fail_msg("%s", err);
+    check_idx(&d, N, R, C);
+    nn_data_free(&d);
+}
+
+/* Corrupt deflate data are named so, with zlib's reason and the compressed
+ * offset, not "truncated". */
+static void idx_gzip_corrupt_deflate(void **state)
+{
+    (void)state;
+    char img[300], lab[300], bad[300];
+    size_t n;
+    unsigned char *f = gz_pair_bytes(img, lab, sizeof img, "deflate", &n);
+    f[10] |= 0x06; /* block type 3: reserved */
+    path_in(bad, sizeof bad, "deflate-bad.gz");
+    write_raw(bad, f, n);
+    const char *err = idx_refused(bad, lab, KN_EFORMAT, bad, "corrupt deflate data");
+    assert_has(err, "invalid block type");
+    assert_has(err, "compressed offset 11");
+    assert_lacks(err, "truncated");
+}
+
+static sigjmp_buf g_hung;
+static void on_alarm(int sig)
+{
+    (void)sig;
+    siglongjmp(g_hung, 1);
+}
+
+/* nn_data_idx on path, given up after 5 s (an open FIFO without a writer
+ * blocks: gzopen hung there for good). */
+static KnStatus idx_within_5s(const char *img, const char *lab, char *err, size_t len)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    NnDataset d;
+    volatile KnStatus st = KN_OK;
+    volatile int hung = 0;
+    if (sigsetjmp(g_hung, 1) == 0) {
+        alarm(5);
+        st = nn_data_idx(&d, img, lab, err, len);
+        alarm(0);
+    } else {
+        hung = 1;
+    }
+    sigaction(SIGALRM, &old, NULL);
+    if (hung)
+        fail_msg("nn_data_idx(%s, %s) still blocked after 5 s", img, lab);
+    if (st == KN_OK)
+        nn_data_free(&d);
+    return st;
+}
+
+/* A FIFO, a directory, a device given as a data file: refused up front as
+ * what they are. */
+static void idx_not_regular(void **state)
+{
+    (void)state;
+    char img[300], lab[300], fifo[300], dir[300], err[1024] = "";
+    good_pair(img, lab, sizeof img, "special", 1);
+    path_in(fifo, sizeof fifo, "special-fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    for (int which = 0; which < 2; which++) {
+        assert_int_equal(idx_within_5s(which ? img : fifo, which ? fifo : lab, err, sizeof err),
+                         KN_EIO);
+        assert_has(err, fifo);
+        assert_has(err, "not a regular file");
+        assert_has(err, "FIFO");
+    }
+    path_in(dir, sizeof dir, "special-dir");
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_has(idx_refused(dir, lab, KN_EIO, dir, "not a regular file"), "directory");
+    assert_has(idx_refused(img, "/dev/null", KN_EIO, "/dev/null", "not a regular file"),
+               "device");
+}
+
+/* Sizes out of range with counts that agree: said so, not "do not match". */
+static void idx_size_limits(void **state)
+{
+    (void)state;
+    static unsigned char bi[16 + 5000], bl[8 + 1];
+    char img[300], lab[300];
+    path_in(img, sizeof img, "limit-images");
+    path_in(lab, sizeof lab, "limit-labels");
+    write_raw(lab, bl, idx_labels(bl, 1));
+    write_raw(img, bi, idx_images(bi, 1, 5000, 1));
+    const char *err = idx_refused(img, lab, KN_EFORMAT, img, "5000 x 1");
+    assert_has(err, "4096");
+    assert_has(err, "offset 8");
+    assert_lacks(err, "do not match");
+    write_raw(img, bi, idx_images(bi, 1, 1, 0));
+    assert_lacks(idx_refused(img, lab, KN_EFORMAT, img, "1 x 0"), "do not match");
+    /* 2^26 + 1 of each: the headers alone, the limit is checked first */
+    put_be32(bi + 4, (1u << 26) + 1);
+    put_be32(bi + 8, 1);
+    put_be32(bi + 12, 1);
+    write_raw(img, bi, 16);
+    put_be32(bl + 4, (1u << 26) + 1);
+    write_raw(lab, bl, 8);
+    err = idx_refused(img, lab, KN_EFORMAT, img, "67108865 images");
+    assert_has(err, "67108864");
+    assert_lacks(err, "do not match");
+    /* zero images and zero labels */
+    write_raw(img, bi, idx_images(bi, 0, R, C));
+    write_raw(lab, bl, idx_labels(bl, 0));
+    err = idx_refused(img, lab, KN_EFORMAT, img, "0 images");
+    assert_lacks(err, "do not match");
+    /* counts that differ still do not match */
+    write_raw(img, bi, idx_images(bi, 2, R, C));
+    write_raw(lab, bl, idx_labels(bl, 1));
+    assert_has(idx_refused(img, lab, KN_EFORMAT, lab, "offset 4"), "do not match");
+}
+
 /* ---- Fashion-MNIST / MNIST directory ------------------------------------------------ */
 
 static void mnist_dir(void **state)
@@ -514,6 +773,110 @@ static void cifar_broken(void **state)
     snprintf(p, sizeof p, "%s/test_batch.bin", dir);
     assert_int_equal(remove(p), 0);
     cifar_refused(dir, KN_EIO, p, "test_batch.bin");
+}
+
+/* A directory and a FIFO where a batch should be. */
+static void cifar_not_regular(void **state)
+{
+    (void)state;
+    char dir[300], p[400];
+    cifar_dir(dir, sizeof dir, "cifar-special");
+    snprintf(p, sizeof p, "%s/data_batch_3.bin", dir);
+    assert_int_equal(remove(p), 0);
+    assert_int_equal(mkdir(p, 0700), 0);
+    cifar_refused(dir, KN_EIO, p, "not a regular file");
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    cifar_refused(dir, KN_EIO, p, "not a regular file");
+}
+
+/* ---- from memory -------------------------------------------------------------- */
+
+/* The entry points a fuzzer calls: the same bytes read the same way, the
+ * buffers named as told. */
+static void idx_from_memory(void **state)
+{
+    (void)state;
+    unsigned char bi[IMG_LEN], bl[LAB_LEN];
+    idx_images(bi, N, R, C);
+    idx_labels(bl, N);
+    NnDataset d;
+    char err[1024] = "", img[300], lab[300];
+    assert_int_equal(nn_data_idx_mem(&d, "img", bi, sizeof bi, "lab", bl, sizeof bl, err,
+                                     sizeof err),
+                     KN_OK);
+    check_idx(&d, N, R, C);
+    nn_data_free(&d);
+    size_t ni;
+    const unsigned char *gi = gz_pair_bytes(img, lab, sizeof img, "mem", &ni);
+    if (nn_data_idx_mem(&d, "img.gz", gi, ni, "lab", bl, sizeof bl, err, sizeof err) != KN_OK)
+        fail_msg("%s", err);
+    check_idx(&d, N, R, C);
+    nn_data_free(&d);
+    assert_int_equal(nn_data_idx_mem(&d, "img.gz", gi, ni - 3, "lab", bl, sizeof bl, err,
+                                     sizeof err),
+                     KN_EFORMAT);
+    assert_has(err, "img.gz: gzip member at compressed offset 0: truncated");
+    assert_null(d.x);
+}
+
+/* A header that announces 2^26 images of 4096 x 4096 (2^50 bytes) in a
+ * small file: refused as truncated before anything is allocated, raw and
+ * gzip (which cannot expand more than 1032:1). */
+static void idx_huge_header(void **state)
+{
+    (void)state;
+    unsigned char bi[16], bl[8];
+    put_be32(bi, 0x00000803);
+    put_be32(bi + 4, 1u << 26);
+    put_be32(bi + 8, 4096);
+    put_be32(bi + 12, 4096);
+    put_be32(bl, 0x00000801);
+    put_be32(bl + 4, 1u << 26);
+    NnDataset d;
+    char err[1024] = "", img[300];
+    assert_int_equal(nn_data_idx_mem(&d, "img", bi, 16, "lab", bl, 8, err, sizeof err),
+                     KN_EFORMAT);
+    assert_has(err, "img: truncated at offset 16");
+    path_in(img, sizeof img, "huge.gz");
+    write_gz(img, bi, 16);
+    static unsigned char gi[1 << 12];
+    const size_t ni = copy_of(gi, img);
+    assert_int_equal(nn_data_idx_mem(&d, "huge.gz", gi, ni, "lab", bl, 8, err, sizeof err),
+                     KN_EFORMAT);
+    assert_has(err, "huge.gz: truncated");
+    assert_has(err, "1032:1");
+    assert_null(d.x);
+}
+
+static void cifar_from_memory(void **state)
+{
+    (void)state;
+    static unsigned char buf[2 * REC];
+    for (int r = 0; r < 2; r++) {
+        buf[r * REC] = cifar_label(0, r);
+        for (int k = 0; k < 3072; k++)
+            buf[r * REC + 1 + k] = cifar_pixel(0, r, k);
+    }
+    NnDataset d;
+    char err[1024] = "";
+    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, sizeof buf, err, sizeof err), KN_OK);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.c, 3);
+    for (int r = 0; r < 2; r++) {
+        assert_int_equal(d.y[r], cifar_label(0, r));
+        for (int k = 0; k < 3072; k++)
+            assert_int_equal(d.x[r * 3072 + k], cifar_pixel(0, r, k));
+    }
+    nn_data_free(&d);
+    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, REC + 5, err, sizeof err), KN_EFORMAT);
+    assert_has(err, "batch: 3078 bytes");
+    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, 0, err, sizeof err), KN_EFORMAT);
+    buf[REC] = 10;
+    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, sizeof buf, err, sizeof err),
+                     KN_EFORMAT);
+    assert_has(err, "batch: label 10 at offset 3073");
+    assert_null(d.x);
 }
 
 /* ---- split --------------------------------------------------------------------- */
@@ -848,9 +1211,19 @@ int main(void)
         cmocka_unit_test(idx_trailing_garbage),
         cmocka_unit_test(idx_corrupted_gzip),
         cmocka_unit_test(idx_missing),
+        cmocka_unit_test(idx_gzip_cut_in_trailer),
+        cmocka_unit_test(idx_gzip_stored_flip),
+        cmocka_unit_test(idx_gzip_trailing_data),
+        cmocka_unit_test(idx_gzip_corrupt_deflate),
+        cmocka_unit_test(idx_not_regular),
+        cmocka_unit_test(idx_size_limits),
         cmocka_unit_test(mnist_dir),
         cmocka_unit_test(cifar_reads),
         cmocka_unit_test(cifar_broken),
+        cmocka_unit_test(cifar_not_regular),
+        cmocka_unit_test(idx_from_memory),
+        cmocka_unit_test(idx_huge_header),
+        cmocka_unit_test(cifar_from_memory),
         cmocka_unit_test(split_stratified),
         cmocka_unit_test(stats),
         cmocka_unit_test(batcher_epochs),

@@ -251,6 +251,16 @@ fi
 expect 2 "--val: .*'0'" '--val 0' -- train $TINY --val 0 --steps 1 --out "$B"
 expect 2 "--val 32: no validation examples" 'no validation examples (--syn-n 9)' \
     -- train $TINY --syn-n 9 --batch 4 --steps 1 --out "$B"
+# 20 raw IDX images all of class 0: the default --val 5000 shrinks to 2, one
+# from each of classes 0 and 1, and class 1 has none.  The message names the 2.
+D=$TMP/one-class
+mkdir -p "$D"
+for set in train t10k; do
+    { printf '\0\0\10\3\0\0\0\24\0\0\0\10\0\0\0\10'; head -c 1280 /dev/zero; } >"$D/$set-images-idx3-ubyte"
+    { printf '\0\0\10\1\0\0\0\24'; head -c 20 /dev/zero; } >"$D/$set-labels-idx1-ubyte"
+done
+expect 2 "--val 5000, shrunk to 2 for 20 training examples: validation size 2: .*too small" \
+    'one class: the shrunk --val named' -- train --dataset mnist --data "$D" --steps 1 --out "$B"
 
 # ---- ablation: a 2-run grid, then the same grid again ---------------------------------
 A=$TMP/abl
