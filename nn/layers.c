@@ -309,6 +309,153 @@ KnStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w)
 
 /* --------------------------------------------------------- convolution -- */
 
+/* One convolution's shapes and what its forward pass chose, for the three
+ * builders below. */
+typedef struct Conv {
+    long sd[4], wd[4], dd[4];     /* src (N, C, H, W), weights (OC, C, K, K), dst */
+    dnnl_dims_t strides, padding;
+    int k, stride, pad;
+    size_t off;                   /* the weights' offset in the parameters     */
+    dnnl_alg_kind_t alg;          /* the forward's algorithm                   */
+    dnnl_primitive_desc_t fwd;    /* hint for the backward passes              */
+    const dnnl_memory_desc_t *csrc, *cw; /* the forward's src and weights layouts */
+    dnnl_memory_t xsrc, wmem;     /* src and weights in those layouts          */
+    int npass, nwino;             /* passes built, and those by Winograd       */
+} Conv;
+
+/* The forward pass: Winograd where wanted and oneDNN has it, else direct. */
+static KnStatus conv_forward(NnGraph *g, Conv *cv, NnAct *dst, const NnAct *src)
+{
+    const long c = cv->sd[1], oc = cv->wd[0];
+    dnnl_memory_desc_t src_any = nn_md_any(4, cv->sd, g->dt), w_any = nn_md_any(4, cv->wd, g->dt),
+                       dst_any = nn_md_any(4, cv->dd, g->dt);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t fwd = NULL;
+    cv->alg = dnnl_convolution_direct;
+    if (conv_wino_wanted(g, cv->k, cv->stride, c, oc))
+        NN_TRY(conv_fwd_pd(g, &fwd, dnnl_convolution_winograd, src, &src_any, &w_any, &dst_any,
+                           cv->strides, cv->padding));
+    if (fwd)
+        cv->alg = dnnl_convolution_winograd;
+    else
+        NN_TRY(conv_fwd_pd(g, &fwd, cv->alg, src, &src_any, &w_any, &dst_any, cv->strides,
+                           cv->padding));
+    if (!fwd) {
+        NN_DNNL(g, dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, cv->alg,
+                                                      &src_any, &w_any, NULL, &dst_any,
+                                                      cv->strides, cv->padding, cv->padding));
+        NN_TRY(nn_graph_pd(g, &fwd, &cd, NULL, NULL));
+    }
+    cv->fwd = fwd;
+    cv->csrc = query(fwd, dnnl_query_src_md);
+    cv->cw = query(fwd, dnnl_query_weights_md);
+
+    /* The convolution's own view of src: a reorder only where the producer
+     * chose another layout (in a ResNet: the network input). */
+    cv->xsrc = src->mem;
+    if (!md_equal(cv->csrc, &src->md)) {
+        NN_TRY(nn_graph_mem(g, &cv->xsrc, cv->csrc, NN_BUF_OWN, 0));
+        NN_TRY(nn_graph_reorder(g, NN_FWD, src->mem, &src->md, cv->xsrc, cv->csrc));
+    }
+    NN_TRY(weights_view(g, &cv->wmem, cv->cw, cv->off, 4, cv->wd));
+    NN_TRY(nn_graph_act(g, dst, query(fwd, dnnl_query_dst_md)));
+    const dnnl_exec_arg_t fa[] = {
+        {DNNL_ARG_SRC, cv->xsrc}, {DNNL_ARG_WEIGHTS, cv->wmem}, {DNNL_ARG_DST, dst->mem}};
+    NN_TRY(nn_graph_prim(g, NN_FWD, fwd, 3, fa));
+    cv->npass = 1;
+    cv->nwino = pd_is_wino(fwd);
+    return KN_OK;
+}
+
+/* A backward pass's descriptor: in the forward's layouts and algorithm when
+ * oneDNN has a real kernel for them (no reorder), then direct in them; else
+ * direct in the layouts oneDNN picks, reordering the activations in the
+ * backward pass (narrow layers, C < 16).  init(cd, alg, any) fills cd,
+ * any: 0 the forward's layouts, 1 format_tag_any. */
+typedef dnnl_status_t (*ConvBwdInit)(const Conv *cv, const NnAct *dst, dnnl_convolution_desc_t *cd,
+                                     dnnl_alg_kind_t alg, int any, dnnl_data_type_t dt);
+
+static KnStatus conv_bwd_pd(NnGraph *g, const Conv *cv, const NnAct *dst, ConvBwdInit init,
+                            dnnl_primitive_desc_t *pd)
+{
+    const dnnl_alg_kind_t algs[2] = {cv->alg, dnnl_convolution_direct};
+    const int nalg = cv->alg == dnnl_convolution_direct ? 1 : 2;
+    dnnl_convolution_desc_t cd;
+    *pd = NULL;
+    for (int i = 0; i < nalg && !*pd; i++)
+        if (init(cv, dst, &cd, algs[i], 0, g->dt) == dnnl_success)
+            NN_TRY(nn_graph_pd_fast(g, pd, &cd, cv->fwd));
+    if (!*pd) {
+        NN_DNNL(g, init(cv, dst, &cd, dnnl_convolution_direct, 1, g->dt));
+        NN_TRY(nn_graph_pd(g, pd, &cd, NULL, cv->fwd));
+    }
+    return KN_OK;
+}
+
+static dnnl_status_t bww_init(const Conv *cv, const NnAct *dst, dnnl_convolution_desc_t *cd,
+                              dnnl_alg_kind_t alg, int any, dnnl_data_type_t dt)
+{
+    const dnnl_memory_desc_t dw_any = nn_md_any(4, cv->wd, dnnl_f32),
+                             src_any = nn_md_any(4, cv->sd, dt), dst_any = nn_md_any(4, cv->dd, dt);
+    return dnnl_convolution_backward_weights_desc_init(cd, alg, any ? &src_any : cv->csrc,
+                                                       &dw_any, NULL, any ? &dst_any : &dst->md,
+                                                       cv->strides, cv->padding, cv->padding);
+}
+
+static dnnl_status_t bwd_init(const Conv *cv, const NnAct *dst, dnnl_convolution_desc_t *cd,
+                              dnnl_alg_kind_t alg, int any, dnnl_data_type_t dt)
+{
+    const dnnl_memory_desc_t w_any = nn_md_any(4, cv->wd, dt), src_any = nn_md_any(4, cv->sd, dt),
+                             dst_any = nn_md_any(4, cv->dd, dt);
+    return dnnl_convolution_backward_data_desc_init(cd, alg, any ? &src_any : cv->csrc, &w_any,
+                                                    any ? &dst_any : &dst->md, cv->strides,
+                                                    cv->padding, cv->padding);
+}
+
+/* The weight gradient: im2col + matmul where wanted and possible, else a
+ * oneDNN backward-weights primitive.  *gemm: 1 if the matmul took it. */
+static KnStatus conv_backward_weights(NnGraph *g, Conv *cv, const NnAct *dst, int *gemm)
+{
+    *gemm = 0;
+    if (conv_gemm_wanted(g, cv->k, cv->dd[2], cv->dd[3]))
+        NN_TRY(conv_bww_gemm(g, gemm, cv->xsrc, cv->csrc, dst, cv->off, cv->sd, cv->wd, cv->dd,
+                             cv->k, cv->stride, cv->pad));
+    if (*gemm)
+        return KN_OK;
+    dnnl_primitive_desc_t bww;
+    NN_TRY(conv_bwd_pd(g, cv, dst, bww_init, &bww));
+    cv->npass++;
+    cv->nwino += pd_is_wino(bww);
+    dnnl_memory_t dwmem, bsrc, bddst;
+    NN_TRY(grads_view(g, &dwmem, query(bww, dnnl_query_diff_weights_md), cv->off, 4, cv->wd));
+    NN_TRY(bwd_view(g, &bsrc, cv->xsrc, cv->csrc, query(bww, dnnl_query_src_md)));
+    NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bww, dnnl_query_diff_dst_md)));
+    const dnnl_exec_arg_t wa[] = {
+        {DNNL_ARG_SRC, bsrc}, {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_DIFF_WEIGHTS, dwmem}};
+    return nn_graph_prim(g, NN_IN(NN_PASS_BWD), bww, 3, wa);
+}
+
+/* The gradient of src, written or accumulated as diff_src says. */
+static KnStatus conv_backward_data(NnGraph *g, Conv *cv, const NnAct *dst, const NnAct *src,
+                                   int diff_src)
+{
+    dnnl_primitive_desc_t bwd;
+    NN_TRY(conv_bwd_pd(g, cv, dst, bwd_init, &bwd));
+    cv->npass++;
+    cv->nwino += pd_is_wino(bwd);
+    const dnnl_memory_desc_t *bw = query(bwd, dnnl_query_weights_md);
+    dnnl_memory_t bwmem = cv->wmem, dsrc, bddst;
+    if (!md_equal(bw, cv->cw))
+        NN_TRY(weights_view(g, &bwmem, bw, cv->off, 4, cv->wd));
+    NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bwd, dnnl_query_diff_dst_md)));
+    const dnnl_memory_desc_t *dsmd = query(bwd, dnnl_query_diff_src_md);
+    NN_TRY(diff_target(g, &dsrc, dsmd, src, diff_src));
+    const dnnl_exec_arg_t da[] = {
+        {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_WEIGHTS, bwmem}, {DNNL_ARG_DIFF_SRC, dsrc}};
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, da));
+    return diff_finish(g, dsrc, dsmd, src, diff_src);
+}
+
 KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int oc,
                  int k, int stride, int pad, int diff_src)
 {
@@ -323,110 +470,20 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
                        "input: the output would be smaller than 1x1", k, k, h + 2 * pad,
                        w + 2 * pad);
     const long oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    const long sd[4] = {n, c, h, w}, wd[4] = {oc, c, k, k}, dd[4] = {n, oc, oh, ow};
-    const dnnl_dims_t strides = {stride, stride}, padding = {pad, pad};
-    const size_t off = nn_graph_param(g, "weight", NN_CONV_WEIGHT, 4, wd);
-
-    dnnl_memory_desc_t src_any = nn_md_any(4, sd, g->dt), w_any = nn_md_any(4, wd, g->dt),
-                       dst_any = nn_md_any(4, dd, g->dt), dw_any = nn_md_any(4, wd, dnnl_f32);
-    dnnl_convolution_desc_t cd;
-    dnnl_primitive_desc_t fwd = NULL, bww = NULL, bwd;
-    dnnl_alg_kind_t alg = dnnl_convolution_direct;
-    if (conv_wino_wanted(g, k, stride, c, oc))
-        NN_TRY(conv_fwd_pd(g, &fwd, dnnl_convolution_winograd, src, &src_any, &w_any, &dst_any,
-                           strides, padding));
-    if (fwd)
-        alg = dnnl_convolution_winograd;
-    else
-        NN_TRY(conv_fwd_pd(g, &fwd, alg, src, &src_any, &w_any, &dst_any, strides, padding));
-    if (!fwd) {
-        NN_DNNL(g, dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, &src_any,
-                                                      &w_any, NULL, &dst_any, strides, padding,
-                                                      padding));
-        NN_TRY(nn_graph_pd(g, &fwd, &cd, NULL, NULL));
-    }
-    const dnnl_memory_desc_t *csrc = query(fwd, dnnl_query_src_md);
-    const dnnl_memory_desc_t *cw = query(fwd, dnnl_query_weights_md);
-
-    /* The convolution's own view of src: a reorder only where the producer
-     * chose another layout (in a ResNet: the network input). */
-    dnnl_memory_t xsrc = src->mem, wmem;
-    if (!md_equal(csrc, &src->md)) {
-        NN_TRY(nn_graph_mem(g, &xsrc, csrc, NN_BUF_OWN, 0));
-        NN_TRY(nn_graph_reorder(g, NN_FWD, src->mem, &src->md, xsrc, csrc));
-    }
-    NN_TRY(weights_view(g, &wmem, cw, off, 4, wd));
-    NN_TRY(nn_graph_act(g, dst, query(fwd, dnnl_query_dst_md)));
-    const dnnl_exec_arg_t fa[] = {
-        {DNNL_ARG_SRC, xsrc}, {DNNL_ARG_WEIGHTS, wmem}, {DNNL_ARG_DST, dst->mem}};
-    NN_TRY(nn_graph_prim(g, NN_FWD, fwd, 3, fa));
-
-    /* Backward in the forward's layouts when oneDNN has a real kernel for
-     * them (no reorder); else in the layouts it picks, reordering the
-     * activations in the backward pass (narrow layers, C < 16). */
-    const dnnl_memory_desc_t dsrc_any = nn_md_any(4, sd, g->dt), ddst_any = nn_md_any(4, dd, g->dt);
-    int gemm = 0, npass = 1, nwino = pd_is_wino(fwd); /* passes, and those by Winograd */
-    /* each backward pass in the forward's algorithm, else direct */
-    const dnnl_alg_kind_t algs[2] = {alg, dnnl_convolution_direct};
-    const int nalg = alg == dnnl_convolution_direct ? 1 : 2;
-    dnnl_memory_t bddst;
-    if (conv_gemm_wanted(g, k, oh, ow))
-        NN_TRY(conv_bww_gemm(g, &gemm, xsrc, csrc, dst, off, sd, wd, dd, k, stride, pad));
-    if (!gemm) {
-        for (int i = 0; i < nalg && !bww; i++) {
-            if (dnnl_convolution_backward_weights_desc_init(&cd, algs[i], csrc, &dw_any, NULL,
-                                                            &dst->md, strides, padding, padding)
-                == dnnl_success)
-                NN_TRY(nn_graph_pd_fast(g, &bww, &cd, fwd));
-        }
-        if (!bww) {
-            NN_DNNL(g, dnnl_convolution_backward_weights_desc_init(
-                           &cd, dnnl_convolution_direct, &dsrc_any, &dw_any, NULL, &ddst_any,
-                           strides, padding, padding));
-            NN_TRY(nn_graph_pd(g, &bww, &cd, NULL, fwd));
-        }
-        npass++;
-        nwino += pd_is_wino(bww);
-        dnnl_memory_t dwmem, bsrc;
-        NN_TRY(grads_view(g, &dwmem, query(bww, dnnl_query_diff_weights_md), off, 4, wd));
-        NN_TRY(bwd_view(g, &bsrc, xsrc, csrc, query(bww, dnnl_query_src_md)));
-        NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bww, dnnl_query_diff_dst_md)));
-        const dnnl_exec_arg_t wa[] = {
-            {DNNL_ARG_SRC, bsrc}, {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_DIFF_WEIGHTS, dwmem}};
-        NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bww, 3, wa));
-    }
-
-    if (diff_src != NN_DIFF_NONE) {
-        bwd = NULL;
-        for (int i = 0; i < nalg && !bwd; i++) {
-            if (dnnl_convolution_backward_data_desc_init(&cd, algs[i], csrc, &w_any, &dst->md,
-                                                         strides, padding, padding)
-                == dnnl_success)
-                NN_TRY(nn_graph_pd_fast(g, &bwd, &cd, fwd));
-        }
-        if (!bwd) {
-            NN_DNNL(g, dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct,
-                                                                &dsrc_any, &w_any, &ddst_any,
-                                                                strides, padding, padding));
-            NN_TRY(nn_graph_pd(g, &bwd, &cd, NULL, fwd));
-        }
-        npass++;
-        nwino += pd_is_wino(bwd);
-        const dnnl_memory_desc_t *bw = query(bwd, dnnl_query_weights_md);
-        dnnl_memory_t bwmem = wmem, dsrc;
-        if (!md_equal(bw, cw))
-            NN_TRY(weights_view(g, &bwmem, bw, off, 4, wd));
-        NN_TRY(bwd_view(g, &bddst, dst->diff, &dst->md, query(bwd, dnnl_query_diff_dst_md)));
-        const dnnl_memory_desc_t *dsmd = query(bwd, dnnl_query_diff_src_md);
-        NN_TRY(diff_target(g, &dsrc, dsmd, src, diff_src));
-        const dnnl_exec_arg_t da[] = {
-            {DNNL_ARG_DIFF_DST, bddst}, {DNNL_ARG_WEIGHTS, bwmem}, {DNNL_ARG_DIFF_SRC, dsrc}};
-        NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, da));
-        NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
-    }
-    g->wino_passes += nwino;
-    g->wino_convs += nwino > 0;
-    const char *how = nwino == 0 ? "" : nwino == npass ? " winograd" : " winograd (some passes)";
+    Conv cv = {.sd = {n, c, h, w}, .wd = {oc, c, k, k}, .dd = {n, oc, oh, ow},
+               .strides = {stride, stride}, .padding = {pad, pad},
+               .k = k, .stride = stride, .pad = pad};
+    cv.off = nn_graph_param(g, "weight", NN_CONV_WEIGHT, 4, cv.wd);
+    int gemm;
+    NN_TRY(conv_forward(g, &cv, dst, src));
+    NN_TRY(conv_backward_weights(g, &cv, dst, &gemm));
+    if (diff_src != NN_DIFF_NONE)
+        NN_TRY(conv_backward_data(g, &cv, dst, src, diff_src));
+    g->wino_passes += cv.nwino;
+    g->wino_convs += cv.nwino > 0;
+    const char *how = cv.nwino == 0           ? ""
+                    : cv.nwino == cv.npass ? " winograd"
+                                           : " winograd (some passes)";
     char op[80];
     snprintf(op, sizeof op, "conv %dx%d/%d%s%s", k, k, stride, how, gemm ? ", dW gemm" : "");
     done(g, op, dst);
