@@ -27,7 +27,7 @@
 #include "kernels/cpu.h"
 #include "kernels/rng.h"
 #include "kernels/update.h"
-#include "optim/threads.h"
+#include "harness/threads.h"
 
 #define MAX_THREADS 1024 /* a sanity bound for --threads */
 #define MAX_ARCHES 4     /* scalar, avx2, avx512 or neon */
@@ -97,7 +97,7 @@ static size_t round64(size_t n)
 
 /* Returns the count of sizes written to out (at most 5), ascending, after
  * the caps (max_n: --max-n; mem_n: what memory holds). */
-static int choose_sizes(const OptTopology *t, size_t max_n, size_t mem_n, Size out[5])
+static int choose_sizes(const HxTopology *t, size_t max_n, size_t mem_n, Size out[5])
 {
     Size s[5];
     int k = 0;
@@ -711,7 +711,7 @@ static void write_meta(const char *path, const Meta *m)
 }
 
 static void describe_run(Meta *m, const HxInvocation *whole, const Options *o,
-                         const OptTopology *t, int have_topo, int threads, int pinned,
+                         const HxTopology *t, int have_topo, int threads, int pinned,
                          const Size *sizes, int nsz, const char *const *arches, int narch)
 {
     char buf[512], ts[32];
@@ -751,7 +751,7 @@ static void describe_run(Meta *m, const HxInvocation *whole, const Options *o,
     meta_int(m, "threads", threads);
     meta_str(m, "threads_pinned", !pinned ? "no (hwloc could not bind them)"
                                   : threads > 1 ? "yes (OpenMP thread i on core i, hwloc)"
-                                                : "no (one thread: opt_set_threads leaves it "
+                                                : "no (one thread: hx_set_threads leaves it "
                                                   "where the OS puts it)");
     buf[0] = '\0';
     for (int i = 0; i < nsz; i++) {
@@ -848,7 +848,7 @@ static void register_jobs(Bench *b, const char *const *arches, int narch, const 
 }
 
 static void announce(const char *const *arches, int narch, int threads, const Size *sizes,
-                     int nsz, const OptTopology *t)
+                     int nsz, const HxTopology *t)
 {
     fprintf(stderr, "amo-bench: kernels: levels");
     for (int a = 0; a < narch; a++)
@@ -860,12 +860,12 @@ static void announce(const char *const *arches, int narch, int threads, const Si
 }
 
 /* The topology, or a guess when hwloc cannot read it. */
-static int read_topology(OptTopology *t)
+static int read_topology(HxTopology *t)
 {
-    if (opt_topology(t) == KN_OK)
+    if (hx_topology(t) == KN_OK)
         return 1;
     hx_warn("hwloc could not read the topology; assuming L1d 32K, L2 1M, L3 32M");
-    *t = (OptTopology){ .packages = 1, .cores = 1, .pus = 1, .l1d = 32u << 10, .l2 = 1u << 20,
+    *t = (HxTopology){ .packages = 1, .cores = 1, .pus = 1, .l1d = 32u << 10, .l2 = 1u << 20,
                         .l3 = 32u << 20, .l2_shared_by = 1 };
     return 0;
 }
@@ -923,7 +923,7 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
     int single;
     const int narch = resolve_arches(&o, arches, &single);
     hx_out_dir("--out", o.out);
-    const int threads = o.threads ? o.threads : opt_default_threads();
+    const int threads = o.threads ? o.threads : hx_default_threads();
     char name[64];
     if (single)
         snprintf(name, sizeof name, "kernels_%s_t%d", arches[0], threads);
@@ -934,10 +934,10 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
         hx_fail(HX_EXIT_USAGE, "unknown Google Benchmark flag or value '%s' (its flags take "
                 "the form --benchmark_NAME=VALUE)", o.gb_argv[1]);
 
-    const KnStatus pin = opt_set_threads(threads, NULL);
+    const KnStatus pin = hx_set_threads(threads, NULL);
     if (pin != KN_OK)
         hx_warn("could not pin the threads to cores (%s); running unpinned", kn_status_str(pin));
-    OptTopology topo;
+    HxTopology topo;
     const int have_topo = read_topology(&topo);
     const size_t mem_n = round64(mem_available() / 2 / ARENA_BYTES);
     Size sizes[5];

@@ -16,7 +16,7 @@
 #include "kernels/update.h"
 #include "nn/resnet.h"
 #include "optim/optim.h"
-#include "optim/threads.h"
+#include "harness/threads.h"
 
 static void usage(void)
 {
@@ -119,7 +119,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     hx_apply_arch(arch);
     /* Threads before the network: oneDNN fixes a primitive's thread count
      * when it creates it. */
-    (void)opt_set_threads(threads, NULL); /* (a failed pinning is no error) */
+    (void)hx_set_threads(threads, &threads); /* (a failed pinning is no error) */
 
     NnResNet *net;
     char err[1024] = "";

@@ -27,7 +27,7 @@
 #include "nn/data.h"
 #include "nn/loss.h"
 #include "nn/resnet.h"
-#include "optim/threads.h"
+#include "harness/threads.h"
 
 /* ---- specification ----------------------------------------------------------- */
 
@@ -248,9 +248,9 @@ static void build_model(Run *r)
                            .conv_algo = s->conv_algo, .seed = s->seed };
     char err[1024] = "";
     /* Threads first: oneDNN fixes a primitive's thread count when it creates
-     * it, so opt_create (which sets them too) would be too late and
-     * --threads 1 would still run the network on every core. */
-    (void)opt_set_threads(s->threads, NULL); /* (a failed pinning is no error) */
+     * it, so --threads must be set before the network exists. */
+    int threads = 1;
+    (void)hx_set_threads(s->threads, &threads); /* (a failed pinning is no error) */
     if (nn_resnet_create(&r->net, &cfg, err, sizeof err) != KN_OK)
         hx_fail(HX_EXIT_FAIL, "model: %s", err);
     size_t np;
@@ -264,7 +264,7 @@ static void build_model(Run *r)
             /* no weight decay on batch-norm affine parameters and biases */
             .no_decay = pi[i].kind != NN_CONV_WEIGHT && pi[i].kind != NN_FC_WEIGHT };
     OptConfig oc = s->opt;
-    oc.threads = s->threads;
+    oc.threads = threads;
     oc.seed = s->seed;
     if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
         oc.total_steps = (uint64_t)r->total_steps;
@@ -686,8 +686,8 @@ static void write_metadata(const Run *r, const HxInvocation *whole)
     char path[4200], ts[32];
     path_in(path, sizeof path, r->dir, "metadata.json");
     hx_utc_timestamp(ts, sizeof ts);
-    OptTopology t;
-    const int have_topo = opt_topology(&t) == KN_OK;
+    HxTopology t;
+    const int have_topo = hx_topology(&t) == KN_OK;
     NnResNetInfo ni;
     nn_resnet_info(r->net, &ni);
     HxJson *j = hx_json_open(path);

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,6 @@
 #include "kernels/cpu.h"
 #include "kernels/update.h"
 #include "optim/optim.h"
-#include "optim/threads.h"
 
 /* A piece is one contiguous run of one tensor, at most one sum-of-squares
  * chunk long and starting on a chunk boundary of its tensor, so that the
@@ -284,16 +284,9 @@ KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, i
         }
         so += tensors[i].n;
     }
-    /* One OpenMP pool, pinned one thread per core (shared with oneDNN).  A
-     * refused binding (a restricted container) is not an error: the threads
-     * still run, unpinned. */
-    int used = 1;
-    if (opt_set_threads(cfg->threads, &used) == KN_EINVAL) {
-        opt_destroy(o);
-        set_err(err, errlen, "threads %d: must be >= 0", cfg->threads);
-        return KN_EINVAL;
-    }
-    o->threads = used > 0 ? used : 1;
+    /* Each parallel region names its thread count (num_threads): the
+     * caller's OpenMP settings and affinity are left as they are. */
+    o->threads = cfg->threads ? cfg->threads : omp_get_max_threads();
     *out = o;
     return KN_OK;
 }

@@ -66,7 +66,9 @@ typedef struct OptConfig {
     float min_lr;           /* OPT_SCHED_COSINE                                   */
     OptStateType state;     /* moments in fp32, or bf16 (AMO and Adam only)       */
     uint64_t seed;          /* stochastic rounding of bf16 moments                */
-    int threads;            /* OpenMP threads for the step; 0: one per core       */
+    int threads;            /* OpenMP threads for the step (each parallel region
+                             * names it; the caller's OpenMP settings and affinity
+                             * are left alone); 0: omp_get_max_threads()           */
 } OptConfig;
 
 /* The defaults, documented in README.md:

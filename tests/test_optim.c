@@ -18,7 +18,7 @@
  *   clipping global L2 norm, factor min(1, tau / (norm + 1e-6)) (optim.h,
  *            as torch.nn.utils.clip_grad_norm_).
  *   schedules as documented in optim.h. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _GNU_SOURCE /* mkdtemp; sched_getaffinity for the thread-state test */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +27,8 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <omp.h>
+#include <sched.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -951,24 +953,64 @@ static void tmp_path(char *out, size_t len, const char *name)
     snprintf(out, len, "%s/%s", g_dir, name);
 }
 
+/* The CPU sets of the threads of a parallel region of n threads (the
+ * caller's pool), by thread number. */
+enum { POOL = 5 };
+static void pool_affinity(cpu_set_t set[POOL])
+{
+#pragma omp parallel num_threads(POOL)
+    {
+        const int t = omp_get_thread_num();
+        if (t < POOL && sched_getaffinity(0, sizeof set[t], &set[t]))
+            CPU_ZERO(&set[t]);
+    }
+}
+
+/* The caller's OpenMP thread count and its threads' affinity, as set before
+ * the optimizer existed: a library must leave them (it names its thread
+ * count per parallel region and pins nothing). */
+static void assert_caller_state(const cpu_set_t before[POOL], const char *when)
+{
+    cpu_set_t after[POOL];
+    if (omp_get_max_threads() != POOL)
+        fail_msg("%s: omp_get_max_threads() %d, the caller set %d", when,
+                 omp_get_max_threads(), POOL);
+    pool_affinity(after);
+    for (int t = 0; t < POOL; t++)
+        if (!CPU_EQUAL(&before[t], &after[t]))
+            fail_msg("%s: the affinity of the caller's OpenMP thread %d changed (%d CPUs -> %d)",
+                     when, t, CPU_COUNT(&before[t]), CPU_COUNT(&after[t]));
+}
+
 static void test_thread_independence(void **state)
 {
     (void)state;
     static const size_t sizes[] = { 1, 17, 1000, 70000, 200001 };
+    /* the embedding program's own settings: a thread count, and its
+     * affinity (all the CPUs it may use) set explicitly */
+    const int old_max = omp_get_max_threads();
+    omp_set_num_threads(POOL);
+    cpu_set_t mine, before[POOL];
+    assert_int_equal(sched_getaffinity(0, sizeof mine, &mine), 0);
+    assert_int_equal(sched_setaffinity(0, sizeof mine, &mine), 0);
+    pool_affinity(before);
     for (size_t a = 0; a < ARRAY_LEN(algo_cases); a++) {
         float *first = NULL;
         unsigned char *first_state = NULL;
         size_t first_len = 0;
-        for (int threads = 1; threads <= 3; threads++) {
+        /* 0: the caller's OpenMP default (POOL) */
+        for (int threads = 0; threads <= 3; threads++) {
             const OptConfig c = config_case(&algo_cases[a], threads);
             Model m;
             model_init(&m, sizes, 5, 1);
             model_fill_params(&m, 6);
             Opt *o = opt_new(&c, &m);
+            assert_int_equal(opt_threads(o), threads ? threads : POOL);
             for (uint64_t k = 1; k <= 20; k++) {
                 fill_stream(&m, k);
                 step_ok(o, NULL);
             }
+            assert_caller_state(before, algo_cases[a].name);
             char path[128];
             tmp_path(path, sizeof path, "threads.state");
             char err[256];
@@ -991,11 +1033,13 @@ static void test_thread_independence(void **state)
             opt_destroy(o);
             model_free(&m);
         }
-        printf("  %-16s: threads 1, 2, 3 bitwise equal (params and state file) after 20 steps\n",
-               algo_cases[a].name);
+        printf("  %-16s: threads %d, 1, 2, 3 bitwise equal (params and state file) after 20 "
+               "steps; the caller's OpenMP settings and affinity unchanged\n",
+               algo_cases[a].name, POOL);
         free(first);
         free(first_state);
     }
+    omp_set_num_threads(old_max);
 }
 
 /* ---- 6. regret on a convex problem (paper, Theorem 1) --------------------- */

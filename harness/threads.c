@@ -4,7 +4,7 @@
 #include <hwloc.h>
 #include <omp.h>
 
-#include "optim/threads.h"
+#include "harness/threads.h"
 
 static size_t cache_size(hwloc_topology_t topo, hwloc_obj_type_t type)
 {
@@ -20,7 +20,7 @@ static void fmt_size(char *buf, size_t len, size_t bytes)
         snprintf(buf, len, "%zuK", bytes >> 10);
 }
 
-KnStatus opt_topology(OptTopology *t)
+KnStatus hx_topology(HxTopology *t)
 {
     if (!t)
         return KN_EINVAL;
@@ -53,13 +53,13 @@ KnStatus opt_topology(OptTopology *t)
     return KN_OK;
 }
 
-int opt_default_threads(void)
+int hx_default_threads(void)
 {
-    OptTopology t;
-    return opt_topology(&t) == KN_OK ? t.cores : 1;
+    HxTopology t;
+    return hx_topology(&t) == KN_OK ? t.cores : 1;
 }
 
-KnStatus opt_set_threads(int nthreads, int *used)
+KnStatus hx_set_threads(int nthreads, int *used)
 {
     if (nthreads < 0)
         return KN_EINVAL;
