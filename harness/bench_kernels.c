@@ -25,7 +25,7 @@
 #include "harness/parse.h"
 #include "harness/timer.h"
 #include "kernels/cpu.h"
-#include "kernels/rng.h"
+#include "common/rng.h"
 #include "kernels/update.h"
 #include "harness/threads.h"
 
@@ -168,7 +168,7 @@ static void arena_init(Arena *a, size_t nmax, int nthreads)
     char *hbase = base + 5 * f_slot; /* the bf16 slots, shifted on from 5 */
     a->mh = (uint16_t *)(void *)(hbase + 5 * 5 * 64);
     a->vh = (uint16_t *)(void *)(hbase + h_slot + 6 * 5 * 64);
-    /* Values from the project's one generator (kernels/rng.h), by
+    /* Values from the project's one generator (common/rng.h), by
      * position; moments at their steady state for a constant gradient
      * (m = g, v = g^2): no denormals. */
     const long nt = nthreads, per = (long)((nmax + (size_t)nt - 1) / (size_t)nt);
@@ -178,8 +178,8 @@ static void arena_init(Arena *a, size_t nmax, int nthreads)
         const size_t lo = (size_t)(c * per);
         const size_t hi = lo + (size_t)per < nmax ? lo + (size_t)per : nmax;
         for (size_t i = lo; i < hi; i++) {
-            const float g = 1e-3f * uniform(kn_rng_at(2, i));
-            a->theta[i] = uniform(kn_rng_at(1, i));
+            const float g = 1e-3f * uniform(amo_rng_at(2, i));
+            a->theta[i] = uniform(amo_rng_at(1, i));
             a->g[i] = g;
             a->m[i] = g;
             a->v[i] = g * g;
@@ -248,7 +248,7 @@ static StepArgs step_args(void)
     return s;
 }
 
-static KnStatus run_kernel(const Job *j, const StepArgs *s, uint64_t step)
+static AmoStatus run_kernel(const Job *j, const StepArgs *s, uint64_t step)
 {
     const Arena *a = &j->bench->arena;
     const int nt = j->bench->nthreads;
@@ -275,12 +275,12 @@ static KnStatus run_kernel(const Job *j, const StepArgs *s, uint64_t step)
         return kn_rmsprop_update(a->theta, a->v, a->b, a->g, n, &s->rms_mom, nt);
     case KB_SUMSQ: {
         double out;
-        const KnStatus st = kn_sumsq(a->g, n, nt, &out);
+        const AmoStatus st = kn_sumsq(a->g, n, nt, &out);
         g_sink = out;
         return st;
     }
     default:
-        return KN_EINVAL;
+        return AMO_EINVAL;
     }
 }
 
@@ -303,9 +303,9 @@ static void run_limit(const Job *j)
 static void bm_job(GbState *st, void *ctx)
 {
     const Job *j = ctx;
-    const KnStatus sa = kn_cpu_set_arch(j->arch);
-    if (sa != KN_OK) {
-        gb_skip_with_error(st, kn_status_str(sa));
+    const AmoStatus sa = kn_cpu_set_arch(j->arch);
+    if (sa != AMO_OK) {
+        gb_skip_with_error(st, amo_status_str(sa));
         return;
     }
     const StepArgs s = step_args();
@@ -314,9 +314,9 @@ static void bm_job(GbState *st, void *ctx)
     if (j->is_limit) {
         run_limit(j);
     } else {
-        const KnStatus k = run_kernel(j, &s, step++);
-        if (k != KN_OK) {
-            gb_skip_with_error(st, kn_status_str(k));
+        const AmoStatus k = run_kernel(j, &s, step++);
+        if (k != AMO_OK) {
+            gb_skip_with_error(st, amo_status_str(k));
             return;
         }
     }
@@ -326,7 +326,7 @@ static void bm_job(GbState *st, void *ctx)
             run_limit(j);
     } else {
         while (gb_keep_running(st))
-            failed |= run_kernel(j, &s, step++) != KN_OK;
+            failed |= run_kernel(j, &s, step++) != AMO_OK;
     }
     if (failed) {
         gb_skip_with_error(st, "a kernel call failed during the run");
@@ -688,10 +688,10 @@ static void write_rows(HxCsv *w, const Bench *b)
 static void write_csv(const char *path, const Bench *b)
 {
     HxCsv *w;
-    if (hx_csv_open(&w, path, csv_columns, NCOLUMNS) != KN_OK)
+    if (hx_csv_open(&w, path, csv_columns, NCOLUMNS) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", path, strerror(errno));
     write_rows(w, b);
-    if (hx_csv_close(w) != KN_OK)
+    if (hx_csv_close(w) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(errno));
 }
 
@@ -699,14 +699,14 @@ static void write_meta(const char *path, const Meta *m)
 {
     static const char *const cols[] = { "key", "value" };
     HxCsv *w;
-    if (hx_csv_open(&w, path, cols, 2) != KN_OK)
+    if (hx_csv_open(&w, path, cols, 2) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", path, strerror(errno));
     for (int i = 0; i < m->n; i++) {
         hx_csv_str(w, m->key[i]);
         hx_csv_str(w, m->value[i]);
         hx_csv_end_row(w);
     }
-    if (hx_csv_close(w) != KN_OK)
+    if (hx_csv_close(w) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(errno));
 }
 
@@ -770,7 +770,7 @@ static void describe_run(Meta *m, const HxInvocation *whole, const Options *o,
              "right after the kernel on the same buffers");
     meta_str(m, "adam_args", "kn_adam_args(1e-3, 0.9, 0.999, 1e-8, t=1000), hoisted");
     for (int a = 0; a < narch; a++) {
-        if (kn_cpu_set_arch(arches[a]) != KN_OK)
+        if (kn_cpu_set_arch(arches[a]) != AMO_OK)
             continue;
         for (int k = 0; k < KN_K_COUNT; k++) {
             snprintf(buf, sizeof buf, "level.%s.%s", arches[a], kn_kernel_name((KnKernel)k));
@@ -862,7 +862,7 @@ static void announce(const char *const *arches, int narch, int threads, const Si
 /* The topology, or a guess when hwloc cannot read it. */
 static int read_topology(HxTopology *t)
 {
-    if (hx_topology(t) == KN_OK)
+    if (hx_topology(t) == AMO_OK)
         return 1;
     hx_warn("hwloc could not read the topology; assuming L1d 32K, L2 1M, L3 32M");
     *t = (HxTopology){ .packages = 1, .cores = 1, .pus = 1, .l1d = 32u << 10, .l2 = 1u << 20,
@@ -880,7 +880,7 @@ static void measure_peaks(Bench *b, const char *const *arches, int narch, Meta *
         for (int i = 0; i < b->njobs && !ran; i++)
             ran = b->jobs[i].arch_index == a && !b->jobs[i].is_limit &&
                   !isnan(seconds_of(&b->meas[i]));
-        if (!ran || kn_cpu_set_arch(arches[a]) != KN_OK)
+        if (!ran || kn_cpu_set_arch(arches[a]) != AMO_OK)
             continue;
         b->peak[a] = hx_fma_peak_gflops(b->nthreads);
         char key[64], value[32];
@@ -934,9 +934,9 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
         hx_fail(HX_EXIT_USAGE, "unknown Google Benchmark flag or value '%s' (its flags take "
                 "the form --benchmark_NAME=VALUE)", o.gb_argv[1]);
 
-    const KnStatus pin = hx_set_threads(threads, NULL);
-    if (pin != KN_OK)
-        hx_warn("could not pin the threads to cores (%s); running unpinned", kn_status_str(pin));
+    const AmoStatus pin = hx_set_threads(threads, NULL);
+    if (pin != AMO_OK)
+        hx_warn("could not pin the threads to cores (%s); running unpinned", amo_status_str(pin));
     HxTopology topo;
     const int have_topo = read_topology(&topo);
     const size_t mem_n = round64(mem_available() / 2 / ARENA_BYTES);
@@ -948,7 +948,7 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
     Bench b = { .nthreads = threads };
     register_jobs(&b, arches, narch, sizes, nsz);
     Meta meta = { .n = 0 };
-    describe_run(&meta, whole, &o, &topo, have_topo, threads, pin == KN_OK, sizes, nsz,
+    describe_run(&meta, whole, &o, &topo, have_topo, threads, pin == AMO_OK, sizes, nsz,
                  arches, narch);
     announce(arches, narch, threads, sizes, nsz, &topo);
     if (!o.gb_list)

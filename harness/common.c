@@ -66,20 +66,20 @@ void hx_apply_arch(const char *ask)
         ask = g_arch;
     if (!ask) {
         const char *e = getenv("AMO_ARCH");
-        const KnStatus env = kn_cpu_init_from_env();
-        if (env == KN_EINVAL)
+        const AmoStatus env = kn_cpu_init_from_env();
+        if (env == AMO_EINVAL)
             hx_fail(HX_EXIT_USAGE, "AMO_ARCH=%s: unknown level (expected auto, scalar, avx2, "
                     "avx512 or neon)", e ? e : "");
-        if (env != KN_OK)
+        if (env != AMO_OK)
             hx_fail(HX_EXIT_USAGE, "AMO_ARCH=%s: this CPU does not have it (it has: %s)",
                     e ? e : "", kn_cpu_level_name(det));
         return;
     }
-    const KnStatus st = kn_cpu_set_arch(ask);
-    if (st == KN_EUNSUPPORTED)
+    const AmoStatus st = kn_cpu_set_arch(ask);
+    if (st == AMO_EUNSUPPORTED)
         hx_fail(HX_EXIT_USAGE, "%s %s: this CPU does not have it (it has: %s)", from, ask,
                 kn_cpu_level_name(det));
-    if (st != KN_OK)
+    if (st != AMO_OK)
         hx_fail(HX_EXIT_USAGE, "%s: unknown level '%s' (expected auto, scalar, avx2, avx512 or "
                 "neon)", from, ask);
 }

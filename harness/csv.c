@@ -14,14 +14,14 @@ struct HxCsv {
     FILE *f;
     char *path, *tmp;
     int ncols, col;
-    KnStatus err; /* first error, reported by close, */
+    AmoStatus err; /* first error, reported by close, */
     int errnum;   /* and its errno                    */
 };
 
 static void note(HxCsv *w, int bad)
 {
-    if (bad && w->err == KN_OK) {
-        w->err = KN_EIO;
+    if (bad && w->err == AMO_OK) {
+        w->err = AMO_EIO;
         w->errnum = errno;
     }
 }
@@ -72,11 +72,11 @@ void hx_csv_num(HxCsv *w, double x)
     note(w, fprintf(w->f, "%.6g", x) < 0);
 }
 
-KnStatus hx_csv_end_row(HxCsv *w)
+AmoStatus hx_csv_end_row(HxCsv *w)
 {
     if (w->col != w->ncols) {
-        w->err = KN_EINVAL;
-        return KN_EINVAL;
+        w->err = AMO_EINVAL;
+        return AMO_EINVAL;
     }
     w->col = 0;
     note(w, fputc('\n', w->f) == EOF);
@@ -100,14 +100,14 @@ void hx_csv_abort(HxCsv *w)
     free_writer(w);
 }
 
-KnStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, int ncols)
+AmoStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, int ncols)
 {
     *out = NULL;
     if (!path || !*path || ncols < 1)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     HxCsv *w = calloc(1, sizeof(*w));
     if (!w)
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     /* The temporary lives beside path (same file system: rename is atomic),
      * hidden: ".<name>.XXXXXX". */
     const char *slash = strrchr(path, '/');
@@ -117,7 +117,7 @@ KnStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, i
     w->tmp = malloc(len + 9);
     if (!w->path || !w->tmp) {
         free_writer(w);
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     }
     memcpy(w->path, path, len + 1);
     memcpy(w->tmp, path, dirlen);
@@ -125,7 +125,7 @@ KnStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, i
     const int fd = mkstemp(w->tmp);
     if (fd < 0) {
         free_writer(w);
-        return KN_EIO;
+        return AMO_EIO;
     }
     /* mkstemp makes the file 0600; results are meant to be shared. */
     const mode_t mask = umask(0);
@@ -136,32 +136,32 @@ KnStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, i
         close(fd);
         unlink(w->tmp);
         free_writer(w);
-        return KN_EIO;
+        return AMO_EIO;
     }
     w->ncols = ncols;
     for (int i = 0; i < ncols; i++)
         hx_csv_str(w, header[i]);
-    const KnStatus st = hx_csv_end_row(w);
-    if (st != KN_OK) {
+    const AmoStatus st = hx_csv_end_row(w);
+    if (st != AMO_OK) {
         hx_csv_abort(w);
         return st;
     }
     *out = w;
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus hx_csv_close(HxCsv *w)
+AmoStatus hx_csv_close(HxCsv *w)
 {
-    if (w->col != 0 && w->err == KN_OK)
-        w->err = KN_EINVAL; /* an unfinished row */
+    if (w->col != 0 && w->err == AMO_OK)
+        w->err = AMO_EINVAL; /* an unfinished row */
     note(w, fflush(w->f) == EOF);
     note(w, fsync(fileno(w->f)) != 0);
     note(w, fclose(w->f) == EOF);
     w->f = NULL;
-    if (w->err == KN_OK)
+    if (w->err == AMO_OK)
         note(w, rename(w->tmp, w->path) != 0);
-    const KnStatus st = w->err;
-    if (st != KN_OK)
+    const AmoStatus st = w->err;
+    if (st != AMO_OK)
         unlink(w->tmp);
     errno = w->errnum;
     free_writer(w);

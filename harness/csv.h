@@ -8,32 +8,32 @@
  * begin or end with a space; quotes inside are doubled.  Numbers are written
  * with "%.6g" (C locale); a NaN is an empty field.
  *
- * Errors: open and close return KN_EIO (errno says why); the field calls
+ * Errors: open and close return AMO_EIO (errno says why); the field calls
  * remember the first write error and close reports it. */
 #ifndef AMO_HARNESS_CSV_H
 #define AMO_HARNESS_CSV_H
 
 #include <stdint.h>
 
-#include "kernels/status.h"
+#include "common/status.h"
 
 typedef struct HxCsv HxCsv;
 
 /* Creates the temporary file and writes the header row (ncols names). */
-KnStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, int ncols);
+AmoStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, int ncols);
 
 void hx_csv_str(HxCsv *w, const char *s);   /* NULL: empty field */
 void hx_csv_int(HxCsv *w, int64_t x);
 void hx_csv_num(HxCsv *w, double x);         /* NaN: empty field  */
 
-/* Ends the row.  KN_EINVAL (and the file is poisoned: close fails) if the
+/* Ends the row.  AMO_EINVAL (and the file is poisoned: close fails) if the
  * row does not have ncols fields. */
-KnStatus hx_csv_end_row(HxCsv *w);
+AmoStatus hx_csv_end_row(HxCsv *w);
 
 /* Flushes, syncs and renames the temporary over path, then frees w.  On any
- * error the temporary is removed, path is left as it was, and KN_EIO (or
- * KN_EINVAL for a bad row) is returned. */
-KnStatus hx_csv_close(HxCsv *w);
+ * error the temporary is removed, path is left as it was, and AMO_EIO (or
+ * AMO_EINVAL for a bad row) is returned. */
+AmoStatus hx_csv_close(HxCsv *w);
 
 /* Removes the temporary and frees w: path is left as it was. */
 void hx_csv_abort(HxCsv *w);

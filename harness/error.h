@@ -1,4 +1,4 @@
-/* The harness's one way to report trouble.  Library code returns a KnStatus
+/* The harness's one way to report trouble.  Library code returns a AmoStatus
  * and never prints; the harness turns statuses and bad input into a message
  * "amo-bench: ..." on stderr and an exit code:
  *   0  success

@@ -20,17 +20,17 @@ static void fmt_size(char *buf, size_t len, size_t bytes)
         snprintf(buf, len, "%zuK", bytes >> 10);
 }
 
-KnStatus hx_topology(HxTopology *t)
+AmoStatus hx_topology(HxTopology *t)
 {
     if (!t)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     memset(t, 0, sizeof(*t));
     hwloc_topology_t topo;
     if (hwloc_topology_init(&topo))
-        return KN_EIO;
+        return AMO_EIO;
     if (hwloc_topology_load(topo)) {
         hwloc_topology_destroy(topo);
-        return KN_EIO;
+        return AMO_EIO;
     }
     t->packages = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PACKAGE);
     t->cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
@@ -50,19 +50,19 @@ KnStatus hx_topology(HxTopology *t)
     snprintf(t->summary, sizeof t->summary,
              "%d package(s), %d cores, %d PUs; L1d %s, L2 %s (per %d core(s)), L3 %s",
              t->packages, t->cores, t->pus, a, b, t->l2_shared_by, c);
-    return KN_OK;
+    return AMO_OK;
 }
 
 int hx_default_threads(void)
 {
     HxTopology t;
-    return hx_topology(&t) == KN_OK ? t.cores : 1;
+    return hx_topology(&t) == AMO_OK ? t.cores : 1;
 }
 
-KnStatus hx_set_threads(int nthreads, int *used)
+AmoStatus hx_set_threads(int nthreads, int *used)
 {
     if (nthreads < 0)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     hwloc_topology_t topo;
     int loaded = hwloc_topology_init(&topo) == 0;
     if (loaded && hwloc_topology_load(topo) != 0) {
@@ -89,5 +89,5 @@ KnStatus hx_set_threads(int nthreads, int *used)
     }
     if (loaded)
         hwloc_topology_destroy(topo);
-    return failed ? KN_EIO : KN_OK;
+    return failed ? AMO_EIO : AMO_OK;
 }

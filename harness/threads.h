@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "kernels/status.h"
+#include "common/status.h"
 
 typedef struct HxTopology {
     int packages, cores, pus;  /* physical packages, cores, hardware threads */
@@ -15,8 +15,8 @@ typedef struct HxTopology {
     char summary[256];         /* one line: "2 cores, 2 PUs; L1d 48K, ..."    */
 } HxTopology;
 
-/* Reads the topology.  KN_EIO if hwloc cannot load it. */
-KnStatus hx_topology(HxTopology *t);
+/* Reads the topology.  AMO_EIO if hwloc cannot load it. */
+AmoStatus hx_topology(HxTopology *t);
 
 /* Cores of this machine (1 if unknown): the default thread count. */
 int hx_default_threads(void);
@@ -24,9 +24,9 @@ int hx_default_threads(void);
 /* Sets the OpenMP thread count to nthreads (0: one per core) and, for more
  * than one thread, binds OpenMP thread i to core i % cores, so each later
  * parallel region, the update kernels' and oneDNN's alike, runs on the same
- * cores.  KN_EINVAL for nthreads < 0; KN_EIO if hwloc cannot read the
+ * cores.  AMO_EINVAL for nthreads < 0; AMO_EIO if hwloc cannot read the
  * topology or binding is refused (the count is set all the same, unpinned).
  * *used receives the count set (may be NULL). */
-KnStatus hx_set_threads(int nthreads, int *used);
+AmoStatus hx_set_threads(int nthreads, int *used);
 
 #endif

@@ -12,7 +12,7 @@
 #include "harness/limit.h"
 #include "harness/parse.h"
 #include "harness/timer.h"
-#include "kernels/rng.h"
+#include "common/rng.h"
 #include "kernels/update.h"
 #include "nn/resnet.h"
 #include "optim/optim.h"
@@ -123,7 +123,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
 
     NnResNet *net;
     char err[1024] = "";
-    if (nn_resnet_create(&net, &cfg, err, sizeof err) != KN_OK)
+    if (nn_resnet_create(&net, &cfg, err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_USAGE, "model: %s", err);
     int nt;
     size_t np;
@@ -137,31 +137,31 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     OptConfig oc = opt_config_default(OPT_AMO);
     oc.threads = threads;
     Opt *opt;
-    if (opt_create(&opt, &oc, ts, nt, err, sizeof err) != KN_OK)
+    if (opt_create(&opt, &oc, ts, nt, err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_USAGE, "optimizer: %s", err);
 
     const size_t img = (size_t)cfg.in_ch * cfg.h * cfg.w;
     float *x = hx_malloc((size_t)cfg.batch * img * sizeof(float));
     int *y = hx_malloc((size_t)cfg.batch * sizeof(int));
-    KnRng r = kn_rng(7);
+    AmoRng r = amo_rng(7);
     for (size_t i = 0; i < (size_t)cfg.batch * img; i++)
-        x[i] = (float)kn_rng_normal(&r);
+        x[i] = (float)amo_rng_normal(&r);
     for (int i = 0; i < cfg.batch; i++)
-        y[i] = (int)kn_rng_below(&r, (uint64_t)cfg.classes);
+        y[i] = (int)amo_rng_below(&r, (uint64_t)cfg.classes);
 
     double tf = 0, tb = 0, to = 0, tsync = 0, tgrad = 0;
     for (long s = -2; s < steps; s++) {
         float loss;
         const double t0 = hx_now();
-        if (nn_resnet_forward(net, x, 1) != KN_OK ||
-            nn_resnet_loss(net, y, 0.1f, &loss) == KN_EINVAL)
+        if (nn_resnet_forward(net, x, 1) != AMO_OK ||
+            nn_resnet_loss(net, y, 0.1f, &loss) == AMO_EINVAL)
             hx_fail(HX_EXIT_FAIL, "forward: %s", nn_resnet_error(net));
         const double t1 = hx_now();
-        if (nn_resnet_backward(net) != KN_OK)
+        if (nn_resnet_backward(net) != AMO_OK)
             hx_fail(HX_EXIT_FAIL, "backward: %s", nn_resnet_error(net));
         const double t2 = hx_now();
         OptStepInfo info;
-        if (opt_step(opt, &info) != KN_OK)
+        if (opt_step(opt, &info) != AMO_OK)
             hx_fail(HX_EXIT_FAIL, "optimizer step failed");
         const double t3 = hx_now();
         if (s < 0)

@@ -2,9 +2,9 @@
 #include <time.h>
 
 #include "harness/timer.h"
-#include "kernels/clock.h"
+#include "common/clock.h"
 
-double hx_now(void) { return kn_now(); }
+double hx_now(void) { return amo_now(); }
 
 void hx_utc_timestamp(char *buf, size_t len)
 {

@@ -174,7 +174,7 @@ static void load_data(Run *r)
 {
     const HxTrainSpec *s = r->s;
     char err[1024] = "";
-    KnStatus st;
+    AmoStatus st;
     if (!strcmp(s->dataset, "fashion") || !strcmp(s->dataset, "mnist")) {
         const char *dir = s->data_dir ? s->data_dir : NN_FASHION_DIR;
         if (!strcmp(s->dataset, "mnist") && !s->data_dir)
@@ -188,16 +188,16 @@ static void load_data(Run *r)
     } else {
         st = nn_data_synthetic(&r->train, s->syn_n, s->syn_ch, s->syn_hw, s->syn_hw,
                                s->syn_classes, s->seed ^ 0x5eedull);
-        if (st == KN_OK)
+        if (st == AMO_OK)
             st = nn_data_synthetic(&r->test, s->syn_n / 4 > 0 ? s->syn_n / 4 : 1, s->syn_ch,
                                    s->syn_hw, s->syn_hw, s->syn_classes, s->seed ^ 0x7e57ull);
         snprintf(err, sizeof err, "synthetic data %d x %d x %d x %d: %s", s->syn_n, s->syn_ch,
-                 s->syn_hw, s->syn_hw, kn_status_str(st));
+                 s->syn_hw, s->syn_hw, amo_status_str(st));
     }
     /* Data that is not there is a bad --data (or a missing package); data
      * that is there but broken is a failure. */
-    if (st != KN_OK)
-        hx_fail(st == KN_EINVAL || st == KN_EIO ? HX_EXIT_USAGE : HX_EXIT_FAIL, "%s%s%s%s",
+    if (st != AMO_OK)
+        hx_fail(st == AMO_EINVAL || st == AMO_EIO ? HX_EXIT_USAGE : HX_EXIT_FAIL, "%s%s%s%s",
                 s->data_dir ? "--data " : "", s->data_dir ? s->data_dir : "",
                 s->data_dir ? ": " : "", err);
     /* The split is fixed (seed 0), whatever the run's seed: every run of a
@@ -209,22 +209,22 @@ static void load_data(Run *r)
         hx_fail(HX_EXIT_USAGE, "--val %d: no validation examples from %d training examples",
                 s->nval, r->train.n);
     st = nn_data_split(&r->train, nval, 0, &r->split, err, sizeof err);
-    if (st != KN_OK && nval != s->nval) /* name the size the split was given */
+    if (st != AMO_OK && nval != s->nval) /* name the size the split was given */
         hx_fail(HX_EXIT_USAGE, "--val %d, shrunk to %d for %d training examples: %s", s->nval,
                 nval, r->train.n, err);
-    if (st != KN_OK)
+    if (st != AMO_OK)
         hx_fail(HX_EXIT_USAGE, "--val %d: %s", s->nval, err);
     float mean[4], sd[4];
     nn_data_stats(&r->train, r->split.train, r->split.ntrain, mean, sd);
     if (nn_batcher_init(&r->tb, &r->train, r->split.train, r->split.ntrain, s->batch, s->seed,
-                        mean, sd) != KN_OK ||
+                        mean, sd) != AMO_OK ||
         nn_batcher_init(&r->vb, &r->train, r->split.val, r->split.nval ? r->split.nval : 1,
-                        s->batch, 0, mean, sd) != KN_OK)
+                        s->batch, 0, mean, sd) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "out of memory for the batches");
     r->test_idx = hx_malloc((size_t)r->test.n * sizeof(int));
     for (int i = 0; i < r->test.n; i++)
         r->test_idx[i] = i;
-    if (nn_batcher_init(&r->eb, &r->test, r->test_idx, r->test.n, s->batch, 0, mean, sd) != KN_OK)
+    if (nn_batcher_init(&r->eb, &r->test, r->test_idx, r->test.n, s->batch, 0, mean, sd) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "out of memory for the batches");
     r->vb.shuffle = r->eb.shuffle = 0;
     r->vb.drop_last = r->eb.drop_last = 0;
@@ -251,7 +251,7 @@ static void build_model(Run *r)
      * it, so --threads must be set before the network exists. */
     int threads = 1;
     (void)hx_set_threads(s->threads, &threads); /* (a failed pinning is no error) */
-    if (nn_resnet_create(&r->net, &cfg, err, sizeof err) != KN_OK)
+    if (nn_resnet_create(&r->net, &cfg, err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "model: %s", err);
     size_t np;
     float *p = nn_resnet_params(r->net, &np);
@@ -268,9 +268,9 @@ static void build_model(Run *r)
     oc.seed = s->seed;
     if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
         oc.total_steps = (uint64_t)r->total_steps;
-    const KnStatus ost = opt_create(&r->opt, &oc, r->tensors, r->ntensors, err, sizeof err);
-    if (ost != KN_OK)
-        hx_fail(ost == KN_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAIL, "optimizer: %s", err);
+    const AmoStatus ost = opt_create(&r->opt, &oc, r->tensors, r->ntensors, err, sizeof err);
+    if (ost != AMO_OK)
+        hx_fail(ost == AMO_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAIL, "optimizer: %s", err);
     const size_t img = (size_t)r->train.c * r->train.h * r->train.w;
     r->x = hx_malloc((size_t)s->batch * img * sizeof(float));
     r->y = hx_malloc((size_t)s->batch * sizeof(int));
@@ -298,7 +298,7 @@ static void evaluate(Run *r, NnBatcher *b, double *loss, double *acc)
     nn_batcher_seek(b, 0, 0);
     int cnt;
     while ((cnt = nn_batcher_next(b, r->x, r->y)) > 0) {
-        if (nn_resnet_forward(r->net, r->x, 0) != KN_OK)
+        if (nn_resnet_forward(r->net, r->x, 0) != AMO_OK)
             hx_fail(HX_EXIT_FAIL, "evaluation forward: %s", nn_resnet_error(r->net));
         const float *z = nn_resnet_logits(r->net);
         double l = 0;
@@ -381,14 +381,14 @@ static void put_cfg(HxCsv *w, const Run *r)
 static HxCsv *csv_open(const char *path, const char *const *cols, int n)
 {
     HxCsv *w;
-    if (hx_csv_open(&w, path, cols, n) != KN_OK)
+    if (hx_csv_open(&w, path, cols, n) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", path, strerror(errno));
     return w;
 }
 
 static void csv_close(HxCsv *w, const char *path)
 {
-    if (hx_csv_close(w) != KN_OK)
+    if (hx_csv_close(w) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(errno));
 }
 
@@ -560,7 +560,7 @@ static void save_checkpoint(Run *r, double wall)
     char path[4200], name[64], err[1024] = "";
     snprintf(name, sizeof name, "optim-%ld.state", r->step);
     path_in(path, sizeof path, r->dir, name);
-    if (opt_save(r->opt, path, err, sizeof err) != KN_OK)
+    if (opt_save(r->opt, path, err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "checkpoint: %s", err);
     size_t np, ns;
     const float *p = nn_resnet_params(r->net, &np);
@@ -650,7 +650,7 @@ static int load_checkpoint(Run *r)
     snprintf(name, sizeof name, "optim-%lld.state", (long long)pr.step);
     char opath[4200];
     path_in(opath, sizeof opath, r->dir, name);
-    if (opt_load(r->opt, opath, err, sizeof err) != KN_OK)
+    if (opt_load(r->opt, opath, err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "resume: %s", err);
     size_t off = head;
     r->rows.ns = r->rows.nc = 0;
@@ -687,7 +687,7 @@ static void write_metadata(const Run *r, const HxInvocation *whole)
     path_in(path, sizeof path, r->dir, "metadata.json");
     hx_utc_timestamp(ts, sizeof ts);
     HxTopology t;
-    const int have_topo = hx_topology(&t) == KN_OK;
+    const int have_topo = hx_topology(&t) == AMO_OK;
     NnResNetInfo ni;
     nn_resnet_info(r->net, &ni);
     HxJson *j = hx_json_open(path);
@@ -804,21 +804,21 @@ static void one_step(Run *r, double wall)
         nn_batcher_next(&r->tb, r->x, r->y);
     const double t1 = hx_now();
     float loss = NAN;
-    if (nn_resnet_forward(r->net, r->x, 1) != KN_OK)
+    if (nn_resnet_forward(r->net, r->x, 1) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "forward at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
     /* A non-finite loss is recorded, its gradients make the optimizer skip
      * the step, and the run is marked diverged. */
-    const KnStatus ls = nn_resnet_loss(r->net, r->y, r->s->smoothing, &loss);
-    if (ls != KN_OK && ls != KN_ENONFINITE)
+    const AmoStatus ls = nn_resnet_loss(r->net, r->y, r->s->smoothing, &loss);
+    if (ls != AMO_OK && ls != AMO_ENONFINITE)
         hx_fail(HX_EXIT_FAIL, "loss at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
     const double t2 = hx_now();
-    if (nn_resnet_backward(r->net) != KN_OK)
+    if (nn_resnet_backward(r->net) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "backward at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
     const double t3 = hx_now();
     OptStepInfo info;
-    const KnStatus st = opt_step(r->opt, &info);
-    if (st != KN_OK)
-        hx_fail(HX_EXIT_FAIL, "optimizer step %ld: %s", r->step + 1, kn_status_str(st));
+    const AmoStatus st = opt_step(r->opt, &info);
+    if (st != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "optimizer step %ld: %s", r->step + 1, amo_status_str(st));
     const double t4 = hx_now();
     const float *z = nn_resnet_logits(r->net);
     int correct = 0;

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "kernels/bf16.h"
-#include "kernels/rng.h"
+#include "common/rng.h"
 
 static uint32_t f32_bits(float f)
 {
@@ -54,7 +54,7 @@ uint16_t kn_f32_to_bf16_sr(float f, uint32_t r)
 
 uint32_t kn_bf16_key(const KnBf16Round *r)
 {
-    const uint64_t z = kn_mix64(r->seed * 0x9e3779b97f4a7c15ull + r->step + 0x632be59bd9b4e019ull);
+    const uint64_t z = amo_mix64(r->seed * 0x9e3779b97f4a7c15ull + r->step + 0x632be59bd9b4e019ull);
     return (uint32_t)(z ^ (z >> 32));
 }
 

@@ -67,9 +67,9 @@ static unsigned detect(void) { return 0; }
 
 static unsigned g_detected, g_mask = KN_CPU_ALL;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static KnStatus g_env_status;
+static AmoStatus g_env_status;
 
-static KnStatus set_arch(const char *name);
+static AmoStatus set_arch(const char *name);
 
 /* Detection, then AMO_ARCH, once; an API call made afterwards overrides the
  * environment (and clears its error). */
@@ -77,7 +77,7 @@ static void init_once(void)
 {
     g_detected = detect();
     const char *env = getenv("AMO_ARCH");
-    g_env_status = env && *env ? set_arch(env) : KN_OK;
+    g_env_status = env && *env ? set_arch(env) : AMO_OK;
 }
 
 /* Safe from any thread: the first caller detects, the others wait. */
@@ -95,29 +95,29 @@ unsigned kn_cpu_flags(void)
     return g_detected & g_mask;
 }
 
-KnStatus kn_cpu_init_from_env(void)
+AmoStatus kn_cpu_init_from_env(void)
 {
     init();
     return g_env_status;
 }
 
-KnStatus kn_cpu_set_mask(unsigned mask)
+AmoStatus kn_cpu_set_mask(unsigned mask)
 {
     init();
     if (mask & ~KN_CPU_ALL)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     if (mask != KN_CPU_ALL && (mask & ~g_detected))
-        return KN_EUNSUPPORTED;
+        return AMO_EUNSUPPORTED;
     /* each x86 level builds on the one below (the kernel tables climb that
      * ladder): AMX needs AVX512_BF16, which needs AVX-512, which needs AVX2 */
     if (mask != KN_CPU_ALL &&
         (((mask & KN_CPU_AMX) && !(mask & KN_CPU_AVX512BF16)) ||
          ((mask & KN_CPU_AVX512BF16) && !(mask & KN_CPU_AVX512)) ||
          ((mask & KN_CPU_AVX512) && !(mask & KN_CPU_AVX2))))
-        return KN_EINVAL;
+        return AMO_EINVAL;
     g_mask = mask;
-    g_env_status = KN_OK;
-    return KN_OK;
+    g_env_status = AMO_OK;
+    return AMO_OK;
 }
 
 static const struct {
@@ -132,27 +132,27 @@ static const struct {
     { "neon", KN_CPU_NEON, KN_CPU_NEON },
 };
 
-static KnStatus set_arch(const char *name)
+static AmoStatus set_arch(const char *name)
 {
     if (!name)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
         if (strcmp(name, levels[i].name))
             continue;
         if ((g_detected & levels[i].needs) != levels[i].needs)
-            return KN_EUNSUPPORTED;
+            return AMO_EUNSUPPORTED;
         g_mask = levels[i].mask;
-        return KN_OK;
+        return AMO_OK;
     }
-    return KN_EINVAL;
+    return AMO_EINVAL;
 }
 
-KnStatus kn_cpu_set_arch(const char *name)
+AmoStatus kn_cpu_set_arch(const char *name)
 {
     init();
-    const KnStatus st = set_arch(name);
-    if (st == KN_OK)
-        g_env_status = KN_OK;
+    const AmoStatus st = set_arch(name);
+    if (st == AMO_OK)
+        g_env_status = AMO_OK;
     return st;
 }
 
@@ -163,19 +163,4 @@ const char *kn_cpu_level_name(unsigned flags)
     if (flags & KN_CPU_AVX2) return "avx2";
     if (flags & KN_CPU_NEON) return "neon";
     return "scalar";
-}
-
-const char *kn_status_str(KnStatus s)
-{
-    switch (s) {
-    case KN_OK: return "ok";
-    case KN_EINVAL: return "invalid argument";
-    case KN_EOVERLAP: return "buffers overlap";
-    case KN_EUNSUPPORTED: return "CPU level not supported by this CPU";
-    case KN_ENONFINITE: return "non-finite value (NaN or Inf) in input";
-    case KN_ENOMEM: return "out of memory";
-    case KN_EIO: return "I/O error";
-    case KN_EFORMAT: return "bad file format";
-    }
-    return "unknown status";
 }

@@ -16,7 +16,7 @@ static pthread_mutex_t g_dsp_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const KnUpdateDSP *kn_update_dsp(void)
 {
-    if (kn_cpu_init_from_env() != KN_OK)
+    if (kn_cpu_init_from_env() != AMO_OK)
         return NULL;
     const unsigned flags = kn_cpu_flags();
     if (atomic_load_explicit(&g_dsp_flags, memory_order_acquire) == flags)
@@ -98,29 +98,29 @@ static int bounds_ok(float lo, float hi)
     return !isnan(lo) && !isnan(hi) && lo <= hi && lo != INFINITY && hi != -INFINITY;
 }
 
-static KnStatus check_amo(const KnAmoArgs *a)
+static AmoStatus check_amo(const KnAmoArgs *a)
 {
     if (!a)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     const float s[] = { a->lr, a->beta, a->gamma, a->eps, a->v_scale,
                         a->grad_scale, a->l2, a->decay };
-    return finite_all(s, 8) && bounds_ok(a->lo, a->hi) ? KN_OK : KN_EINVAL;
+    return finite_all(s, 8) && bounds_ok(a->lo, a->hi) ? AMO_OK : AMO_EINVAL;
 }
 
-static KnStatus check_sgd(const KnSgdArgs *a)
+static AmoStatus check_sgd(const KnSgdArgs *a)
 {
     if (!a)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     const float s[] = { a->lr, a->momentum, a->dampening, a->grad_scale, a->l2, a->decay };
-    return finite_all(s, 6) && bounds_ok(a->lo, a->hi) ? KN_OK : KN_EINVAL;
+    return finite_all(s, 6) && bounds_ok(a->lo, a->hi) ? AMO_OK : AMO_EINVAL;
 }
 
-static KnStatus check_rmsprop(const KnRmspropArgs *a)
+static AmoStatus check_rmsprop(const KnRmspropArgs *a)
 {
     if (!a)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     const float s[] = { a->lr, a->alpha, a->eps, a->momentum, a->grad_scale, a->l2, a->decay };
-    return finite_all(s, 7) && bounds_ok(a->lo, a->hi) ? KN_OK : KN_EINVAL;
+    return finite_all(s, 7) && bounds_ok(a->lo, a->hi) ? AMO_OK : AMO_EINVAL;
 }
 
 /* ---- threading ---------------------------------------------------------- */
@@ -157,42 +157,42 @@ static size_t chunk_len(size_t n, int nthreads)
 
 /* ---- entry points ------------------------------------------------------- */
 
-KnStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
+AmoStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
                        const KnAmoArgs *a, int nthreads)
 {
     if (n == 0)
-        return KN_OK;
+        return AMO_OK;
     if (!theta || !m || !v || !g)
-        return KN_EINVAL;
-    KnStatus st = check_amo(a);
-    if (st != KN_OK)
+        return AMO_EINVAL;
+    AmoStatus st = check_amo(a);
+    if (st != AMO_OK)
         return st;
     const size_t b = n * sizeof(float);
     const Span s[] = { { theta, b }, { m, b }, { v, b }, { g, b } };
     if (overlaps(s, 4))
-        return KN_EOVERLAP;
+        return AMO_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
         return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     FOR_CHUNKS(n, nthreads, d->amo(theta + off, m + off, v + off, g + off, cnt, a));
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
+AmoStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
                             size_t n, const KnAmoArgs *a, const KnBf16Round *r,
                             int nthreads)
 {
     if (n == 0)
-        return KN_OK;
+        return AMO_OK;
     if (!theta || !m || !v || !g || !r)
-        return KN_EINVAL;
-    KnStatus st = check_amo(a);
-    if (st != KN_OK)
+        return AMO_EINVAL;
+    AmoStatus st = check_amo(a);
+    if (st != AMO_OK)
         return st;
     const size_t b = n * sizeof(float), h = n * sizeof(uint16_t);
     const Span s[] = { { theta, b }, { m, h }, { v, h }, { g, b } };
     if (overlaps(s, 4))
-        return KN_EOVERLAP;
+        return AMO_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
         return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
@@ -201,64 +201,64 @@ KnStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float 
     const int nearest = r->nearest != 0;
     FOR_CHUNKS(n, nthreads, d->amo_bf16(theta + off, m + off, v + off, g + off, cnt, a,
                                         key, i0 + off, nearest));
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
+AmoStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
                        const KnSgdArgs *a, int nthreads)
 {
     if (n == 0)
-        return KN_OK;
-    KnStatus st = check_sgd(a);
-    if (st != KN_OK)
+        return AMO_OK;
+    AmoStatus st = check_sgd(a);
+    if (st != AMO_OK)
         return st;
     if (!theta || !g || (a->momentum != 0.0f && !buf))
-        return KN_EINVAL;
+        return AMO_EINVAL;
     const size_t b = n * sizeof(float);
     const Span s[] = { { theta, b }, { g, b }, { a->momentum != 0.0f ? buf : NULL, b } };
     if (overlaps(s, 3))
-        return KN_EOVERLAP;
+        return AMO_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
         return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     float *bb = a->momentum != 0.0f ? buf : NULL;
     FOR_CHUNKS(n, nthreads, d->sgd(theta + off, bb ? bb + off : NULL, g + off, cnt, a));
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, size_t n,
+AmoStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, size_t n,
                            const KnRmspropArgs *a, int nthreads)
 {
     if (n == 0)
-        return KN_OK;
-    KnStatus st = check_rmsprop(a);
-    if (st != KN_OK)
+        return AMO_OK;
+    AmoStatus st = check_rmsprop(a);
+    if (st != AMO_OK)
         return st;
     const int mom = a->momentum > 0.0f;
     if (!theta || !v || !g || (mom && !buf))
-        return KN_EINVAL;
+        return AMO_EINVAL;
     const size_t b = n * sizeof(float);
     const Span s[] = { { theta, b }, { v, b }, { g, b }, { mom ? buf : NULL, b } };
     if (overlaps(s, 4))
-        return KN_EOVERLAP;
+        return AMO_EOVERLAP;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
         return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
     float *bb = mom ? buf : NULL;
     FOR_CHUNKS(n, nthreads, d->rmsprop(theta + off, v + off, bb ? bb + off : NULL, g + off,
                                        cnt, a));
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out)
+AmoStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out)
 {
     if (!out)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     *out = 0.0;
     if (n == 0)
-        return KN_OK;
+        return AMO_OK;
     if (!x)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
         return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
@@ -274,7 +274,7 @@ KnStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out)
         double stackbuf[256];
         double *part = nc <= 256 ? stackbuf : malloc(nc * sizeof(double));
         if (!part)
-            return KN_ENOMEM;
+            return AMO_ENOMEM;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
         for (long c = 0; c < (long)nc; c++) {
             const size_t off = (size_t)c * KN_SUMSQ_CHUNK;
@@ -286,7 +286,7 @@ KnStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out)
             free(part);
     }
     *out = total;
-    return isfinite(total) ? KN_OK : KN_ENONFINITE;
+    return isfinite(total) ? AMO_OK : AMO_ENONFINITE;
 }
 
 /* ---- defaults ------------------------------------------------------------ */

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "kernels/bf16.h"
-#include "kernels/status.h"
+#include "common/status.h"
 
 /* AMO (paper, section 3, Algorithm 1), per element:
  *     g     = grad_scale * g + l2 * theta       (l2: coupled weight decay)
@@ -89,28 +89,28 @@ typedef struct KnRmspropArgs {
 /* The public entry points.  They check their arguments, then run the kernel
  * chosen for the current CPU flags over nthreads contiguous chunks (OpenMP;
  * nthreads <= 1 runs on the calling thread).
- *   - n == 0 is a no-op and returns KN_OK, whatever the pointers.
- *   - A NULL buffer that the call needs, with n > 0: KN_EINVAL.
- *   - Overlapping buffers: KN_EOVERLAP (in place means theta, m and v are
+ *   - n == 0 is a no-op and returns AMO_OK, whatever the pointers.
+ *   - A NULL buffer that the call needs, with n > 0: AMO_EINVAL.
+ *   - Overlapping buffers: AMO_EOVERLAP (in place means theta, m and v are
  *     each updated in place; no two of them and g may share memory).
- *   - A non-finite scalar (lr, beta, ..., NaN bounds, lo > hi): KN_EINVAL.
- *   - A bad AMO_ARCH: its status (KN_EINVAL unknown name, KN_EUNSUPPORTED
+ *   - A non-finite scalar (lr, beta, ..., NaN bounds, lo > hi): AMO_EINVAL.
+ *   - A bad AMO_ARCH: its status (AMO_EINVAL unknown name, AMO_EUNSUPPORTED
  *     a level the CPU lacks), until kn_cpu_set_arch() overrides it.
  * Nothing is written when an error is returned. */
-KnStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
+AmoStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
                        const KnAmoArgs *a, int nthreads);
-KnStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
+AmoStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
                             size_t n, const KnAmoArgs *a, const KnBf16Round *r,
                             int nthreads);
-KnStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
+AmoStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
                        const KnSgdArgs *a, int nthreads);
-KnStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, size_t n,
+AmoStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, size_t n,
                            const KnRmspropArgs *a, int nthreads);
 
 /* Sum of x[i]^2 in fp64 (order: see KN_SUMSQ_CHUNK).  Writes *out and
- * returns KN_ENONFINITE if any x[i] is NaN or Inf (then *out is NaN or Inf:
- * squares of floats cannot overflow a double sum), KN_OK otherwise. */
-KnStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out);
+ * returns AMO_ENONFINITE if any x[i] is NaN or Inf (then *out is NaN or Inf:
+ * squares of floats cannot overflow a double sum), AMO_OK otherwise. */
+AmoStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out);
 
 /* The kernel slots, and which level each one is using now. */
 typedef enum KnKernel {

@@ -13,10 +13,10 @@
 #define ZLIB_CONST /* next_in points into the file's bytes, which are only read */
 #include <zlib.h>
 
-#include "kernels/rng.h"
+#include "common/rng.h"
 #include "nn/data.h"
 
-static KnStatus fail(KnStatus st, char *err, size_t len, const char *fmt, ...)
+static AmoStatus fail(AmoStatus st, char *err, size_t len, const char *fmt, ...)
 {
     if (err && len) {
         va_list ap;
@@ -40,7 +40,7 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* ---- files -------------------------------------------------------------------- */
 
-static KnStatus not_regular(const char *path, mode_t mode, char *err, size_t len)
+static AmoStatus not_regular(const char *path, mode_t mode, char *err, size_t len)
 {
     const char *what = S_ISDIR(mode)    ? "a directory"
                        : S_ISFIFO(mode) ? "a FIFO"
@@ -48,49 +48,49 @@ static KnStatus not_regular(const char *path, mode_t mode, char *err, size_t len
                        : S_ISBLK(mode)  ? "a block device"
                        : S_ISSOCK(mode) ? "a socket"
                                         : "of an unknown kind";
-    return fail(KN_EIO, err, len, "%s: not a regular file (it is %s)", path, what);
+    return fail(AMO_EIO, err, len, "%s: not a regular file (it is %s)", path, what);
 }
 
 /* The whole regular file at path into *buf (the caller frees it).
  * O_NONBLOCK, because opening a FIFO that has no writer blocks for good
  * (gzopen hung there); fstat on the descriptor leaves no gap between the
  * check and the open. */
-static KnStatus load_file(const char *path, unsigned char **buf, size_t *n, char *err, size_t len)
+static AmoStatus load_file(const char *path, unsigned char **buf, size_t *n, char *err, size_t len)
 {
     *buf = NULL;
     *n = 0;
     const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return fail(KN_EIO, err, len, "%s: cannot open: %s", path, strerror(errno));
+        return fail(AMO_EIO, err, len, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    KnStatus st = KN_OK;
+    AmoStatus st = AMO_OK;
     if (fstat(fd, &sb) != 0)
-        st = fail(KN_EIO, err, len, "%s: cannot stat: %s", path, strerror(errno));
+        st = fail(AMO_EIO, err, len, "%s: cannot stat: %s", path, strerror(errno));
     else if (!S_ISREG(sb.st_mode))
         st = not_regular(path, sb.st_mode, err, len);
     else if ((uintmax_t)sb.st_size >= SIZE_MAX || !(*buf = malloc((size_t)sb.st_size + 1)))
-        st = fail(KN_ENOMEM, err, len, "%s: out of memory for its %lld bytes", path,
+        st = fail(AMO_ENOMEM, err, len, "%s: out of memory for its %lld bytes", path,
                   (long long)sb.st_size);
     size_t done = 0;
-    while (st == KN_OK && done < (size_t)sb.st_size) {
+    while (st == AMO_OK && done < (size_t)sb.st_size) {
         const ssize_t r = read(fd, *buf + done, min_size((size_t)sb.st_size - done, 1u << 30));
         if (r > 0)
             done += (size_t)r;
         else if (r < 0 && errno != EINTR)
-            st = fail(KN_EIO, err, len, "%s: read error at offset %zu: %s", path, done,
+            st = fail(AMO_EIO, err, len, "%s: read error at offset %zu: %s", path, done,
                       strerror(errno));
         else if (r == 0)
-            st = fail(KN_EIO, err, len, "%s: ends at offset %zu, not %lld: changed while read",
+            st = fail(AMO_EIO, err, len, "%s: ends at offset %zu, not %lld: changed while read",
                       path, done, (long long)sb.st_size);
     }
     close(fd);
-    if (st != KN_OK) {
+    if (st != AMO_OK) {
         free(*buf);
         *buf = NULL;
         return st;
     }
     *n = done;
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ---- decompressed bytes ----------------------------------------------------------- */
@@ -118,16 +118,16 @@ static uint32_t le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static KnStatus src_open(Src *s, const char *name, const void *buf, size_t len, char *err,
+static AmoStatus src_open(Src *s, const char *name, const void *buf, size_t len, char *err,
                          size_t errlen)
 {
     *s = (Src){ .name = name, .buf = buf, .len = len };
     s->gz = len >= 2 && s->buf[0] == 0x1f && s->buf[1] == 0x8b;
     if (s->gz && inflateInit2(&s->z, -MAX_WBITS) != Z_OK) {
         s->gz = 0;
-        return fail(KN_ENOMEM, err, errlen, "%s: out of memory for zlib", name);
+        return fail(AMO_ENOMEM, err, errlen, "%s: out of memory for zlib", name);
     }
-    return KN_OK;
+    return AMO_OK;
 }
 
 static void src_close(Src *s)
@@ -136,21 +136,21 @@ static void src_close(Src *s)
         inflateEnd(&s->z);
 }
 
-static KnStatus member_cut(const Src *s, char *err, size_t len)
+static AmoStatus member_cut(const Src *s, char *err, size_t len)
 {
-    return fail(KN_EFORMAT, err, len,
+    return fail(AMO_EFORMAT, err, len,
                 "%s: gzip member at compressed offset %zu: truncated at compressed offset %zu, "
                 "in its header",
                 s->name, s->pos, s->len);
 }
 
 /* The header of the member at s->pos (RFC 1952 section 2.3). */
-static KnStatus member_header(Src *s, char *err, size_t len)
+static AmoStatus member_header(Src *s, char *err, size_t len)
 {
     const unsigned char *p = s->buf + s->pos;
     const size_t left = s->len - s->pos;
     if (left < 2 || p[0] != 0x1f || p[1] != 0x8b)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: %zu bytes of trailing data at compressed offset %zu, after the gzip "
                     "stream (not a gzip member)",
                     s->name, left, s->pos);
@@ -158,12 +158,12 @@ static KnStatus member_header(Src *s, char *err, size_t len)
         return member_cut(s, err, len);
     const unsigned flg = p[3];
     if (p[2] != 8)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: compression method %u at "
                     "offset %zu (8, deflate, is the only one)",
                     s->name, s->pos, p[2], s->pos + 2);
     if (flg & 0xe0)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: reserved flags %#x at offset %zu",
                     s->name, s->pos, flg & 0xe0, s->pos + 3);
     size_t k = 10; /* ID1 ID2 CM FLG MTIME(4) XFL OS */
@@ -183,49 +183,49 @@ static KnStatus member_header(Src *s, char *err, size_t len)
     if (end > left)
         return member_cut(s, err, len);
     if ((flg & 2) && (crc32_z(0, p, k) & 0xffff) != (unsigned)(p[k] | p[k + 1] << 8))
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: header CRC mismatch at offset %zu",
                     s->name, s->pos, s->pos + k);
     if (inflateReset(&s->z) != Z_OK)
-        return fail(KN_EFORMAT, err, len, "%s: zlib could not restart", s->name);
+        return fail(AMO_EFORMAT, err, len, "%s: zlib could not restart", s->name);
     s->member = s->pos;
     s->pos += end;
     s->in_member = 1;
     s->crc = 0;
     s->member_out = 0;
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* The 8-byte trailer after a member's deflate data: CRC-32, then the
  * length mod 2^32 (ISIZE), both little-endian. */
-static KnStatus member_trailer(Src *s, char *err, size_t len)
+static AmoStatus member_trailer(Src *s, char *err, size_t len)
 {
     const size_t left = s->len - s->pos;
     const unsigned char *t = s->buf + s->pos;
     if (left < 8)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: truncated at compressed offset "
                     "%zu, in its 8-byte CRC-32 and length trailer (%zu of its bytes there)",
                     s->name, s->member, s->len, left);
     if (le32(t) != s->crc)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: CRC-32 mismatch: the trailer at "
                     "compressed offset %zu says %08x, the %zu bytes it decompresses to (from "
                     "offset %zu) have %08x",
                     s->name, s->member, s->pos, (unsigned)le32(t), s->member_out,
                     s->out - s->member_out, (unsigned)s->crc);
     if (le32(t + 4) != (uint32_t)s->member_out)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: length mismatch: the trailer at "
                     "compressed offset %zu says %u bytes (mod 2^32), %zu were decompressed",
                     s->name, s->member, s->pos + 4, (unsigned)le32(t + 4), s->member_out);
     s->pos += 8;
     s->in_member = 0;
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* One inflate call into dst[0..n); adds what it made to *done. */
-static KnStatus member_inflate(Src *s, unsigned char *dst, size_t n, size_t *done, char *err,
+static AmoStatus member_inflate(Src *s, unsigned char *dst, size_t n, size_t *done, char *err,
                               size_t len)
 {
     s->z.next_in = s->buf + s->pos;
@@ -242,15 +242,15 @@ static KnStatus member_inflate(Src *s, unsigned char *dst, size_t n, size_t *don
     if (r == Z_STREAM_END)
         return member_trailer(s, err, len);
     if (r == Z_OK)
-        return KN_OK;
+        return AMO_OK;
     if (r == Z_MEM_ERROR)
-        return fail(KN_ENOMEM, err, len, "%s: out of memory for zlib", s->name);
+        return fail(AMO_ENOMEM, err, len, "%s: out of memory for zlib", s->name);
     if (r == Z_BUF_ERROR && s->pos == s->len)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: truncated at compressed offset "
                     "%zu, in its deflate data (decompressed offset %zu)",
                     s->name, s->member, s->pos, s->out);
-    return fail(KN_EFORMAT, err, len,
+    return fail(AMO_EFORMAT, err, len,
                 "%s: gzip member at compressed offset %zu: corrupt deflate data before "
                 "compressed offset %zu (decompressed offset %zu): %s",
                 s->name, s->member, s->pos, s->out, s->z.msg ? s->z.msg : "zlib error");
@@ -258,18 +258,18 @@ static KnStatus member_inflate(Src *s, unsigned char *dst, size_t n, size_t *don
 
 /* Up to n decompressed bytes into dst; fewer (*got < n) only where the
  * data end, every member complete and checked. */
-static KnStatus src_pull(Src *s, unsigned char *dst, size_t n, size_t *got, char *err,
+static AmoStatus src_pull(Src *s, unsigned char *dst, size_t n, size_t *got, char *err,
                          size_t len)
 {
     size_t done = 0;
-    KnStatus st = KN_OK;
+    AmoStatus st = AMO_OK;
     if (!s->gz) {
         done = min_size(n, s->len - s->pos);
         memcpy(dst, s->buf + s->pos, done);
         s->pos += done;
         s->out += done;
     }
-    while (s->gz && st == KN_OK && done < n) {
+    while (s->gz && st == AMO_OK && done < n) {
         if (s->in_member)
             st = member_inflate(s, dst + done, n - done, &done, err, len);
         else if (s->pos < s->len)
@@ -281,18 +281,18 @@ static KnStatus src_pull(Src *s, unsigned char *dst, size_t n, size_t *got, char
     return st;
 }
 
-static KnStatus src_short(const Src *s, size_t end, size_t missing, char *err, size_t len)
+static AmoStatus src_short(const Src *s, size_t end, size_t missing, char *err, size_t len)
 {
-    return fail(KN_EFORMAT, err, len, "%s: truncated at offset %zu%s (%zu more bytes expected)",
+    return fail(AMO_EFORMAT, err, len, "%s: truncated at offset %zu%s (%zu more bytes expected)",
                 s->name, end, s->gz ? " of the decompressed data" : "", missing);
 }
 
 /* Exactly n bytes, or where the data end. */
-static KnStatus src_read(Src *s, void *dst, size_t n, char *err, size_t len)
+static AmoStatus src_read(Src *s, void *dst, size_t n, char *err, size_t len)
 {
     size_t got;
-    const KnStatus st = src_pull(s, dst, n, &got, err, len);
-    if (st == KN_OK && got < n)
+    const AmoStatus st = src_pull(s, dst, n, &got, err, len);
+    if (st == AMO_OK && got < n)
         return src_short(s, s->out, n - got, err, len);
     return st;
 }
@@ -301,30 +301,30 @@ static KnStatus src_read(Src *s, void *dst, size_t n, char *err, size_t len)
  * are allocated: a header that claims gigabytes in a small file is refused
  * without them.  Deflate expands at most 1032:1 (https://zlib.net/zlib_tech.html);
  * the + 1 covers a match that zlib has decoded but not yet written out. */
-static KnStatus src_can_hold(const Src *s, size_t n, char *err, size_t len)
+static AmoStatus src_can_hold(const Src *s, size_t n, char *err, size_t len)
 {
     const size_t left = s->len - s->pos;
     if (!s->gz && n > left)
         return src_short(s, s->len, n - left, err, len);
     if (s->gz && n / 1032 > left + 1)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: truncated: %zu bytes expected from offset %zu of the decompressed "
                     "data, and the %zu compressed bytes left hold at most %zu (deflate expands "
                     "at most 1032:1)",
                     s->name, n, s->out, left, (left + 1) * 1032);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* After the last item: more data is an error (a wrong or concatenated file
  * would pass otherwise), and so is a gzip stream that does not end whole. */
-static KnStatus src_end(Src *s, char *err, size_t len)
+static AmoStatus src_end(Src *s, char *err, size_t len)
 {
     unsigned char extra;
     size_t got;
     const size_t at = s->out;
-    const KnStatus st = src_pull(s, &extra, 1, &got, err, len);
-    if (st == KN_OK && got)
-        return fail(KN_EFORMAT, err, len,
+    const AmoStatus st = src_pull(s, &extra, 1, &got, err, len);
+    if (st == AMO_OK && got)
+        return fail(AMO_EFORMAT, err, len,
                     "%s: unexpected data after the last item at offset %zu%s", s->name, at,
                     s->gz ? " of the decompressed data" : "");
     return st;
@@ -341,103 +341,103 @@ static uint32_t be32(const unsigned char *p)
 }
 
 /* The magic and the ndim sizes that start an IDX file. */
-static KnStatus idx_header(Src *s, int ndim, uint32_t *dims, char *err, size_t len)
+static AmoStatus idx_header(Src *s, int ndim, uint32_t *dims, char *err, size_t len)
 {
     unsigned char h[16];
-    KnStatus st = src_read(s, h, 4, err, len);
-    if (st == KN_OK && (h[0] || h[1] || h[2] != 0x08 || h[3] != ndim))
-        return fail(KN_EFORMAT, err, len,
+    AmoStatus st = src_read(s, h, 4, err, len);
+    if (st == AMO_OK && (h[0] || h[1] || h[2] != 0x08 || h[3] != ndim))
+        return fail(AMO_EFORMAT, err, len,
                     "%s: bad magic %02x%02x%02x%02x at offset 0 (expected 000008%02x: IDX, "
                     "unsigned bytes, %d dimensions)",
                     s->name, h[0], h[1], h[2], h[3], ndim, ndim);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = src_read(s, h + 4, 4 * (size_t)ndim, err, len);
-    for (int i = 0; st == KN_OK && i < ndim; i++)
+    for (int i = 0; st == AMO_OK && i < ndim; i++)
         dims[i] = be32(h + 4 + 4 * i);
     return st;
 }
 
 /* The counts agree and the sizes are ones this loader takes. */
-static KnStatus idx_sizes(const char *images, const uint32_t *di, const char *labels,
+static AmoStatus idx_sizes(const char *images, const uint32_t *di, const char *labels,
                           uint32_t nlabels, char *err, size_t len)
 {
     if (di[0] != nlabels)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s has %u images and %s %u labels (the counts at offset 4 do not match)",
                     images, di[0], labels, nlabels);
     if (di[0] == 0)
-        return fail(KN_EFORMAT, err, len, "%s: 0 images at offset 4", images);
+        return fail(AMO_EFORMAT, err, len, "%s: 0 images at offset 4", images);
     if (di[0] > IDX_MAX_N)
-        return fail(KN_EFORMAT, err, len, "%s: %u images at offset 4: more than the %u allowed",
+        return fail(AMO_EFORMAT, err, len, "%s: %u images at offset 4: more than the %u allowed",
                     images, di[0], IDX_MAX_N);
     if (di[1] == 0 || di[2] == 0 || di[1] > IDX_MAX_SIDE || di[2] > IDX_MAX_SIDE)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: %u x %u images at offset 8: each side must be in 1..%u", images, di[1],
                     di[2], IDX_MAX_SIDE);
     if ((uint64_t)di[0] * di[1] * di[2] > SIZE_MAX) /* 32-bit machines */
-        return fail(KN_EFORMAT, err, len, "%s: %u x %u x %u pixels at offset 4: more than %zu",
+        return fail(AMO_EFORMAT, err, len, "%s: %u x %u x %u pixels at offset 4: more than %zu",
                     images, di[0], di[1], di[2], (size_t)SIZE_MAX);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* Each stream is read to its end and checked before the labels are looked
  * at: a corrupt file is reported as corrupt, not by a symptom. */
-KnStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
+AmoStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
                          const char *labels, const void *lbuf, size_t llen, char *err,
                          size_t errlen)
 {
     memset(d, 0, sizeof(*d));
     Src si, sl;
     uint32_t di[3] = { 0 }, dl[1] = { 0 };
-    KnStatus st = src_open(&si, images, ibuf, ilen, err, errlen);
-    if (st != KN_OK)
+    AmoStatus st = src_open(&si, images, ibuf, ilen, err, errlen);
+    if (st != AMO_OK)
         return st;
     st = src_open(&sl, labels, lbuf, llen, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = idx_header(&si, 3, di, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = idx_header(&sl, 1, dl, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = idx_sizes(images, di, labels, dl[0], err, errlen);
     const size_t n = di[0], px = (size_t)di[1] * di[2];
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = src_can_hold(&si, n * px, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = src_can_hold(&sl, n, err, errlen);
-    if (st == KN_OK && (!(d->x = malloc(n * px)) || !(d->y = malloc(n))))
-        st = fail(KN_ENOMEM, err, errlen, "%s: out of memory for %zu images", images, n);
-    if (st == KN_OK)
+    if (st == AMO_OK && (!(d->x = malloc(n * px)) || !(d->y = malloc(n))))
+        st = fail(AMO_ENOMEM, err, errlen, "%s: out of memory for %zu images", images, n);
+    if (st == AMO_OK)
         st = src_read(&si, d->x, n * px, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = src_end(&si, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = src_read(&sl, d->y, n, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = src_end(&sl, err, errlen);
-    for (size_t i = 0; st == KN_OK && i < n; i++)
+    for (size_t i = 0; st == AMO_OK && i < n; i++)
         if (d->y[i] > 9)
-            st = fail(KN_EFORMAT, err, errlen, "%s: label %u at offset %zu is not in 0..9",
+            st = fail(AMO_EFORMAT, err, errlen, "%s: label %u at offset %zu is not in 0..9",
                       labels, d->y[i], 8 + i);
     src_close(&si);
     src_close(&sl);
-    if (st != KN_OK) {
+    if (st != AMO_OK) {
         nn_data_free(d);
         return st;
     }
     *d = (NnDataset){ (int)n, 1, (int)di[1], (int)di[2], 10, d->x, d->y };
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
+AmoStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
                      size_t errlen)
 {
     memset(d, 0, sizeof(*d));
     unsigned char *bi = NULL, *bl = NULL;
     size_t ni = 0, nl = 0;
-    KnStatus st = load_file(images, &bi, &ni, err, errlen);
-    if (st == KN_OK)
+    AmoStatus st = load_file(images, &bi, &ni, err, errlen);
+    if (st == AMO_OK)
         st = load_file(labels, &bl, &nl, err, errlen);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         st = nn_data_idx_mem(d, images, bi, ni, labels, bl, nl, err, errlen);
     free(bi);
     free(bl);
@@ -454,31 +454,31 @@ static void pick(char *out, size_t len, const char *dir, const char *name)
     snprintf(out, len, "%s/%s", dir, name);
 }
 
-KnStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char *err,
+AmoStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char *err,
                        size_t errlen)
 {
     char a[4096], b[4096];
     struct stat sb;
     pick(a, sizeof a, dir, "train-images-idx3-ubyte");
     if (stat(a, &sb) != 0)
-        return fail(KN_EIO, err, errlen,
+        return fail(AMO_EIO, err, errlen,
                     "no Fashion-MNIST/MNIST in %s (looked for train-images-idx3-ubyte[.gz]): "
                     "install the Debian package dataset-fashion-mnist, or name the directory",
                     dir);
     pick(b, sizeof b, dir, "train-labels-idx1-ubyte");
-    KnStatus st = nn_data_idx(train, a, b, err, errlen);
-    if (st != KN_OK)
+    AmoStatus st = nn_data_idx(train, a, b, err, errlen);
+    if (st != AMO_OK)
         return st;
     pick(a, sizeof a, dir, "t10k-images-idx3-ubyte");
     pick(b, sizeof b, dir, "t10k-labels-idx1-ubyte");
     st = nn_data_idx(test, a, b, err, errlen);
-    if (st == KN_OK && (test->h != train->h || test->w != train->w)) {
-        st = fail(KN_EFORMAT, err, errlen,
+    if (st == AMO_OK && (test->h != train->h || test->w != train->w)) {
+        st = fail(AMO_EFORMAT, err, errlen,
                   "%s: %d x %d images at offset 8, the training images are %d x %d", a,
                   test->h, test->w, train->h, train->w);
         nn_data_free(test);
     }
-    if (st != KN_OK)
+    if (st != AMO_OK)
         nn_data_free(train);
     return st;
 }
@@ -487,55 +487,55 @@ KnStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char 
 
 #define CIFAR_REC 3073
 
-static KnStatus cifar_size(const char *name, size_t size, char *err, size_t len)
+static AmoStatus cifar_size(const char *name, size_t size, char *err, size_t len)
 {
     if (size == 0 || size % CIFAR_REC)
-        return fail(KN_EFORMAT, err, len,
+        return fail(AMO_EFORMAT, err, len,
                     "%s: %zu bytes is not a whole number of %d-byte records "
                     "(truncated record at offset %zu)",
                     name, size, CIFAR_REC, size / CIFAR_REC * CIFAR_REC);
     if (size / CIFAR_REC > INT_MAX)
-        return fail(KN_EFORMAT, err, len, "%s: %zu records, more than %d", name,
+        return fail(AMO_EFORMAT, err, len, "%s: %zu records, more than %d", name,
                     size / CIFAR_REC, INT_MAX);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* The nrec records of buf into x (3072 pixels each) and y. */
-static KnStatus cifar_records(uint8_t *x, uint8_t *y, const char *name, const unsigned char *buf,
+static AmoStatus cifar_records(uint8_t *x, uint8_t *y, const char *name, const unsigned char *buf,
                               size_t nrec, char *err, size_t len)
 {
     for (size_t r = 0; r < nrec; r++) {
         const unsigned char *rec = buf + r * CIFAR_REC;
         if (rec[0] > 9)
-            return fail(KN_EFORMAT, err, len, "%s: label %u at offset %zu is not in 0..9", name,
+            return fail(AMO_EFORMAT, err, len, "%s: label %u at offset %zu is not in 0..9", name,
                         rec[0], r * CIFAR_REC);
         y[r] = rec[0];
         memcpy(x + r * 3072, rec + 1, 3072);
     }
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
+AmoStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
                            char *err, size_t errlen)
 {
     memset(d, 0, sizeof(*d));
-    KnStatus st = cifar_size(name, len, err, errlen);
-    if (st != KN_OK)
+    AmoStatus st = cifar_size(name, len, err, errlen);
+    if (st != AMO_OK)
         return st;
     const size_t n = len / CIFAR_REC;
     d->x = malloc(n * 3072);
     d->y = malloc(n);
     st = d->x && d->y ? cifar_records(d->x, d->y, name, buf, n, err, errlen)
-                      : fail(KN_ENOMEM, err, errlen, "%s: out of memory for %zu images", name, n);
-    if (st != KN_OK) {
+                      : fail(AMO_ENOMEM, err, errlen, "%s: out of memory for %zu images", name, n);
+    if (st != AMO_OK) {
         nn_data_free(d);
         return st;
     }
     *d = (NnDataset){ (int)n, 3, 32, 32, 10, d->x, d->y };
-    return KN_OK;
+    return AMO_OK;
 }
 
-static KnStatus cifar_files(NnDataset *d, const char *dir, const char *const *names, int count,
+static AmoStatus cifar_files(NnDataset *d, const char *dir, const char *const *names, int count,
                             char *err, size_t errlen)
 {
     memset(d, 0, sizeof(*d));
@@ -546,87 +546,87 @@ static KnStatus cifar_files(NnDataset *d, const char *dir, const char *const *na
     for (int i = 0; i < count; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         if (stat(path, &sb) != 0)
-            return fail(KN_EIO, err, errlen,
+            return fail(AMO_EIO, err, errlen,
                         "%s: missing (CIFAR-10 binary version: data_batch_1.bin .. "
                         "data_batch_5.bin and test_batch.bin)",
                         path);
         if (!S_ISREG(sb.st_mode))
             return not_regular(path, sb.st_mode, err, errlen);
-        const KnStatus st = cifar_size(path, (size_t)sb.st_size, err, errlen);
-        if (st != KN_OK)
+        const AmoStatus st = cifar_size(path, (size_t)sb.st_size, err, errlen);
+        if (st != AMO_OK)
             return st;
         sizes[i] = (size_t)sb.st_size / CIFAR_REC;
         total += sizes[i];
     }
     d->x = malloc(total * 3072);
     d->y = malloc(total);
-    KnStatus st = KN_OK;
+    AmoStatus st = AMO_OK;
     if (!d->x || !d->y)
-        st = fail(KN_ENOMEM, err, errlen, "out of memory for %zu CIFAR-10 images", total);
+        st = fail(AMO_ENOMEM, err, errlen, "out of memory for %zu CIFAR-10 images", total);
     size_t k = 0;
-    for (int i = 0; i < count && st == KN_OK; k += sizes[i++]) {
+    for (int i = 0; i < count && st == AMO_OK; k += sizes[i++]) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         unsigned char *buf;
         size_t len;
         st = load_file(path, &buf, &len, err, errlen);
-        if (st == KN_OK && len != sizes[i] * CIFAR_REC)
-            st = fail(KN_EIO, err, errlen, "%s: %zu bytes, not %zu: changed while read", path,
+        if (st == AMO_OK && len != sizes[i] * CIFAR_REC)
+            st = fail(AMO_EIO, err, errlen, "%s: %zu bytes, not %zu: changed while read", path,
                       len, sizes[i] * CIFAR_REC);
-        if (st == KN_OK)
+        if (st == AMO_OK)
             st = cifar_records(d->x + k * 3072, d->y + k, path, buf, sizes[i], err, errlen);
         free(buf);
     }
-    if (st != KN_OK) {
+    if (st != AMO_OK) {
         nn_data_free(d);
         return st;
     }
     *d = (NnDataset){ (int)total, 3, 32, 32, 10, d->x, d->y };
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_data_cifar10(NnDataset *train, NnDataset *test, const char *dir, char *err,
+AmoStatus nn_data_cifar10(NnDataset *train, NnDataset *test, const char *dir, char *err,
                          size_t errlen)
 {
     static const char *const tr[] = { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                                       "data_batch_4.bin", "data_batch_5.bin" };
     static const char *const te[] = { "test_batch.bin" };
-    KnStatus st = cifar_files(train, dir, tr, 5, err, errlen);
-    if (st != KN_OK)
+    AmoStatus st = cifar_files(train, dir, tr, 5, err, errlen);
+    if (st != AMO_OK)
         return st;
     st = cifar_files(test, dir, te, 1, err, errlen);
-    if (st != KN_OK)
+    if (st != AMO_OK)
         nn_data_free(train);
     return st;
 }
 
 /* ---- synthetic ---------------------------------------------------------------- */
 
-KnStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes, uint64_t seed)
+AmoStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes, uint64_t seed)
 {
     memset(d, 0, sizeof(*d));
     if (n < 1 || c < 1 || h < 1 || w < 1 || classes < 1 || classes > 256)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     const size_t px = (size_t)c * h * w;
     d->x = malloc((size_t)n * px);
     d->y = malloc((size_t)n);
     if (!d->x || !d->y) {
         nn_data_free(d);
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     }
-    KnRng r = kn_rng(seed);
+    AmoRng r = amo_rng(seed);
     for (int i = 0; i < n; i++) {
-        const int y = (int)kn_rng_below(&r, (uint64_t)classes);
+        const int y = (int)amo_rng_below(&r, (uint64_t)classes);
         d->y[i] = (uint8_t)y;
         /* class y brightens the rows r with r % classes == y */
         for (size_t j = 0; j < px; j++) {
             const int row = (int)(j / (size_t)w % (size_t)h);
             const int lit = row % classes == y;
-            const double v = 64.0 + (lit ? 96.0 : 0.0) + 32.0 * kn_rng_normal(&r);
+            const double v = 64.0 + (lit ? 96.0 : 0.0) + 32.0 * amo_rng_normal(&r);
             d->x[(size_t)i * px + j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
         }
     }
     *d = (NnDataset){ n, c, h, w, classes, d->x, d->y };
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ---- split and statistics --------------------------------------------------------- */
@@ -646,22 +646,22 @@ static int cmp_int(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static void shuffle(int *a, int n, KnRng *r)
+static void shuffle(int *a, int n, AmoRng *r)
 {
     for (int i = n - 1; i > 0; i--) {
-        const int j = (int)kn_rng_below(r, (uint64_t)i + 1);
+        const int j = (int)amo_rng_below(r, (uint64_t)i + 1);
         const int t = a[i];
         a[i] = a[j];
         a[j] = t;
     }
 }
 
-KnStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, char *err,
+AmoStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, char *err,
                        size_t errlen)
 {
     memset(s, 0, sizeof(*s));
     if (nval < 0 || nval >= d->n)
-        return fail(KN_EINVAL, err, errlen, "validation size %d: must be in [0, %d)", nval, d->n);
+        return fail(AMO_EINVAL, err, errlen, "validation size %d: must be in [0, %d)", nval, d->n);
     int *perm = malloc((size_t)d->n * sizeof(int));
     int *count = calloc((size_t)d->classes, sizeof(int));
     s->val = malloc((size_t)(nval ? nval : 1) * sizeof(int));
@@ -670,11 +670,11 @@ KnStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, 
         free(perm);
         free(count);
         nn_split_free(s);
-        return fail(KN_ENOMEM, err, errlen, "out of memory for the split");
+        return fail(AMO_ENOMEM, err, errlen, "out of memory for the split");
     }
     for (int i = 0; i < d->n; i++)
         perm[i] = i;
-    KnRng r = kn_rng(seed);
+    AmoRng r = amo_rng(seed);
     shuffle(perm, d->n, &r);
     /* quota per class: nval / classes, the remainder to the first classes */
     for (int i = 0; i < d->n; i++) {
@@ -694,11 +694,11 @@ KnStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, 
     if (s->nval != nval) {
         const int got = s->nval;
         nn_split_free(s);
-        return fail(KN_EINVAL, err, errlen,
+        return fail(AMO_EINVAL, err, errlen,
                     "validation size %d: the classes are too small for a stratified split "
                     "(got %d)", nval, got);
     }
-    return KN_OK;
+    return AMO_OK;
 }
 
 void nn_data_stats(const NnDataset *d, const int *idx, int n, float *mean, float *std)
@@ -727,12 +727,12 @@ void nn_data_stats(const NnDataset *d, const int *idx, int n, float *mean, float
 
 /* ---- batches ---------------------------------------------------------------- */
 
-KnStatus nn_batcher_init(NnBatcher *b, const NnDataset *d, const int *idx, int n, int batch,
+AmoStatus nn_batcher_init(NnBatcher *b, const NnDataset *d, const int *idx, int n, int batch,
                          uint64_t seed, const float *mean, const float *std)
 {
     memset(b, 0, sizeof(*b));
     if (!d || !idx || n < 1 || batch < 1 || d->c > 4)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     *b = (NnBatcher){ .d = d, .idx = idx, .n = n, .batch = batch, .shuffle = 1, .drop_last = 1,
                       .seed = seed };
     for (int c = 0; c < d->c; c++) {
@@ -741,9 +741,9 @@ KnStatus nn_batcher_init(NnBatcher *b, const NnDataset *d, const int *idx, int n
     }
     b->order = malloc((size_t)n * sizeof(int));
     if (!b->order)
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     nn_batcher_seek(b, 0, 0);
-    return KN_OK;
+    return AMO_OK;
 }
 
 void nn_batcher_free(NnBatcher *b)
@@ -759,7 +759,7 @@ void nn_batcher_seek(NnBatcher *b, uint64_t epoch, int pos)
     for (int i = 0; i < b->n; i++)
         b->order[i] = b->idx[i];
     if (b->shuffle) {
-        KnRng r = kn_rng(kn_mix64(b->seed) ^ kn_mix64(epoch + 1));
+        AmoRng r = amo_rng(amo_mix64(b->seed) ^ amo_mix64(epoch + 1));
         shuffle(b->order, b->n, &r);
     }
 }
@@ -789,7 +789,7 @@ int nn_batcher_next(NnBatcher *b, float *x, int *y)
         int dy = 0, dx = 0, flip = 0;
         if (b->pad > 0 || b->flip) {
             /* per position, from (seed, epoch, position): resumable */
-            const uint64_t u = kn_rng_at(kn_mix64(b->seed ^ 0x5bd1e995u) ^ b->epoch,
+            const uint64_t u = amo_rng_at(amo_mix64(b->seed ^ 0x5bd1e995u) ^ b->epoch,
                                          (uint64_t)(b->pos + i));
             if (b->pad > 0) {
                 dy = (int)(u % (uint64_t)(2 * b->pad + 1)) - b->pad;

@@ -8,14 +8,14 @@
  * CRC-32 or length, corrupt deflate data, trailing bytes) is named with its
  * compressed offset, the data inside it with their decompressed offset.
  * Only regular files are read: a FIFO, a directory or a device is refused
- * (KN_EIO) before anything waits on it. */
+ * (AMO_EIO) before anything waits on it. */
 #ifndef AMO_NN_DATA_H
 #define AMO_NN_DATA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/status.h"
+#include "common/status.h"
 
 #define NN_FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -27,26 +27,26 @@ typedef struct NnDataset {
 
 /* One IDX pair: images (magic 0x00000803, n x rows x cols) and labels
  * (0x00000801, n), each gzip-compressed (one or more members) or not. */
-KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
+AmoStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
                      size_t errlen);
 /* The same from the two files' bytes in memory (ibuf, lbuf: a fuzzer needs
  * no files); images and labels name them in messages. */
-KnStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
+AmoStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
                          const char *labels, const void *lbuf, size_t llen, char *err,
                          size_t errlen);
 /* Fashion-MNIST or MNIST from dir (train-images-idx3-ubyte[.gz], ...). */
-KnStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char *err,
+AmoStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char *err,
                        size_t errlen);
 /* CIFAR-10 binary version from dir: data_batch_1.bin .. data_batch_5.bin and
  * test_batch.bin, records of 1 label byte + 3072 pixel bytes (RGB planes). */
-KnStatus nn_data_cifar10(NnDataset *train, NnDataset *test, const char *dir, char *err,
+AmoStatus nn_data_cifar10(NnDataset *train, NnDataset *test, const char *dir, char *err,
                          size_t errlen);
 /* One batch file's bytes in memory, named name in messages. */
-KnStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
+AmoStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
                            char *err, size_t errlen);
 /* n examples of c x h x w in `classes` classes: noise plus a class-dependent
  * pattern, so a network can learn it. */
-KnStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes,
+AmoStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes,
                            uint64_t seed);
 void nn_data_free(NnDataset *d);
 
@@ -54,7 +54,7 @@ void nn_data_free(NnDataset *d);
  * remainder from the first classes), chosen by a seeded shuffle; the rest
  * train.  Index lists are sorted. */
 typedef struct NnSplit { int *train, *val; int ntrain, nval; } NnSplit;
-KnStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, char *err,
+AmoStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, char *err,
                        size_t errlen);
 void nn_split_free(NnSplit *s);
 
@@ -80,7 +80,7 @@ typedef struct NnBatcher {
     int *order;
 } NnBatcher;
 
-KnStatus nn_batcher_init(NnBatcher *b, const NnDataset *d, const int *idx, int n, int batch,
+AmoStatus nn_batcher_init(NnBatcher *b, const NnDataset *d, const int *idx, int n, int batch,
                          uint64_t seed, const float *mean, const float *std);
 void nn_batcher_free(NnBatcher *b);
 /* Moves to (epoch, pos), rebuilding that epoch's order. */

@@ -70,11 +70,11 @@ static dnnl_cpu_isa_t isa_capped(dnnl_cpu_isa_t want, const char *cap)
     return dnnl_cpu_isa_sse41;
 }
 
-KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
+AmoStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
 {
-    KnStatus s = kn_cpu_init_from_env();
-    if (s != KN_OK) {
-        snprintf(msg, msglen, "AMO_ARCH: %s", kn_status_str(s));
+    AmoStatus s = kn_cpu_init_from_env();
+    if (s != AMO_OK) {
+        snprintf(msg, msglen, "AMO_ARCH: %s", amo_status_str(s));
         return s;
     }
 #if defined(__x86_64__)
@@ -91,7 +91,7 @@ KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
                  "%s=%s: not an ISA oneDNN 2.6 knows (ALL, SSE41, AVX, AVX2, AVX2_VNNI, "
                  "AVX512_CORE, AVX512_CORE_VNNI, AVX512_CORE_BF16, AVX512_CORE_AMX)",
                  var, cap);
-        return KN_EINVAL;
+        return AMO_EINVAL;
     }
     if (!g_isa_fixed) {
         /* Fails if oneDNN was used before us in this process; then accept
@@ -103,7 +103,7 @@ KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
                      "earlier in this process and runs at %s",
                      dnnl_cpu_isa2str(want), kn_cpu_level_name(f),
                      dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa()));
-            return KN_EUNSUPPORTED;
+            return AMO_EUNSUPPORTED;
         }
         g_isa_fixed = 1;
         g_isa = want;
@@ -112,14 +112,14 @@ KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
                  "oneDNN ISA is fixed at %s for this process; level %s (%s) was "
                  "selected after the first network was created",
                  dnnl_cpu_isa2str(g_isa), kn_cpu_level_name(f), dnnl_cpu_isa2str(want));
-        return KN_EUNSUPPORTED;
+        return AMO_EUNSUPPORTED;
     }
 #endif
     if (isa_name) { /* "cpu_isa_avx512_core_bf16" -> "avx512_core_bf16" */
         const char *s_ = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
         *isa_name = strncmp(s_, "cpu_isa_", 8) ? s_ : s_ + 8;
     }
-    return KN_OK;
+    return AMO_OK;
 }
 
 int nn_isa_has_bf16(void)
@@ -130,7 +130,7 @@ int nn_isa_has_bf16(void)
 
 /* ------------------------------------------------------------- errors --- */
 
-KnStatus nn_fail(NnGraph *g, KnStatus s, const char *fmt, ...)
+AmoStatus nn_fail(NnGraph *g, AmoStatus s, const char *fmt, ...)
 {
     size_t n = 0;
     if (g->where[0])
@@ -144,13 +144,13 @@ KnStatus nn_fail(NnGraph *g, KnStatus s, const char *fmt, ...)
     return s;
 }
 
-KnStatus nn_fail_dnnl(NnGraph *g, dnnl_status_t s, const char *call)
+AmoStatus nn_fail_dnnl(NnGraph *g, dnnl_status_t s, const char *call)
 {
     const char *paren = strchr(call, '(');
     const int len = paren ? (int)(paren - call) : (int)strlen(call);
-    const KnStatus ks = s == dnnl_out_of_memory ? KN_ENOMEM
-                      : s == dnnl_unimplemented ? KN_EUNSUPPORTED
-                                                : KN_EINVAL;
+    const AmoStatus ks = s == dnnl_out_of_memory ? AMO_ENOMEM
+                      : s == dnnl_unimplemented ? AMO_EUNSUPPORTED
+                                                : AMO_EINVAL;
     return nn_fail(g, ks, "%.*s failed: oneDNN %s%s", len, call, dnnl_status2str(s),
                    s == dnnl_unimplemented ? " (no implementation for these shapes, "
                                              "types and ISA)" : "");
@@ -257,7 +257,7 @@ void nn_md_str(char *buf, size_t len, const dnnl_memory_desc_t *md)
 
 /* -------------------------------------------------------------- graph --- */
 
-KnStatus nn_graph_init(NnGraph *g, dnnl_data_type_t dt)
+AmoStatus nn_graph_init(NnGraph *g, dnnl_data_type_t dt)
 {
     memset(g, 0, sizeof *g);
     g->dt = dt;
@@ -265,7 +265,7 @@ KnStatus nn_graph_init(NnGraph *g, dnnl_data_type_t dt)
     NN_DNNL(g, dnnl_stream_create(&g->strm, g->eng, dnnl_stream_default_flags));
     NN_DNNL(g, dnnl_primitive_attr_create(&g->attr));
     NN_DNNL(g, dnnl_primitive_attr_set_scratchpad_mode(g->attr, dnnl_scratchpad_mode_user));
-    return KN_OK;
+    return AMO_OK;
 }
 
 void nn_graph_free(NnGraph *g)
@@ -297,38 +297,38 @@ void nn_graph_free(NnGraph *g)
     memset(g, 0, sizeof *g);
 }
 
-KnStatus nn_graph_pd(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
+AmoStatus nn_graph_pd(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
                      const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint)
 {
     if (GROW(g->pds, g->npds, g->dcap))
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     NN_DNNL(g, dnnl_primitive_desc_create(pd, op_desc, attr ? attr : g->attr, g->eng, hint));
     g->pds[g->npds++] = *pd;
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_graph_pd_fast(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
+AmoStatus nn_graph_pd_fast(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
                           const_dnnl_primitive_desc_t hint)
 {
     *pd = NULL;
     if (GROW(g->pds, g->npds, g->dcap))
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     dnnl_primitive_desc_t p;
     if (dnnl_primitive_desc_create(&p, op_desc, g->attr, g->eng, hint) != dnnl_success)
-        return KN_OK;
+        return AMO_OK;
     if (nn_pd_is_ref(p)) {
         dnnl_primitive_desc_destroy(p);
-        return KN_OK;
+        return AMO_OK;
     }
     g->pds[g->npds++] = *pd = p;
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_graph_layer(NnGraph *g, const char *name, const char *fmt, ...)
+AmoStatus nn_graph_layer(NnGraph *g, const char *name, const char *fmt, ...)
 {
     char *copy = nn_graph_alloc(g, strlen(name) + 1);
     if (!copy)
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     strcpy(copy, name);
     g->layer = copy;
     int n = snprintf(g->where, sizeof g->where, "%s (", name);
@@ -341,9 +341,9 @@ KnStatus nn_graph_layer(NnGraph *g, const char *name, const char *fmt, ...)
         strcat(g->where, ")");
     NnOpList *b = &g->pass[NN_PASS_BWD];
     if (GROW(b->group, b->ngroup, b->gcap))
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     b->group[b->ngroup++] = b->n;
-    return KN_OK;
+    return AMO_OK;
 }
 
 void nn_graph_layer_done(NnGraph *g, const char *op, const dnnl_memory_desc_t *dst)
@@ -388,11 +388,11 @@ size_t nn_graph_stats(NnGraph *g, size_t count)
     return off;
 }
 
-KnStatus nn_graph_mem(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+AmoStatus nn_graph_mem(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
                       int kind, size_t offset)
 {
     if (GROW(g->bufs, g->nbufs, g->bcap))
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     NN_DNNL(g, dnnl_memory_create(out, md, g->eng, DNNL_MEMORY_NONE));
     NnBuf *b = &g->bufs[g->nbufs];
     b->mem = *out;
@@ -400,10 +400,10 @@ KnStatus nn_graph_mem(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *
     b->kind = kind;
     b->offset = offset;
     b->root = g->nbufs++;
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_graph_act(NnGraph *g, NnAct *a, const dnnl_memory_desc_t *md)
+AmoStatus nn_graph_act(NnGraph *g, NnAct *a, const dnnl_memory_desc_t *md)
 {
     a->md = *md;
     NN_TRY(nn_graph_mem(g, &a->mem, md, NN_BUF_OWN, 0));
@@ -425,23 +425,23 @@ static int buf_root(const NnGraph *g, int i)
     return i;
 }
 
-KnStatus nn_graph_alias(NnGraph *g, dnnl_memory_t a, dnnl_memory_t b)
+AmoStatus nn_graph_alias(NnGraph *g, dnnl_memory_t a, dnnl_memory_t b)
 {
     const int ia = buf_find(g, a), ib = buf_find(g, b);
     if (ia < 0 || ib < 0 || g->bufs[ia].kind != g->bufs[ib].kind
         || (g->bufs[ia].kind != NN_BUF_OWN && g->bufs[ia].kind != NN_BUF_WORK))
-        return nn_fail(g, KN_EINVAL, "internal: alias of a memory the graph does not own");
+        return nn_fail(g, AMO_EINVAL, "internal: alias of a memory the graph does not own");
     g->bufs[buf_root(g, ib)].root = buf_root(g, ia);
-    return KN_OK;
+    return AMO_OK;
 }
 
-static KnStatus append(NnGraph *g, int pass, const NnOp *op)
+static AmoStatus append(NnGraph *g, int pass, const NnOp *op)
 {
     NnOpList *l = &g->pass[pass];
     if (GROW(l->v, l->n, l->cap))
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     l->v[l->n++] = *op;
-    return KN_OK;
+    return AMO_OK;
 }
 
 int nn_pd_is_ref(const_dnnl_primitive_desc_t pd)
@@ -451,14 +451,14 @@ int nn_pd_is_ref(const_dnnl_primitive_desc_t pd)
            && impl && !strncmp(impl, "ref", 3);
 }
 
-KnStatus nn_graph_prim(NnGraph *g, unsigned mask, const_dnnl_primitive_desc_t pd,
+AmoStatus nn_graph_prim(NnGraph *g, unsigned mask, const_dnnl_primitive_desc_t pd,
                        int nargs, const dnnl_exec_arg_t *args)
 {
     NnOp op = {0};
     if (nargs + 1 > (int)(sizeof op.args / sizeof op.args[0]))
-        return nn_fail(g, KN_EINVAL, "internal: too many primitive arguments");
+        return nn_fail(g, AMO_EINVAL, "internal: too many primitive arguments");
     if (GROW(g->prims, g->nprims, g->pcap))
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     NN_DNNL(g, dnnl_primitive_create(&op.prim, pd));
     g->prims[g->nprims++] = op.prim;
     g->ref_prims += nn_pd_is_ref(pd);
@@ -474,40 +474,40 @@ KnStatus nn_graph_prim(NnGraph *g, unsigned mask, const_dnnl_primitive_desc_t pd
     for (int p = 0; p < NN_PASS_COUNT; p++)
         if (mask & NN_IN(p))
             NN_TRY(append(g, p, &op));
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_graph_reorder(NnGraph *g, unsigned mask, dnnl_memory_t src,
+AmoStatus nn_graph_reorder(NnGraph *g, unsigned mask, dnnl_memory_t src,
                           const dnnl_memory_desc_t *src_md, dnnl_memory_t dst,
                           const dnnl_memory_desc_t *dst_md)
 {
     dnnl_primitive_desc_t pd;
     NN_DNNL(g, dnnl_reorder_primitive_desc_create(&pd, src_md, g->eng, dst_md, g->eng, g->attr));
     const dnnl_exec_arg_t args[] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-    const KnStatus s = nn_graph_prim(g, mask, pd, 2, args);
+    const AmoStatus s = nn_graph_prim(g, mask, pd, 2, args);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
 
-KnStatus nn_graph_step(NnGraph *g, unsigned mask, void (*fn)(void *), void *arg)
+AmoStatus nn_graph_step(NnGraph *g, unsigned mask, void (*fn)(void *), void *arg)
 {
     const NnOp op = {.fn = fn, .arg = arg, .layer = g->layer};
     for (int p = 0; p < NN_PASS_COUNT; p++)
         if (mask & NN_IN(p))
             NN_TRY(append(g, p, &op));
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_graph_finalize(NnGraph *g)
+AmoStatus nn_graph_finalize(NnGraph *g)
 {
     g->where[0] = 0;
     if (g->oom)
-        return nn_fail(g, KN_ENOMEM, "out of memory while building the graph");
+        return nn_fail(g, AMO_ENOMEM, "out of memory while building the graph");
     g->params = alloc_aligned(g, g->nparams * sizeof(float));
     g->grads = alloc_aligned(g, g->nparams * sizeof(float));
     g->stats = alloc_aligned(g, g->nstats * sizeof(float));
     if (!g->params || !g->grads || !g->stats)
-        return nn_fail(g, KN_ENOMEM, "out of memory for %zu parameters", g->nparams);
+        return nn_fail(g, AMO_ENOMEM, "out of memory for %zu parameters", g->nparams);
 
     size_t scratch = 0, tmp = 0;
     size_t *group = calloc((size_t)g->nbufs + 1, sizeof *group);
@@ -515,7 +515,7 @@ KnStatus nn_graph_finalize(NnGraph *g)
     if (!group || !base) {
         free(group);
         free(base);
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     }
     for (int i = 0; i < g->nbufs; i++) {
         const NnBuf *b = &g->bufs[i];
@@ -529,11 +529,11 @@ KnStatus nn_graph_finalize(NnGraph *g)
                 group[r] = b->size;
         }
     }
-    KnStatus s = KN_OK;
+    AmoStatus s = AMO_OK;
     void *scratch_buf = alloc_aligned(g, scratch), *tmp_buf = alloc_aligned(g, tmp);
     g->scratch_bytes = scratch;
     g->act_bytes = tmp;
-    for (int i = 0; i < g->nbufs && s == KN_OK; i++)
+    for (int i = 0; i < g->nbufs && s == AMO_OK; i++)
         if (group[i]) {
             base[i] = alloc_aligned(g, group[i]);
             if (g->bufs[i].kind == NN_BUF_WORK)
@@ -541,12 +541,12 @@ KnStatus nn_graph_finalize(NnGraph *g)
             else
                 g->act_bytes += group[i];
             if (!base[i])
-                s = nn_fail(g, KN_ENOMEM, "out of memory for activations (%zu bytes so far)",
+                s = nn_fail(g, AMO_ENOMEM, "out of memory for activations (%zu bytes so far)",
                             g->act_bytes);
         }
     if (!scratch_buf || !tmp_buf)
-        s = nn_fail(g, KN_ENOMEM, "out of memory for the scratchpad (%zu bytes)", scratch);
-    for (int i = 0; i < g->nbufs && s == KN_OK; i++) {
+        s = nn_fail(g, AMO_ENOMEM, "out of memory for the scratchpad (%zu bytes)", scratch);
+    for (int i = 0; i < g->nbufs && s == AMO_OK; i++) {
         const NnBuf *b = &g->bufs[i];
         void *h = b->kind == NN_BUF_OWN || b->kind == NN_BUF_WORK ? base[buf_root(g, i)]
                 : b->kind == NN_BUF_PARAMS  ? (void *)(g->params + b->offset)
@@ -560,11 +560,11 @@ KnStatus nn_graph_finalize(NnGraph *g)
     }
     free(group);
     free(base);
-    g->finalized = s == KN_OK;
+    g->finalized = s == AMO_OK;
     return s;
 }
 
-static KnStatus run_op(NnGraph *g, const NnOp *op)
+static AmoStatus run_op(NnGraph *g, const NnOp *op)
 {
     if (op->prim) {
         const dnnl_status_t st = dnnl_primitive_execute(op->prim, g->strm, op->nargs, op->args);
@@ -572,18 +572,18 @@ static KnStatus run_op(NnGraph *g, const NnOp *op)
             snprintf(g->where, sizeof g->where, "%s", op->layer ? op->layer : "?");
             return nn_fail_dnnl(g, st, "dnnl_primitive_execute");
         }
-        return KN_OK;
+        return AMO_OK;
     }
     NN_DNNL(g, dnnl_stream_wait(g->strm));
     op->fn(op->arg);
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_graph_run(NnGraph *g, int pass)
+AmoStatus nn_graph_run(NnGraph *g, int pass)
 {
     g->where[0] = 0;
     if (!g->finalized)
-        return nn_fail(g, KN_EINVAL, "internal: graph run before nn_graph_finalize");
+        return nn_fail(g, AMO_EINVAL, "internal: graph run before nn_graph_finalize");
     const NnOpList *l = &g->pass[pass];
     if (pass == NN_PASS_BWD) {
         for (int k = l->ngroup - 1; k >= 0; k--) {
@@ -596,12 +596,12 @@ KnStatus nn_graph_run(NnGraph *g, int pass)
             NN_TRY(run_op(g, &l->v[i]));
     }
     NN_DNNL(g, dnnl_stream_wait(g->strm));
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ------------------------------------------------- plain copies (tests) -- */
 
-static KnStatus act_copy(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md,
+static AmoStatus act_copy(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md,
                          float *plain, int to_plain)
 {
     long dims[DNNL_MAX_NDIMS];
@@ -630,15 +630,15 @@ static KnStatus act_copy(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *
         dnnl_primitive_desc_destroy(pd);
     if (pm)
         dnnl_memory_destroy(pm);
-    return st == dnnl_success ? KN_OK : nn_fail_dnnl(g, st, "reorder to or from plain fp32");
+    return st == dnnl_success ? AMO_OK : nn_fail_dnnl(g, st, "reorder to or from plain fp32");
 }
 
-KnStatus nn_act_read(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md, float *dst)
+AmoStatus nn_act_read(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md, float *dst)
 {
     return act_copy(g, m, md, dst, 1);
 }
 
-KnStatus nn_act_write(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md,
+AmoStatus nn_act_write(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md,
                       const float *src)
 {
     return act_copy(g, m, md, (float *)src, 0);

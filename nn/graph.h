@@ -31,7 +31,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "kernels/status.h"
+#include "common/status.h"
 
 enum { NN_PASS_SYNC, NN_PASS_TRAIN, NN_PASS_INFER, NN_PASS_BWD, NN_PASS_GRADS, NN_PASS_COUNT };
 #define NN_IN(p) (1u << (p))
@@ -163,8 +163,8 @@ typedef struct NnGraph {
 
 #define NN_TRY(expr)                                                         \
     do {                                                                     \
-        KnStatus ks_ = (expr);                                               \
-        if (ks_ != KN_OK)                                                    \
+        AmoStatus ks_ = (expr);                                               \
+        if (ks_ != AMO_OK)                                                    \
             return ks_;                                                      \
     } while (0)
 
@@ -172,41 +172,41 @@ typedef struct NnGraph {
  * it is called in the process: scalar -> sse41 (oneDNN's lowest), avx2 ->
  * avx2, avx512 -> avx512_core, avx512 + bf16 -> avx512_core_bf16, and
  * avx512 + AMX -> avx512_core_amx; lower where the user's ONEDNN_MAX_CPU_ISA
- * (or DNNL_MAX_CPU_ISA) says so (an unknown name is KN_EINVAL).  oneDNN
+ * (or DNNL_MAX_CPU_ISA) says so (an unknown name is AMO_EINVAL).  oneDNN
  * accepts this only before its first primitive, so a later call that would
- * need a different ISA fails with KN_EUNSUPPORTED.  isa_name receives the ISA
+ * need a different ISA fails with AMO_EUNSUPPORTED.  isa_name receives the ISA
  * oneDNN really dispatches to (dnnl_get_effective_cpu_isa). */
 /* AMX is in the ladder because oneDNN 2.6's bf16 convolutions without it ran
  * at half their fp32 speed (results/nn/README.md).  KN_CPU_AMX is a CPU
  * flag, not a kernel level: --arch avx512 keeps it, --arch avx2 drops it. */
-KnStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name);
+AmoStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name);
 
 /* Whether oneDNN, as capped, runs bf16 convolutions with jit kernels
  * (avx512_core or above; below that oneDNN 2.6 has reference code only). */
 int nn_isa_has_bf16(void);
 
 /* dt: dnnl_f32, or dnnl_bf16 for mixed precision (needs nn_isa_has_bf16()). */
-KnStatus nn_graph_init(NnGraph *g, dnnl_data_type_t dt);
+AmoStatus nn_graph_init(NnGraph *g, dnnl_data_type_t dt);
 void nn_graph_free(NnGraph *g);
 
 /* Allocates storage and binds every memory object.  Call once, after the
  * last builder and before any pass. */
-KnStatus nn_graph_finalize(NnGraph *g);
+AmoStatus nn_graph_finalize(NnGraph *g);
 
 /* Runs one pass (NN_PASS_*) and waits for it. */
-KnStatus nn_graph_run(NnGraph *g, int pass);
+AmoStatus nn_graph_run(NnGraph *g, int pass);
 
 /* --- for layer builders (nn/layers.c) ----------------------------------- */
 
 /* Creates a primitive descriptor (attr NULL: the graph's user-scratchpad
  * attr) that lives as long as the graph. */
-KnStatus nn_graph_pd(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
+AmoStatus nn_graph_pd(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
                      const_dnnl_primitive_attr_t attr, const_dnnl_primitive_desc_t hint);
 
 /* Like nn_graph_pd with the graph's attr, but only if oneDNN has a
- * non-reference kernel for desc: otherwise *pd is NULL and the status KN_OK
+ * non-reference kernel for desc: otherwise *pd is NULL and the status AMO_OK
  * (the caller then tries other layouts). */
-KnStatus nn_graph_pd_fast(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
+AmoStatus nn_graph_pd_fast(NnGraph *g, dnnl_primitive_desc_t *pd, const void *op_desc,
                           const_dnnl_primitive_desc_t hint);
 
 /* Whether oneDNN picked a reference (slow, plain C++) implementation. */
@@ -214,19 +214,19 @@ int nn_pd_is_ref(const_dnnl_primitive_desc_t pd);
 
 /* Starts a layer: sets the name and shape used by error messages and opens
  * its group in the backward pass.  fmt describes the shape. */
-KnStatus nn_graph_layer(NnGraph *g, const char *name, const char *fmt, ...)
+AmoStatus nn_graph_layer(NnGraph *g, const char *name, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 void nn_graph_layer_done(NnGraph *g, const char *op, const dnnl_memory_desc_t *dst);
 
-KnStatus nn_fail(NnGraph *g, KnStatus s, const char *fmt, ...)
+AmoStatus nn_fail(NnGraph *g, AmoStatus s, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-KnStatus nn_fail_dnnl(NnGraph *g, dnnl_status_t s, const char *call);
+AmoStatus nn_fail_dnnl(NnGraph *g, dnnl_status_t s, const char *call);
 
 /* A trainable tensor of the current layer; returns its offset (floats). */
 size_t nn_graph_param(NnGraph *g, const char *suffix, NnParamKind kind, int ndims,
@@ -241,24 +241,24 @@ enum { NN_BUF_OWN, NN_BUF_WORK, NN_BUF_PARAMS, NN_BUF_GRADS, NN_BUF_STATS, NN_BU
  * (or its alias group's), NN_BUF_WORK too (a working copy of weights or
  * weight gradients, counted apart), PARAMS/GRADS/STATS point at offset (floats) in the
  * flat buffers, SCRATCH and TMP share one buffer each. */
-KnStatus nn_graph_mem(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+AmoStatus nn_graph_mem(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
                       int kind, size_t offset);
 /* An activation: mem and diff, both NN_BUF_OWN. */
-KnStatus nn_graph_act(NnGraph *g, NnAct *a, const dnnl_memory_desc_t *md);
+AmoStatus nn_graph_act(NnGraph *g, NnAct *a, const dnnl_memory_desc_t *md);
 /* b shares a's buffer (both NN_BUF_OWN or both NN_BUF_WORK; the group gets
  * the largest size). */
-KnStatus nn_graph_alias(NnGraph *g, dnnl_memory_t a, dnnl_memory_t b);
+AmoStatus nn_graph_alias(NnGraph *g, dnnl_memory_t a, dnnl_memory_t b);
 
 /* Creates the primitive for pd and appends it, with args and a scratchpad,
  * to every pass in mask (NN_IN(NN_PASS_x) | ...). */
-KnStatus nn_graph_prim(NnGraph *g, unsigned mask, const_dnnl_primitive_desc_t pd,
+AmoStatus nn_graph_prim(NnGraph *g, unsigned mask, const_dnnl_primitive_desc_t pd,
                        int nargs, const dnnl_exec_arg_t *args);
 /* Appends a reorder src -> dst. */
-KnStatus nn_graph_reorder(NnGraph *g, unsigned mask, dnnl_memory_t src,
+AmoStatus nn_graph_reorder(NnGraph *g, unsigned mask, dnnl_memory_t src,
                           const dnnl_memory_desc_t *src_md, dnnl_memory_t dst,
                           const dnnl_memory_desc_t *dst_md);
 /* Appends a C step (run after waiting for the stream). */
-KnStatus nn_graph_step(NnGraph *g, unsigned mask, void (*fn)(void *), void *arg);
+AmoStatus nn_graph_step(NnGraph *g, unsigned mask, void (*fn)(void *), void *arg);
 /* Zeroed memory that lives as long as the graph. */
 void *nn_graph_alloc(NnGraph *g, size_t bytes);
 
@@ -272,8 +272,8 @@ void nn_md_str(char *buf, size_t len, const dnnl_memory_desc_t *md);
 /* Copies an activation (which = mem or diff) to or from a plain fp32 NCHW
  * array.  For tests and for the network's input and logits; builds a reorder
  * each call. */
-KnStatus nn_act_read(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md, float *dst);
-KnStatus nn_act_write(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md,
+AmoStatus nn_act_read(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md, float *dst);
+AmoStatus nn_act_write(NnGraph *g, dnnl_memory_t m, const dnnl_memory_desc_t *md,
                       const float *src);
 
 #endif

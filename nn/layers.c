@@ -49,7 +49,7 @@ static void done(NnGraph *g, const char *op, const NnAct *dst)
  * tensor at params + off: the flat buffer itself when the layouts agree,
  * otherwise a copy that NN_PASS_SYNC refreshes (once per step, after the
  * optimizer; the cost is one read and one write of the tensor). */
-static KnStatus weights_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+static AmoStatus weights_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
                              size_t off, int ndims, const long *dims)
 {
     const dnnl_memory_desc_t plain = nn_md_plain(ndims, dims, dnnl_f32);
@@ -62,7 +62,7 @@ static KnStatus weights_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_d
 }
 
 /* Same for a gradient: NN_PASS_GRADS reorders it into grads + off. */
-static KnStatus grads_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+static AmoStatus grads_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
                            size_t off, int ndims, const long *dims)
 {
     const dnnl_memory_desc_t plain = nn_md_plain(ndims, dims, dnnl_f32);
@@ -76,12 +76,12 @@ static KnStatus grads_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_des
 
 /* m (layout md) as a backward primitive wants it (layout want): m itself, or
  * a copy the backward pass reorders into just before the primitive. */
-static KnStatus bwd_view(NnGraph *g, dnnl_memory_t *out, dnnl_memory_t m,
+static AmoStatus bwd_view(NnGraph *g, dnnl_memory_t *out, dnnl_memory_t m,
                          const dnnl_memory_desc_t *md, const dnnl_memory_desc_t *want)
 {
     *out = m;
     if (md_equal(md, want))
-        return KN_OK;
+        return AMO_OK;
     NN_TRY(nn_graph_mem(g, out, want, NN_BUF_OWN, 0));
     return nn_graph_reorder(g, NN_IN(NN_PASS_BWD), m, md, *out, want);
 }
@@ -89,24 +89,24 @@ static KnStatus bwd_view(NnGraph *g, dnnl_memory_t *out, dnnl_memory_t m,
 /* Backward: the gradient a primitive computed into a memory of layout md
  * reaches src->diff, overwritten or accumulated.  Returns the memory the
  * primitive should write (src->diff itself when that is possible). */
-static KnStatus diff_target(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
+static AmoStatus diff_target(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
                             const NnAct *src, int mode)
 {
     if (mode == NN_DIFF_WRITE && md_equal(md, &src->md)) {
         *out = src->diff;
-        return KN_OK;
+        return AMO_OK;
     }
     NN_TRY(nn_graph_mem(g, out, md, NN_BUF_TMP, 0));
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* Runs, in the current backward group after the primitive, what moves the
  * TMP gradient into src->diff. */
-static KnStatus diff_finish(NnGraph *g, dnnl_memory_t tmp, const dnnl_memory_desc_t *md,
+static AmoStatus diff_finish(NnGraph *g, dnnl_memory_t tmp, const dnnl_memory_desc_t *md,
                             const NnAct *src, int mode)
 {
     if (tmp == src->diff)
-        return KN_OK;
+        return AMO_OK;
     if (mode == NN_DIFF_WRITE)
         return nn_graph_reorder(g, NN_IN(NN_PASS_BWD), tmp, md, src->diff, &src->md);
     dnnl_binary_desc_t bd;
@@ -178,7 +178,7 @@ static dnnl_memory_desc_t md_strided2(long rows, long cols, long rs, long cs,
  * transposed view, and dW comes out ohwi (oihw itself for 1x1), which
  * NN_PASS_GRADS reorders into the flat buffer.  *used is 0 (and nothing is
  * appended) when src or dst is not NHWC or oneDNN has no fast matmul. */
-static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
+static AmoStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
                               const dnnl_memory_desc_t *csrc, const NnAct *dst, size_t off,
                               const long *sd, const long *wd, const long *dd, int k, int stride,
                               int pad)
@@ -186,7 +186,7 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
     *used = 0;
     const dnnl_memory_desc_t sx = md_nhwc(sd, g->dt), sy = md_nhwc(dd, g->dt);
     if (!md_equal(csrc, &sx) || !md_equal(&dst->md, &sy))
-        return KN_OK;
+        return AMO_OK;
     const long p = dd[0] * dd[2] * dd[3], oc = wd[0], kk = wd[1] * k * k;
     const dnnl_memory_desc_t amd = md_strided2(oc, p, 1, oc, g->dt),
                              bmd = md_strided2(p, kk, kk, 1, g->dt),
@@ -196,7 +196,7 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
     NN_DNNL(g, dnnl_matmul_desc_init(&mmd, &amd, &bmd, NULL, &cmd));
     NN_TRY(nn_graph_pd_fast(g, &pd, &mmd, NULL));
     if (!pd)
-        return KN_OK;
+        return AMO_OK;
 
     /* a 1x1/1 convolution's patches are its NHWC input itself: no im2col */
     const int col_is_x = k == 1 && stride == 1 && pad == 0;
@@ -222,7 +222,7 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
     if (!col_is_x) {
         Im2col *a = nn_graph_alloc(g, sizeof *a);
         if (!a)
-            return nn_fail(g, KN_ENOMEM, "out of memory");
+            return nn_fail(g, AMO_ENOMEM, "out of memory");
         *a = (Im2col){.x = xsrc, .col = col, .n = sd[0], .c = sd[1], .h = sd[2], .w = sd[3],
                       .oh = dd[2], .ow = dd[3], .k = k, .stride = stride, .pad = pad};
         NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_BWD), im2col_run, a));
@@ -232,7 +232,7 @@ static KnStatus conv_bww_gemm(NnGraph *g, int *used, dnnl_memory_t xsrc,
     NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), pd, 3, args));
     g->gemm_convs++;
     *used = 1;
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* NN_CONV_GEMM_AUTO: bf16 1x1 convolutions and outputs up to 14x14, where
@@ -272,7 +272,7 @@ static int pd_is_wino(const_dnnl_primitive_desc_t pd)
  * when oneDNN has a real kernel for that: with format_tag_any it picks plain
  * nchw for narrow inputs (C < 16), which costs a reorder every step and
  * leaves only reference kernels for the backward.  *pd NULL otherwise. */
-static KnStatus conv_fwd_pd(NnGraph *g, dnnl_primitive_desc_t *pd, dnnl_alg_kind_t alg,
+static AmoStatus conv_fwd_pd(NnGraph *g, dnnl_primitive_desc_t *pd, dnnl_alg_kind_t alg,
                             const NnAct *src, const dnnl_memory_desc_t *src_any,
                             const dnnl_memory_desc_t *w_any, const dnnl_memory_desc_t *dst_any,
                             const dnnl_dims_t strides, const dnnl_dims_t padding)
@@ -290,21 +290,21 @@ static KnStatus conv_fwd_pd(NnGraph *g, dnnl_primitive_desc_t *pd, dnnl_alg_kind
                                               NULL, dst_any, strides, padding, padding)
                == dnnl_success)
         NN_TRY(nn_graph_pd_fast(g, pd, &cd, NULL));
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ---------------------------------------------------------------- input -- */
 
-KnStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w)
+AmoStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w)
 {
     NN_TRY(nn_graph_layer(g, "input", "%ldx%ldx%ldx%ld", n, c, h, w));
     if (n < 1 || c < 1 || h < 1 || w < 1)
-        return nn_fail(g, KN_EINVAL, "batch, channels, height and width must all be >= 1");
+        return nn_fail(g, AMO_EINVAL, "batch, channels, height and width must all be >= 1");
     const long d[4] = {n, c, h, w};
     const dnnl_memory_desc_t md = nn_md_plain(4, d, dnnl_f32);
     NN_TRY(nn_graph_act(g, dst, &md));
     done(g, "input", dst);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* --------------------------------------------------------- convolution -- */
@@ -324,7 +324,7 @@ typedef struct Conv {
 } Conv;
 
 /* The forward pass: Winograd where wanted and oneDNN has it, else direct. */
-static KnStatus conv_forward(NnGraph *g, Conv *cv, NnAct *dst, const NnAct *src)
+static AmoStatus conv_forward(NnGraph *g, Conv *cv, NnAct *dst, const NnAct *src)
 {
     const long c = cv->sd[1], oc = cv->wd[0];
     dnnl_memory_desc_t src_any = nn_md_any(4, cv->sd, g->dt), w_any = nn_md_any(4, cv->wd, g->dt),
@@ -364,7 +364,7 @@ static KnStatus conv_forward(NnGraph *g, Conv *cv, NnAct *dst, const NnAct *src)
     NN_TRY(nn_graph_prim(g, NN_FWD, fwd, 3, fa));
     cv->npass = 1;
     cv->nwino = pd_is_wino(fwd);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* A backward pass's descriptor: in the forward's layouts and algorithm when
@@ -375,7 +375,7 @@ static KnStatus conv_forward(NnGraph *g, Conv *cv, NnAct *dst, const NnAct *src)
 typedef dnnl_status_t (*ConvBwdInit)(const Conv *cv, const NnAct *dst, dnnl_convolution_desc_t *cd,
                                      dnnl_alg_kind_t alg, int any, dnnl_data_type_t dt);
 
-static KnStatus conv_bwd_pd(NnGraph *g, const Conv *cv, const NnAct *dst, ConvBwdInit init,
+static AmoStatus conv_bwd_pd(NnGraph *g, const Conv *cv, const NnAct *dst, ConvBwdInit init,
                             dnnl_primitive_desc_t *pd)
 {
     const dnnl_alg_kind_t algs[2] = {cv->alg, dnnl_convolution_direct};
@@ -389,7 +389,7 @@ static KnStatus conv_bwd_pd(NnGraph *g, const Conv *cv, const NnAct *dst, ConvBw
         NN_DNNL(g, init(cv, dst, &cd, dnnl_convolution_direct, 1, g->dt));
         NN_TRY(nn_graph_pd(g, pd, &cd, NULL, cv->fwd));
     }
-    return KN_OK;
+    return AMO_OK;
 }
 
 static dnnl_status_t bww_init(const Conv *cv, const NnAct *dst, dnnl_convolution_desc_t *cd,
@@ -414,14 +414,14 @@ static dnnl_status_t bwd_init(const Conv *cv, const NnAct *dst, dnnl_convolution
 
 /* The weight gradient: im2col + matmul where wanted and possible, else a
  * oneDNN backward-weights primitive.  *gemm: 1 if the matmul took it. */
-static KnStatus conv_backward_weights(NnGraph *g, Conv *cv, const NnAct *dst, int *gemm)
+static AmoStatus conv_backward_weights(NnGraph *g, Conv *cv, const NnAct *dst, int *gemm)
 {
     *gemm = 0;
     if (conv_gemm_wanted(g, cv->k, cv->dd[2], cv->dd[3]))
         NN_TRY(conv_bww_gemm(g, gemm, cv->xsrc, cv->csrc, dst, cv->off, cv->sd, cv->wd, cv->dd,
                              cv->k, cv->stride, cv->pad));
     if (*gemm)
-        return KN_OK;
+        return AMO_OK;
     dnnl_primitive_desc_t bww;
     NN_TRY(conv_bwd_pd(g, cv, dst, bww_init, &bww));
     cv->npass++;
@@ -436,7 +436,7 @@ static KnStatus conv_backward_weights(NnGraph *g, Conv *cv, const NnAct *dst, in
 }
 
 /* The gradient of src, written or accumulated as diff_src says. */
-static KnStatus conv_backward_data(NnGraph *g, Conv *cv, const NnAct *dst, const NnAct *src,
+static AmoStatus conv_backward_data(NnGraph *g, Conv *cv, const NnAct *dst, const NnAct *src,
                                    int diff_src)
 {
     dnnl_primitive_desc_t bwd;
@@ -456,7 +456,7 @@ static KnStatus conv_backward_data(NnGraph *g, Conv *cv, const NnAct *dst, const
     return diff_finish(g, dsrc, dsmd, src, diff_src);
 }
 
-KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int oc,
+AmoStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int oc,
                  int k, int stride, int pad, int diff_src)
 {
     long n, c, h, w;
@@ -464,9 +464,9 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
     NN_TRY(nn_graph_layer(g, name, "conv %dx%d/%d pad %d, src %ldx%ldx%ldx%ld, %d out channels",
                           k, k, stride, pad, n, c, h, w, oc));
     if (oc < 1 || k < 1 || stride < 1 || pad < 0)
-        return nn_fail(g, KN_EINVAL, "out channels, kernel and stride must be >= 1, pad >= 0");
+        return nn_fail(g, AMO_EINVAL, "out channels, kernel and stride must be >= 1, pad >= 0");
     if (h + 2 * pad < k || w + 2 * pad < k)
-        return nn_fail(g, KN_EINVAL, "the %dx%d kernel is larger than the padded %ldx%ld "
+        return nn_fail(g, AMO_EINVAL, "the %dx%d kernel is larger than the padded %ldx%ld "
                        "input: the output would be smaller than 1x1", k, k, h + 2 * pad,
                        w + 2 * pad);
     const long oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
@@ -487,7 +487,7 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
     char op[80];
     snprintf(op, sizeof op, "conv %dx%d/%d%s%s", k, k, stride, how, gemm ? ", dW gemm" : "");
     done(g, op, dst);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ------------------------------------------------- batch normalization -- */
@@ -516,7 +516,7 @@ static void bn_update_running(void *arg)
     }
 }
 
-KnStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int relu)
+AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int relu)
 {
     long n, c, h, w;
     dims_of(src, &n, &c, &h, &w);
@@ -564,7 +564,7 @@ KnStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int r
     NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_TRAIN), ft, ws ? 7 : 6, ta));
     NnBnRun *run = nn_graph_alloc(g, sizeof *run);
     if (!run)
-        return nn_fail(g, KN_ENOMEM, "out of memory");
+        return nn_fail(g, AMO_ENOMEM, "out of memory");
     *run = (NnBnRun){.g = g, .off = os, .c = c, .mean = mean, .var = var,
                      .unbias = values > 1 ? (double)values / (double)(values - 1) : 1.0};
     NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_TRAIN), bn_update_running, run));
@@ -586,12 +586,12 @@ KnStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int r
         {DNNL_ARG_DIFF_SHIFT, dbeta},    {DNNL_ARG_WORKSPACE, ws}};
     NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bw, ws ? 10 : 9, ba));
     done(g, relu ? "bn+relu" : "bn", dst);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ---------------------------------------------------------------- relu -- */
 
-KnStatus nn_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src)
+AmoStatus nn_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src)
 {
     long n, c, h, w;
     dims_of(src, &n, &c, &h, &w);
@@ -611,12 +611,12 @@ KnStatus nn_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src)
         {DNNL_ARG_SRC, src->mem}, {DNNL_ARG_DIFF_DST, dst->diff}, {DNNL_ARG_DIFF_SRC, src->diff}};
     NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bwd, 3, ba));
     done(g, "relu", dst);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ------------------------------------------------------ residual add ---- */
 
-KnStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0,
+AmoStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0,
                      const NnAct *src1)
 {
     long n, c, h, w, n1, c1, h1, w1;
@@ -625,7 +625,7 @@ KnStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0
     NN_TRY(nn_graph_layer(g, name, "add+relu, src0 %ldx%ldx%ldx%ld, src1 %ldx%ldx%ldx%ld", n, c,
                           h, w, n1, c1, h1, w1));
     if (n != n1 || c != c1 || h != h1 || w != w1)
-        return nn_fail(g, KN_EINVAL, "the two inputs differ in shape");
+        return nn_fail(g, AMO_EINVAL, "the two inputs differ in shape");
     const long d[4] = {n, c, h, w};
     const dnnl_memory_desc_t dst_any = nn_md_any(4, d, g->dt);
     dnnl_post_ops_t po;
@@ -639,7 +639,7 @@ KnStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0
     dnnl_eltwise_desc_t ed;
     dnnl_primitive_desc_t fwd, hint, bwd;
     NN_DNNL(g, dnnl_binary_desc_init(&bd, dnnl_binary_add, &src0->md, &src1->md, &dst_any));
-    const KnStatus s = nn_graph_pd(g, &fwd, &bd, attr, NULL);
+    const AmoStatus s = nn_graph_pd(g, &fwd, &bd, attr, NULL);
     dnnl_primitive_attr_destroy(attr);
     NN_TRY(s);
     NN_TRY(nn_graph_act(g, dst, query(fwd, dnnl_query_dst_md)));
@@ -668,12 +668,12 @@ KnStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0
         NN_TRY(nn_graph_reorder(g, NN_IN(NN_PASS_BWD), dsum, &dst->md, src1->diff, &src1->md));
     }
     done(g, "add+relu", dst);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ------------------------------------------------------------- pooling -- */
 
-KnStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int max,
+AmoStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int max,
                  int kh, int kw, int stride, int pad, int diff_src)
 {
     long n, c, h, w;
@@ -681,9 +681,9 @@ KnStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
     NN_TRY(nn_graph_layer(g, name, "%s pool %dx%d/%d pad %d, src %ldx%ldx%ldx%ld",
                           max ? "max" : "avg", kh, kw, stride, pad, n, c, h, w));
     if (kh < 1 || kw < 1 || stride < 1 || pad < 0 || pad >= kh || pad >= kw)
-        return nn_fail(g, KN_EINVAL, "kernel and stride must be >= 1, 0 <= pad < kernel");
+        return nn_fail(g, AMO_EINVAL, "kernel and stride must be >= 1, 0 <= pad < kernel");
     if (h + 2 * pad < kh || w + 2 * pad < kw)
-        return nn_fail(g, KN_EINVAL, "the %dx%d window is larger than the padded %ldx%ld "
+        return nn_fail(g, AMO_EINVAL, "the %dx%d window is larger than the padded %ldx%ld "
                        "input: the output would be smaller than 1x1", kh, kw, h + 2 * pad,
                        w + 2 * pad);
     const long oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
@@ -727,12 +727,12 @@ KnStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
     char op[48];
     snprintf(op, sizeof op, "%s pool %dx%d/%d", max ? "max" : "avg", kh, kw, stride);
     done(g, op, dst);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ----------------------------------------------------- fully connected -- */
 
-KnStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int k,
+AmoStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int k,
                int diff_src)
 {
     long n, c, h, w;
@@ -740,7 +740,7 @@ KnStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int k
     NN_TRY(nn_graph_layer(g, name, "fully connected, src %ldx%ldx%ldx%ld, %d outputs", n, c, h,
                           w, k));
     if (k < 1)
-        return nn_fail(g, KN_EINVAL, "the number of outputs must be >= 1");
+        return nn_fail(g, AMO_EINVAL, "the number of outputs must be >= 1");
     const long wd4[4] = {k, c, h, w}, wd2[2] = {k, c * h * w}, bd_[1] = {k}, dd[2] = {n, k};
     const size_t ow = nn_graph_param(g, "weight", NN_FC_WEIGHT, 2, wd2);
     const size_t ob = nn_graph_param(g, "bias", NN_FC_BIAS, 1, bd_);
@@ -791,5 +791,5 @@ KnStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int k
         NN_TRY(diff_finish(g, dsrc, dsmd, src, diff_src));
     }
     done(g, "fc", dst);
-    return KN_OK;
+    return AMO_OK;
 }

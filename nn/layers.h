@@ -24,11 +24,11 @@ enum { NN_DIFF_NONE, NN_DIFF_WRITE, NN_DIFF_ACCUM };
 #define NN_BN_MOMENTUM 0.1f
 
 /* An input tensor in plain fp32 NCHW (the caller writes it). */
-KnStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w);
+AmoStatus nn_input(NnGraph *g, NnAct *dst, long n, long c, long h, long w);
 
 /* dst = conv(src, w): w (oc, C, k, k) oihw in the flat buffer as
  * "<name>.weight", no bias, square kernel, stride and zero padding. */
-KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int oc,
+AmoStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int oc,
                  int k, int stride, int pad, int diff_src);
 
 /* dst = gamma * (src - mean) / sqrt(var + eps) + beta, then ReLU if relu.
@@ -36,25 +36,25 @@ KnStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int
  * mean (C) then var (C)) move by momentum 0.1 toward the batch mean and the
  * unbiased batch variance, as torch.nn.BatchNorm2d does.  Inference: the
  * running statistics.  gamma, beta: "<name>.weight", "<name>.bias". */
-KnStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int relu);
+AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int relu);
 
 /* dst = max(src, 0). */
-KnStatus nn_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src);
+AmoStatus nn_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src);
 
 /* dst = max(src0 + src1, 0): the end of a residual block.  Backward gives
  * both inputs the same gradient; when their layouts match, src1->diff
  * becomes the same buffer as src0->diff (no copy). */
-KnStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0,
+AmoStatus nn_add_relu(NnGraph *g, const char *name, NnAct *dst, const NnAct *src0,
                      const NnAct *src1);
 
 /* Max (max = 1) or average pooling, kernel kh x kw, stride, zero padding
  * (average excludes padding).  Global average pooling: kh = H, kw = W. */
-KnStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int max,
+AmoStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int max,
                  int kh, int kw, int stride, int pad, int diff_src);
 
 /* dst (N, K) = flatten(src) (N, C*H*W) . W^T + b, like torch.nn.Linear:
  * W (K, C*H*W) "<name>.weight", b (K) "<name>.bias". */
-KnStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int k,
+AmoStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int k,
                int diff_src);
 
 #endif

@@ -4,15 +4,15 @@
 
 #include "nn/loss.h"
 
-KnStatus nn_xent_smooth(double *loss, float *dlogits, const float *logits, const int *labels,
+AmoStatus nn_xent_smooth(double *loss, float *dlogits, const float *logits, const int *labels,
                         int batch, int classes, float smoothing)
 {
     if (!loss || !logits || !labels || batch < 1 || classes < 1 || !(smoothing >= 0.f)
         || !(smoothing <= 1.f))
-        return KN_EINVAL;
+        return AMO_EINVAL;
     for (int b = 0; b < batch; b++)
         if (labels[b] < 0 || labels[b] >= classes)
-            return KN_EINVAL;
+            return AMO_EINVAL;
     const double off = (double)smoothing / classes, on = 1.0 - smoothing + off;
     double total = 0;
     int finite = 1;
@@ -36,5 +36,5 @@ KnStatus nn_xent_smooth(double *loss, float *dlogits, const float *logits, const
                     (float)((exp(z[k] - lse) - (k == labels[b] ? on : off)) / batch);
     }
     *loss = total / batch;
-    return finite ? KN_OK : KN_ENONFINITE;
+    return finite ? AMO_OK : AMO_ENONFINITE;
 }

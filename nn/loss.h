@@ -9,12 +9,12 @@
 #ifndef AMO_NN_LOSS_H
 #define AMO_NN_LOSS_H
 
-#include "kernels/status.h"
+#include "common/status.h"
 
 /* logits, dlogits: (batch, classes) row-major; labels: (batch) in
  * [0, classes); smoothing in [0, 1].  dlogits may be NULL.  A NaN or Inf
- * logit gives KN_ENONFINITE (the outputs are still written). */
-KnStatus nn_xent_smooth(double *loss, float *dlogits, const float *logits, const int *labels,
+ * logit gives AMO_ENONFINITE (the outputs are still written). */
+AmoStatus nn_xent_smooth(double *loss, float *dlogits, const float *logits, const int *labels,
                         int batch, int classes, float smoothing);
 
 #endif

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "kernels/clock.h"
+#include "common/clock.h"
 #include "kernels/cpu.h"
-#include "kernels/rng.h"
+#include "common/rng.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/resnet.h"
@@ -28,7 +28,7 @@ struct NnResNet {
     NnTiming t;
 };
 
-static double now_ms(void) { return kn_now() * 1e3; }
+static double now_ms(void) { return amo_now() * 1e3; }
 
 int nn_resnet_channels(int c, double w)
 {
@@ -44,24 +44,24 @@ static const char *cat(char *buf, const char *prefix, const char *name)
     return buf;
 }
 
-static KnStatus shortcut(NnGraph *g, const char *p, NnAct *out, const NnAct **s,
+static AmoStatus shortcut(NnGraph *g, const char *p, NnAct *out, const NnAct **s,
                          const NnAct *x, int channels, int stride)
 {
     char n[48];
     NnAct a;
     *s = x;
     if (stride == 1 && (long)x->md.dims[1] == channels)
-        return KN_OK;
+        return AMO_OK;
     NN_TRY(nn_conv(g, cat(n, p, "downsample.0"), &a, x, channels, 1, stride, 0, NN_DIFF_WRITE));
     NN_TRY(nn_bn(g, cat(n, p, "downsample.1"), out, &a, 0));
     *s = out;
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* torchvision BasicBlock.  conv1 is x's second consumer in backward order
  * (the shortcut, built later, runs first), so it accumulates into x's
  * gradient. */
-static KnStatus basic_block(NnGraph *g, const char *p, NnAct *out, const NnAct *x, int planes,
+static AmoStatus basic_block(NnGraph *g, const char *p, NnAct *out, const NnAct *x, int planes,
                             int stride)
 {
     char n[48];
@@ -76,7 +76,7 @@ static KnStatus basic_block(NnGraph *g, const char *p, NnAct *out, const NnAct *
 }
 
 /* torchvision Bottleneck (ResNet v1.5: stride on the 3x3), expansion 4. */
-static KnStatus bottleneck(NnGraph *g, const char *p, NnAct *out, const NnAct *x, int planes,
+static AmoStatus bottleneck(NnGraph *g, const char *p, NnAct *out, const NnAct *x, int planes,
                            int stride)
 {
     char n[48];
@@ -92,7 +92,7 @@ static KnStatus bottleneck(NnGraph *g, const char *p, NnAct *out, const NnAct *x
     return nn_add_relu(g, cat(n, p, "add"), out, &b3, s);
 }
 
-static KnStatus build(NnResNet *net)
+static AmoStatus build(NnResNet *net)
 {
     NnGraph *g = &net->g;
     const NnResNetConfig *c = &net->cfg;
@@ -134,7 +134,7 @@ static KnStatus build(NnResNet *net)
     NN_TRY(nn_graph_reorder(g, NN_FWD, fc.mem, &fc.md, net->logits_mem, &lmd));
     NN_TRY(nn_graph_reorder(g, NN_IN(NN_PASS_BWD), net->dlogits_mem, &lmd, fc.diff, &fc.md));
     nn_graph_layer_done(g, "softmax xent", &lmd);
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* -------------------------------------------------------------- init ---- */
@@ -142,7 +142,7 @@ static KnStatus build(NnResNet *net)
 static void init_params(NnResNet *net)
 {
     NnGraph *g = &net->g;
-    KnRng s = kn_rng(net->cfg.seed); /* the project's one RNG */
+    AmoRng s = amo_rng(net->cfg.seed); /* the project's one RNG */
     size_t fc_fan_in = 1;
     for (int i = 0; i < g->ntensors; i++)
         if (g->tensors[i].kind == NN_FC_WEIGHT)
@@ -155,7 +155,7 @@ static void init_params(NnResNet *net)
         case NN_CONV_WEIGHT: { /* kaiming_normal_(mode="fan_out", nonlinearity="relu") */
             const double std = sqrt(2.0 / (double)(t->dims[0] * t->dims[2] * t->dims[3]));
             for (size_t j = 0; j < t->count; j++)
-                p[j] = (float)(std * kn_rng_normal(&s));
+                p[j] = (float)(std * amo_rng_normal(&s));
             break;
         }
         case NN_BN_GAMMA: /* running stats of this BN: mean 0, var 1 */
@@ -173,7 +173,7 @@ static void init_params(NnResNet *net)
         case NN_FC_BIAS: {
             const double bound = 1.0 / sqrt((double)fc_fan_in);
             for (size_t j = 0; j < t->count; j++)
-                p[j] = (float)(bound * (2.0 * kn_rng_uniform(&s) - 1.0));
+                p[j] = (float)(bound * (2.0 * amo_rng_uniform(&s) - 1.0));
             break;
         }
         }
@@ -182,7 +182,7 @@ static void init_params(NnResNet *net)
 
 /* ------------------------------------------------------------ public ---- */
 
-static KnStatus check_config(const NnResNetConfig *c, char *msg, size_t len)
+static AmoStatus check_config(const NnResNetConfig *c, char *msg, size_t len)
 {
     if (c->depth != 18 && c->depth != 34 && c->depth != 50)
         snprintf(msg, len, "depth %d: must be 18, 34 or 50", c->depth);
@@ -206,48 +206,48 @@ static KnStatus check_config(const NnResNetConfig *c, char *msg, size_t len)
         snprintf(msg, len, "input %dx%dx%dx%d (batch x channels x height x width): every size "
                  "must be >= 1", c->batch, c->in_ch, c->h, c->w);
     else
-        return KN_OK;
-    return KN_EINVAL;
+        return AMO_OK;
+    return AMO_EINVAL;
 }
 
-KnStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, size_t errlen)
+AmoStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, size_t errlen)
 {
     char msg[512] = "";
-    KnStatus s = KN_OK;
+    AmoStatus s = AMO_OK;
     NnResNet *net = NULL;
     const char *isa = NULL;
     if (!out || !cfg) {
         snprintf(msg, sizeof msg, "nn_resnet_create: NULL argument");
-        s = KN_EINVAL;
+        s = AMO_EINVAL;
     }
-    if (s == KN_OK)
+    if (s == AMO_OK)
         s = check_config(cfg, msg, sizeof msg);
-    if (s == KN_OK)
+    if (s == AMO_OK)
         s = nn_isa_init(msg, sizeof msg, &isa);
-    if (s == KN_OK && cfg->bf16 && !nn_isa_has_bf16()) {
+    if (s == AMO_OK && cfg->bf16 && !nn_isa_has_bf16()) {
         snprintf(msg, sizeof msg, "bf16 needs oneDNN at avx512_core or above (avx512_core_bf16 "
                  "or avx512_core_amx to be fast); it runs at %s (kernel level %s)", isa,
                  kn_cpu_level_name(kn_cpu_flags()));
-        s = KN_EUNSUPPORTED;
+        s = AMO_EUNSUPPORTED;
     }
-    if (s == KN_OK && !(net = calloc(1, sizeof *net))) {
+    if (s == AMO_OK && !(net = calloc(1, sizeof *net))) {
         snprintf(msg, sizeof msg, "out of memory");
-        s = KN_ENOMEM;
+        s = AMO_ENOMEM;
     }
-    if (s == KN_OK) {
+    if (s == AMO_OK) {
         net->cfg = *cfg;
         net->isa = isa;
         s = nn_graph_init(&net->g, cfg->bf16 ? dnnl_bf16 : dnnl_f32);
         net->g.conv_gemm = cfg->conv_gemm;
         net->g.conv_algo = cfg->conv_algo;
-        if (s == KN_OK)
+        if (s == AMO_OK)
             s = build(net);
-        if (s == KN_OK)
+        if (s == AMO_OK)
             s = nn_graph_finalize(&net->g);
-        if (s != KN_OK)
+        if (s != AMO_OK)
             snprintf(msg, sizeof msg, "%s", net->g.msg);
     }
-    if (s == KN_OK) {
+    if (s == AMO_OK) {
         void *h = NULL;
         dnnl_memory_get_data_handle(net->input.mem, &h);
         net->x = h;
@@ -257,7 +257,7 @@ KnStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, 
         net->dlogits = h;
         init_params(net);
     }
-    if (s != KN_OK) {
+    if (s != AMO_OK) {
         if (err && errlen)
             snprintf(err, errlen, "%s", msg);
         nn_resnet_destroy(net);
@@ -276,14 +276,14 @@ void nn_resnet_destroy(NnResNet *net)
     free(net);
 }
 
-KnStatus nn_resnet_forward(NnResNet *net, const float *x, int train)
+AmoStatus nn_resnet_forward(NnResNet *net, const float *x, int train)
 {
     if (!net || !x)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     NnGraph *g = &net->g;
     net->state = NN_NONE;
     if (train && g->bn_min_values < 2)
-        return nn_fail(g, KN_EINVAL, "%s: training needs more than one value per channel "
+        return nn_fail(g, AMO_EINVAL, "%s: training needs more than one value per channel "
                        "(batch x height x width = %ld), as in PyTorch", g->bn_min_layer,
                        g->bn_min_values);
     const double t0 = now_ms();
@@ -296,41 +296,41 @@ KnStatus nn_resnet_forward(NnResNet *net, const float *x, int train)
     net->t.sync_ms = t1 - t0;
     net->t.forward_ms = t2 - t0;
     net->state = train ? NN_FWD_TRAIN : NN_FWD_INFER;
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus nn_resnet_loss(NnResNet *net, const int *labels, float smoothing, float *loss)
+AmoStatus nn_resnet_loss(NnResNet *net, const int *labels, float smoothing, float *loss)
 {
     if (!net || !labels || !loss)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     NnGraph *g = &net->g;
     if (net->state == NN_NONE)
-        return nn_fail(g, KN_EINVAL, "loss: no forward pass to take the logits from");
+        return nn_fail(g, AMO_EINVAL, "loss: no forward pass to take the logits from");
     const int B = net->cfg.batch, K = net->cfg.classes;
     for (int b = 0; b < B; b++)
         if (labels[b] < 0 || labels[b] >= K)
-            return nn_fail(g, KN_EINVAL, "loss: label %d of sample %d is outside [0, %d)",
+            return nn_fail(g, AMO_EINVAL, "loss: label %d of sample %d is outside [0, %d)",
                            labels[b], b, K);
     if (!(smoothing >= 0.f && smoothing <= 1.f))
-        return nn_fail(g, KN_EINVAL, "loss: label smoothing %g is outside [0, 1]",
+        return nn_fail(g, AMO_EINVAL, "loss: label smoothing %g is outside [0, 1]",
                        (double)smoothing);
     const double t0 = now_ms();
     double l = 0;
-    const KnStatus s = nn_xent_smooth(&l, net->dlogits, net->logits, labels, B, K, smoothing);
+    const AmoStatus s = nn_xent_smooth(&l, net->dlogits, net->logits, labels, B, K, smoothing);
     *loss = (float)l;
     net->t.loss_ms = now_ms() - t0;
-    if (s == KN_ENONFINITE)
+    if (s == AMO_ENONFINITE)
         return nn_fail(g, s, "loss: the logits hold a NaN or an Inf");
     return s;
 }
 
-KnStatus nn_resnet_backward(NnResNet *net)
+AmoStatus nn_resnet_backward(NnResNet *net)
 {
     if (!net)
-        return KN_EINVAL;
+        return AMO_EINVAL;
     NnGraph *g = &net->g;
     if (net->state != NN_FWD_TRAIN)
-        return nn_fail(g, KN_EINVAL, "backward needs a training forward (train = 1) first");
+        return nn_fail(g, AMO_EINVAL, "backward needs a training forward (train = 1) first");
     const double t0 = now_ms();
     NN_TRY(nn_graph_run(g, NN_PASS_BWD));
     const double t1 = now_ms();
@@ -338,7 +338,7 @@ KnStatus nn_resnet_backward(NnResNet *net)
     const double t2 = now_ms();
     net->t.grads_ms = t2 - t1;
     net->t.backward_ms = t2 - t0;
-    return KN_OK;
+    return AMO_OK;
 }
 
 const float *nn_resnet_logits(const NnResNet *net) { return net->logits; }

@@ -31,7 +31,7 @@
 
 #include <stddef.h>
 
-#include "kernels/status.h"
+#include "common/status.h"
 #include "nn/graph.h"
 
 typedef enum NnStem { NN_STEM_CIFAR, NN_STEM_IMAGENET } NnStem;
@@ -82,21 +82,21 @@ typedef struct NnResNetInfo {
  * (see nn_isa_init), creates every primitive, allocates every buffer and
  * initialises the parameters.  On failure *out is NULL and err (if not NULL)
  * names the layer and shape that failed. */
-KnStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, size_t errlen);
+AmoStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, size_t errlen);
 void nn_resnet_destroy(NnResNet *net);
 
 /* x: (batch, in_ch, h, w) fp32 NCHW.  train: batch statistics and running
  * averages updated (and backward possible afterwards); else the running
  * statistics.  The logits are then at nn_resnet_logits. */
-KnStatus nn_resnet_forward(NnResNet *net, const float *x, int train);
+AmoStatus nn_resnet_forward(NnResNet *net, const float *x, int train);
 
 /* Label-smoothed cross-entropy on the last logits (nn/loss.h); writes the
  * logits' gradient for nn_resnet_backward.  labels: (batch). */
-KnStatus nn_resnet_loss(NnResNet *net, const int *labels, float smoothing, float *loss);
+AmoStatus nn_resnet_loss(NnResNet *net, const int *labels, float smoothing, float *loss);
 
 /* Backward from nn_resnet_dlogits after a training forward: writes every
  * parameter's gradient (overwriting) into nn_resnet_grads. */
-KnStatus nn_resnet_backward(NnResNet *net);
+AmoStatus nn_resnet_backward(NnResNet *net);
 
 const float *nn_resnet_logits(const NnResNet *net);  /* (batch, classes)         */
 float *nn_resnet_dlogits(NnResNet *net);             /* (batch, classes)         */

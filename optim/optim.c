@@ -85,9 +85,9 @@ int opt_algo_parse(const char *name)
 
 static int in_unit(float x) { return isfinite(x) && x >= 0.0f && x < 1.0f; }
 
-static KnStatus check_config(const OptConfig *c, char *err, size_t len)
+static AmoStatus check_config(const OptConfig *c, char *err, size_t len)
 {
-#define BAD(...) do { set_err(err, len, __VA_ARGS__); return KN_EINVAL; } while (0)
+#define BAD(...) do { set_err(err, len, __VA_ARGS__); return AMO_EINVAL; } while (0)
     if ((unsigned)c->algo > OPT_RMSPROP)
         BAD("unknown algorithm %d", (int)c->algo);
     if (!isfinite(c->lr) || c->lr < 0.0f)
@@ -137,7 +137,7 @@ static KnStatus check_config(const OptConfig *c, char *err, size_t len)
         BAD("bf16 state is for amo and adam only, not %s", opt_algo_name(c->algo));
     if (c->threads < 0)
         BAD("threads %d: must be >= 0 (0: one per core)", c->threads);
-    return KN_OK;
+    return AMO_OK;
 #undef BAD
 }
 
@@ -206,7 +206,7 @@ static int spans_overlap(const float *a, size_t an, const float *b, size_t bn)
  * gradient: pieces are updated in parallel, so tied weights would race and
  * be updated twice (tie them by making them one tensor).  Gradients are only
  * read and may be shared.  O(count^2): run once, at creation. */
-static KnStatus check_cross_overlap(const OptTensor *t, int count, char *err, size_t len)
+static AmoStatus check_cross_overlap(const OptTensor *t, int count, char *err, size_t len)
 {
     for (int i = 0; i < count; i++)
         for (int j = 0; j < count; j++) {
@@ -214,48 +214,48 @@ static KnStatus check_cross_overlap(const OptTensor *t, int count, char *err, si
                 continue;
             if (i < j && spans_overlap(t[i].param, t[i].n, t[j].param, t[j].n)) {
                 set_err(err, len, "tensors %d and %d: parameters overlap", i, j);
-                return KN_EINVAL;
+                return AMO_EINVAL;
             }
             if (spans_overlap(t[i].param, t[i].n, t[j].grad, t[j].n)) {
                 set_err(err, len, "tensor %d param overlaps tensor %d grad", i, j);
-                return KN_EINVAL;
+                return AMO_EINVAL;
             }
         }
-    return KN_OK;
+    return AMO_OK;
 }
 
-KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
+AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
                     char *err, size_t errlen)
 {
     if (!out || !cfg || (count > 0 && !tensors) || count < 0) {
         set_err(err, errlen, "opt_create: NULL argument or negative tensor count");
-        return KN_EINVAL;
+        return AMO_EINVAL;
     }
     *out = NULL;
-    KnStatus st = check_config(cfg, err, errlen);
-    if (st != KN_OK)
+    AmoStatus st = check_config(cfg, err, errlen);
+    if (st != AMO_OK)
         return st;
     size_t total = 0, npieces = 0;
     for (int i = 0; i < count; i++) {
         const OptTensor *t = &tensors[i];
         if (t->n && (!t->param || !t->grad)) {
             set_err(err, errlen, "tensor %d: NULL param or grad with %zu elements", i, t->n);
-            return KN_EINVAL;
+            return AMO_EINVAL;
         }
         const uintptr_t p = (uintptr_t)t->param, g = (uintptr_t)t->grad, b = t->n * sizeof(float);
         if (t->n && p < g + b && g < p + b) {
             set_err(err, errlen, "tensor %d: param and grad overlap", i);
-            return KN_EINVAL;
+            return AMO_EINVAL;
         }
         total += t->n;
         npieces += (t->n + KN_SUMSQ_CHUNK - 1) / KN_SUMSQ_CHUNK;
     }
-    if ((st = check_cross_overlap(tensors, count, err, errlen)) != KN_OK)
+    if ((st = check_cross_overlap(tensors, count, err, errlen)) != AMO_OK)
         return st;
     Opt *o = calloc(1, sizeof(*o));
     if (!o) {
         set_err(err, errlen, "out of memory for the optimizer");
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     }
     o->cfg = *cfg;
     o->count = count;
@@ -271,7 +271,7 @@ KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, i
     if (!o->t || !o->pieces || !o->partial || (nb >= 1 && !o->s0) || (nb >= 2 && !o->s1)) {
         opt_destroy(o);
         set_err(err, errlen, "out of memory for %zu parameters of optimizer state", total);
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     }
     if (count)
         memcpy(o->t, tensors, (size_t)count * sizeof(*o->t));
@@ -288,7 +288,7 @@ KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, i
      * caller's OpenMP settings and affinity are left as they are. */
     o->threads = cfg->threads ? cfg->threads : omp_get_max_threads();
     *out = o;
-    return KN_OK;
+    return AMO_OK;
 }
 
 void opt_destroy(Opt *o)
@@ -350,7 +350,7 @@ static void step_args(const Opt *o, uint64_t t, float lr, float scale, StepArgs 
     s->round = (KnBf16Round){ .seed = c->seed, .step = t, .index0 = 0, .nearest = 0 };
 }
 
-static KnStatus update_piece(const Opt *o, const Piece *p, const StepArgs *s)
+static AmoStatus update_piece(const Opt *o, const Piece *p, const StepArgs *s)
 {
     const OptTensor *t = &o->t[p->tensor];
     float *th = t->param + p->off;
@@ -372,15 +372,15 @@ static KnStatus update_piece(const Opt *o, const Piece *p, const StepArgs *s)
     case OPT_SGD: return kn_sgd_update(th, f0, g, p->n, &s->sgd[nd], 1);
     case OPT_RMSPROP: return kn_rmsprop_update(th, f0, f1, g, p->n, &s->rms[nd], 1);
     }
-    return KN_EINVAL;
+    return AMO_EINVAL;
 }
 
-KnStatus opt_step(Opt *o, OptStepInfo *info)
+AmoStatus opt_step(Opt *o, OptStepInfo *info)
 {
     if (!o)
-        return KN_EINVAL;
-    KnStatus st = kn_cpu_init_from_env();
-    if (st != KN_OK)
+        return AMO_EINVAL;
+    AmoStatus st = kn_cpu_init_from_env();
+    if (st != AMO_OK)
         return st;
     const long np = (long)o->npieces;
 
@@ -409,7 +409,7 @@ KnStatus opt_step(Opt *o, OptStepInfo *info)
         inf.lr = opt_lr_at(&o->cfg, o->steps + 1);
         if (info)
             *info = inf;
-        return KN_OK;
+        return AMO_OK;
     }
     /* 3. The clip factor, applied inside the update kernels. */
     if (o->cfg.clip) {
@@ -427,18 +427,18 @@ KnStatus opt_step(Opt *o, OptStepInfo *info)
     int bad = 0;
 #pragma omp parallel for num_threads(o->threads) schedule(static) reduction(max : bad)
     for (long i = 0; i < np; i++) {
-        const KnStatus s = update_piece(o, &o->pieces[i], &sa);
-        if (s != KN_OK && (int)s > bad)
+        const AmoStatus s = update_piece(o, &o->pieces[i], &sa);
+        if (s != AMO_OK && (int)s > bad)
             bad = (int)s;
     }
     if (bad)
-        return (KnStatus)bad; /* cannot happen: arguments were checked at create */
+        return (AmoStatus)bad; /* cannot happen: arguments were checked at create */
     o->steps = t;
     o->clipped += (uint64_t)inf.clipped;
     inf.step = t;
     if (info)
         *info = inf;
-    return KN_OK;
+    return AMO_OK;
 }
 
 /* ---- the state file ----------------------------------------------------------
@@ -551,11 +551,11 @@ static void put_header(Buf *b, const Opt *o)
     }
 }
 
-KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
+AmoStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
 {
     if (!o || !path) {
         set_err(err, errlen, "opt_save: NULL optimizer or path");
-        return KN_EINVAL;
+        return AMO_EINVAL;
     }
     Buf b = { 0 };
     put_header(&b, o);
@@ -569,7 +569,7 @@ KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
     if (b.oom) {
         free(b.p);
         set_err(err, errlen, "%s: out of memory building the state", path);
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     }
     /* Write beside the target, then rename: the old file stays whole until
      * the new one is complete. */
@@ -578,26 +578,26 @@ KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
     if (!tmp) {
         free(b.p);
         set_err(err, errlen, "%s: out of memory", path);
-        return KN_ENOMEM;
+        return AMO_ENOMEM;
     }
     snprintf(tmp, tl, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
-    KnStatus st = KN_OK;
+    AmoStatus st = AMO_OK;
     if (!f) {
         set_err(err, errlen, "%s: cannot open for writing", tmp);
-        st = KN_EIO;
+        st = AMO_EIO;
     } else {
         /* on disk before the rename: a checkpoint may name this file */
         const int ok = fwrite(b.p, 1, b.len, f) == b.len && fflush(f) == 0 &&
                        fsync(fileno(f)) == 0;
         if (fclose(f) != 0 || !ok) {
             set_err(err, errlen, "%s: write failed (disk full?)", tmp);
-            st = KN_EIO;
+            st = AMO_EIO;
         } else if (rename(tmp, path) != 0) {
             set_err(err, errlen, "%s: cannot rename to %s", tmp, path);
-            st = KN_EIO;
+            st = AMO_EIO;
         }
-        if (st != KN_OK)
+        if (st != AMO_OK)
             remove(tmp);
     }
     free(tmp);
@@ -637,11 +637,11 @@ static int read_file(const char *path, unsigned char **data, size_t *len)
     return 0;
 }
 
-KnStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
+AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
 {
     if (!o || !path) {
         set_err(err, errlen, "opt_load: NULL optimizer or path");
-        return KN_EINVAL;
+        return AMO_EINVAL;
     }
     if (err && errlen)
         err[0] = 0;
@@ -649,18 +649,18 @@ KnStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
     size_t len;
     if (read_file(path, &d, &len)) {
         set_err(err, errlen, "%s: cannot read", path);
-        return KN_EIO;
+        return AMO_EIO;
     }
     /* The header this optimizer would write: the file's must match it
      * field by field, except the three counters at offset 16. */
     Buf want = { 0 };
     put_header(&want, o);
-    KnStatus st = KN_EFORMAT;
+    AmoStatus st = AMO_EFORMAT;
     const size_t sb = o->total * state_elem_size(&o->cfg);
     const int nb = state_buffers(&o->cfg);
     const size_t expect = want.len + (size_t)nb * sb + 8;
     if (want.oom) {
-        st = KN_ENOMEM;
+        st = AMO_ENOMEM;
         goto out;
     }
     if (len < 16 || memcmp(d, STATE_MAGIC, 8)) {
@@ -726,9 +726,9 @@ KnStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
         memcpy(o->s0, d + want.len, sb);
     if (o->s1)
         memcpy(o->s1, d + want.len + sb, sb);
-    st = KN_OK;
+    st = AMO_OK;
 out:
-    if (st == KN_EFORMAT && err && errlen && !err[0])
+    if (st == AMO_EFORMAT && err && errlen && !err[0])
         set_err(err, errlen, "%s: state layout differs from this optimizer", path);
     free(want.p);
     free(d);

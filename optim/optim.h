@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/status.h"
+#include "common/status.h"
 
 typedef enum OptAlgo { OPT_AMO, OPT_ADAM, OPT_SGD, OPT_RMSPROP } OptAlgo;
 
@@ -97,9 +97,9 @@ typedef struct Opt Opt;
 
 /* Checks the configuration (beta, gamma, alpha outside [0, 1), eps < FLT_MIN,
  * tau <= 0 with clipping on, a negative or non-finite lr, lo > hi, ...) and
- * the tensors (NULL, overlapping).  On error returns KN_EINVAL (or
- * KN_ENOMEM) and writes a message naming the value into err. */
-KnStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
+ * the tensors (NULL, overlapping).  On error returns AMO_EINVAL (or
+ * AMO_ENOMEM) and writes a message naming the value into err. */
+AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
                     char *err, size_t errlen);
 void opt_destroy(Opt *o);
 
@@ -113,10 +113,10 @@ typedef struct OptStepInfo {
 } OptStepInfo;
 
 /* One step.  A NaN or Inf gradient skips it (info->skipped = 1, params and
- * state bitwise untouched) and returns KN_OK: a training loop logs and goes
- * on.  Errors (KN_EUNSUPPORTED for a bad AMO_ARCH) leave everything as it
+ * state bitwise untouched) and returns AMO_OK: a training loop logs and goes
+ * on.  Errors (AMO_EUNSUPPORTED for a bad AMO_ARCH) leave everything as it
  * was. */
-KnStatus opt_step(Opt *o, OptStepInfo *info);
+AmoStatus opt_step(Opt *o, OptStepInfo *info);
 
 /* Learning rate the schedule gives at step t (t >= 1). */
 float opt_lr_at(const OptConfig *cfg, uint64_t t);
@@ -130,11 +130,11 @@ int opt_threads(const Opt *o);            /* OpenMP threads the step uses */
 /* State file: step counts, the hyperparameters and every moment buffer,
  * versioned and checksummed (format in optim.c).  Saving writes a temporary
  * file and renames it, so a crash never leaves a half-written state.
- * Loading refuses (KN_EFORMAT, message in err naming the file and the byte
+ * Loading refuses (AMO_EFORMAT, message in err naming the file and the byte
  * offset or field) a truncated or corrupted file, another algorithm, state
  * type, hyperparameter or tensor size; nothing is changed unless the whole
- * file checks out.  KN_EIO: the file cannot be opened, read or written. */
-KnStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen);
-KnStatus opt_load(Opt *o, const char *path, char *err, size_t errlen);
+ * file checks out.  AMO_EIO: the file cannot be opened, read or written. */
+AmoStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen);
+AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen);
 
 #endif

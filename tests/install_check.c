@@ -13,12 +13,12 @@ int main(void)
     const OptConfig c = opt_config_default(OPT_AMO);
     Opt *o;
     char err[256];
-    if (opt_create(&o, &c, &t, 1, err, sizeof err) != KN_OK) {
+    if (opt_create(&o, &c, &t, 1, err, sizeof err) != AMO_OK) {
         fprintf(stderr, "opt_create: %s\n", err);
         return 1;
     }
     OptStepInfo info;
-    if (opt_step(o, &info) != KN_OK)
+    if (opt_step(o, &info) != AMO_OK)
         return 1;
     opt_destroy(o);
     /* first AMO step: 3.162 x alpha0 against the sign of g */

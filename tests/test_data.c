@@ -1,6 +1,6 @@
 /* nn/data.c on small files this test writes itself: IDX (gzip and raw) and
  * CIFAR-10 binary batches read back pixel for pixel, from files and from
- * memory; every kind of broken file refused with KN_EFORMAT (KN_EIO when
+ * memory; every kind of broken file refused with AMO_EFORMAT (AMO_EIO when
  * missing, or a FIFO, directory or device) and a message naming the file,
  * what failed and the byte offset (a gzip stream's own faults by compressed
  * offset: cut, CRC-32, length, deflate data, trailing bytes); the
@@ -131,14 +131,14 @@ static void check_idx(const NnDataset *d, int n, int rows, int cols)
 
 /* nn_data_idx refuses (img, lab) with want; the message names `file` and
  * holds `where` ("offset N"). */
-static const char *idx_refused(const char *img, const char *lab, KnStatus want,
+static const char *idx_refused(const char *img, const char *lab, AmoStatus want,
                                const char *file, const char *where)
 {
     NnDataset d;
     memset(&d, 0xab, sizeof d);
     static char err[1024];
     err[0] = '\0';
-    const KnStatus st = nn_data_idx(&d, img, lab, err, sizeof err);
+    const AmoStatus st = nn_data_idx(&d, img, lab, err, sizeof err);
     if (st != want)
         fail_msg("status %d, expected %d (message \"%s\")", st, want, err);
     assert_null(d.x); /* nothing half-loaded */
@@ -185,7 +185,7 @@ static void idx_reads_gzip_and_raw(void **state)
         good_pair(img, lab, sizeof img, gz ? "gz" : "raw", gz);
         NnDataset d;
         char err[1024] = "";
-        if (nn_data_idx(&d, img, lab, err, sizeof err) != KN_OK)
+        if (nn_data_idx(&d, img, lab, err, sizeof err) != AMO_OK)
             fail_msg("%s", err);
         check_idx(&d, N, R, C);
         nn_data_free(&d);
@@ -196,7 +196,7 @@ static void idx_reads_gzip_and_raw(void **state)
     path_in(raw_img, sizeof raw_img, "raw-images");
     NnDataset d;
     char err[1024] = "";
-    assert_int_equal(nn_data_idx(&d, raw_img, lab, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_idx(&d, raw_img, lab, err, sizeof err), AMO_OK);
     check_idx(&d, N, R, C);
     nn_data_free(&d);
 }
@@ -217,7 +217,7 @@ static void idx_truncated(void **state)
             path_in(img, sizeof img, gz ? "cut-images.gz" : "cut-images");
             (gz ? write_gz : write_raw)(img, bi, cuts[k]);
             snprintf(where, sizeof where, "offset %zu", cuts[k]);
-            idx_refused(img, good_lab, KN_EFORMAT, img, where);
+            idx_refused(img, good_lab, AMO_EFORMAT, img, where);
         }
     const size_t lcuts[] = { 3, 7, 8, LAB_LEN - 1 };
     for (int gz = 0; gz < 2; gz++)
@@ -225,7 +225,7 @@ static void idx_truncated(void **state)
             path_in(lab, sizeof lab, gz ? "cut-labels.gz" : "cut-labels");
             (gz ? write_gz : write_raw)(lab, bl, lcuts[k]);
             snprintf(where, sizeof where, "offset %zu", lcuts[k]);
-            idx_refused(good_img, lab, KN_EFORMAT, lab, where);
+            idx_refused(good_img, lab, AMO_EFORMAT, lab, where);
         }
     /* a .gz file cut inside its compressed stream */
     char gimg[300], glab[300];
@@ -234,7 +234,7 @@ static void idx_truncated(void **state)
     unsigned char *p = slurp(gimg, &n);
     path_in(img, sizeof img, "cutgz-short.gz");
     write_raw(img, p, n - 12); /* the trailer and some of the data */
-    idx_refused(img, glab, KN_EFORMAT, img, "offset");
+    idx_refused(img, glab, AMO_EFORMAT, img, "offset");
 }
 
 static void idx_bad_magic(void **state)
@@ -248,16 +248,16 @@ static void idx_bad_magic(void **state)
     put_be32(bi, 0x00000801); /* a label file's magic */
     path_in(img, sizeof img, "magic-images");
     write_raw(img, bi, sizeof bi);
-    idx_refused(img, good_lab, KN_EFORMAT, img, "offset 0");
+    idx_refused(img, good_lab, AMO_EFORMAT, img, "offset 0");
     put_be32(bi, 0x00000d03); /* float data */
     write_raw(img, bi, sizeof bi);
-    idx_refused(img, good_lab, KN_EFORMAT, img, "offset 0");
+    idx_refused(img, good_lab, AMO_EFORMAT, img, "offset 0");
     /* the two swapped */
-    idx_refused(good_lab, good_img, KN_EFORMAT, good_lab, "offset 0");
+    idx_refused(good_lab, good_img, AMO_EFORMAT, good_lab, "offset 0");
     put_be32(bl, 0x08000001);
     path_in(lab, sizeof lab, "magic-labels.gz");
     write_gz(lab, bl, sizeof bl);
-    idx_refused(good_img, lab, KN_EFORMAT, lab, "offset 0");
+    idx_refused(good_img, lab, AMO_EFORMAT, lab, "offset 0");
 }
 
 static void idx_label_out_of_range(void **state)
@@ -270,11 +270,11 @@ static void idx_label_out_of_range(void **state)
     bl[8 + 2] = 10;
     path_in(lab, sizeof lab, "range-labels-bad.gz");
     write_gz(lab, bl, sizeof bl);
-    idx_refused(img, lab, KN_EFORMAT, lab, "offset 10");
+    idx_refused(img, lab, AMO_EFORMAT, lab, "offset 10");
     bl[8 + 2] = label(2);
     bl[8 + 0] = 255;
     write_gz(lab, bl, sizeof bl);
-    idx_refused(img, lab, KN_EFORMAT, lab, "offset 8");
+    idx_refused(img, lab, AMO_EFORMAT, lab, "offset 8");
 }
 
 static void idx_count_mismatch(void **state)
@@ -285,17 +285,17 @@ static void idx_count_mismatch(void **state)
     good_pair(good_img, good_lab, sizeof good_img, "count-good", 1);
     path_in(img, sizeof img, "count-images.gz");
     write_gz(img, bi, idx_images(bi, N + 1, R, C));
-    idx_refused(img, good_lab, KN_EFORMAT, img, "offset 4");
-    idx_refused(img, good_lab, KN_EFORMAT, good_lab, "offset 4");
+    idx_refused(img, good_lab, AMO_EFORMAT, img, "offset 4");
+    idx_refused(img, good_lab, AMO_EFORMAT, good_lab, "offset 4");
     path_in(lab, sizeof lab, "count-labels");
     write_raw(lab, bl, idx_labels(bl, N + 1));
-    idx_refused(good_img, lab, KN_EFORMAT, lab, "offset 4");
+    idx_refused(good_img, lab, AMO_EFORMAT, lab, "offset 4");
     /* zero images and zero labels agree, but are not a data set */
     path_in(img, sizeof img, "zero-images");
     write_raw(img, bi, idx_images(bi, 0, R, C));
     path_in(lab, sizeof lab, "zero-labels");
     write_raw(lab, bl, idx_labels(bl, 0));
-    idx_refused(img, lab, KN_EFORMAT, img, "offset 4");
+    idx_refused(img, lab, AMO_EFORMAT, img, "offset 4");
 }
 
 static void idx_trailing_garbage(void **state)
@@ -312,11 +312,11 @@ static void idx_trailing_garbage(void **state)
         path_in(img, sizeof img, gz ? "trail-images.gz" : "trail-images");
         (gz ? write_gz : write_raw)(img, bi, sizeof bi);
         snprintf(where, sizeof where, "offset %d", IMG_LEN);
-        idx_refused(img, good_lab, KN_EFORMAT, img, where);
+        idx_refused(img, good_lab, AMO_EFORMAT, img, where);
         path_in(lab, sizeof lab, gz ? "trail-labels.gz" : "trail-labels");
         (gz ? write_gz : write_raw)(lab, bl, sizeof bl);
         snprintf(where, sizeof where, "offset %d", LAB_LEN);
-        idx_refused(good_img, lab, KN_EFORMAT, lab, where);
+        idx_refused(good_img, lab, AMO_EFORMAT, lab, where);
     }
 }
 
@@ -334,7 +334,7 @@ static void idx_corrupted_gzip(void **state)
     write_gz(lab, bl, idx_labels(bl, BN));
     NnDataset d;
     char err[1024] = "";
-    assert_int_equal(nn_data_idx(&d, img, lab, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_idx(&d, img, lab, err, sizeof err), AMO_OK);
     nn_data_free(&d);
     size_t n;
     unsigned char *p = slurp(img, &n);
@@ -346,7 +346,7 @@ static void idx_corrupted_gzip(void **state)
         memcpy(copy, p, n);
         copy[at[k]] ^= 0x5a;
         write_raw(bad, copy, n);
-        idx_refused(bad, lab, KN_EFORMAT, bad, "offset");
+        idx_refused(bad, lab, AMO_EFORMAT, bad, "offset");
     }
     /* a broken second gzip member after a complete first one (zlib reports
      * it only when reading past the payload) */
@@ -362,7 +362,7 @@ static void idx_corrupted_gzip(void **state)
     write_raw(bad, copy, n + m);
     char where[64];
     snprintf(where, sizeof where, "offset %zu", sizeof bi);
-    idx_refused(bad, lab, KN_EFORMAT, bad, where);
+    idx_refused(bad, lab, AMO_EFORMAT, bad, where);
 }
 
 static void idx_missing(void **state)
@@ -371,8 +371,8 @@ static void idx_missing(void **state)
     char img[300], lab[300], none[300];
     good_pair(img, lab, sizeof img, "missing", 0);
     path_in(none, sizeof none, "no-such-file");
-    idx_refused(none, lab, KN_EIO, none, "no-such-file");
-    idx_refused(img, none, KN_EIO, none, "no-such-file");
+    idx_refused(none, lab, AMO_EIO, none, "no-such-file");
+    idx_refused(img, none, AMO_EIO, none, "no-such-file");
 }
 
 /* ---- gzip integrity: each case here once loaded, hung or was misreported --------- */
@@ -413,7 +413,7 @@ static void idx_gzip_cut_in_trailer(void **state)
     for (size_t keep = 0; keep < 8; keep++) {
         write_raw(cut, f, n - 8 + keep);
         snprintf(where, sizeof where, "compressed offset %zu", n - 8 + keep);
-        const char *err = idx_refused(cut, lab, KN_EFORMAT, cut, where);
+        const char *err = idx_refused(cut, lab, AMO_EFORMAT, cut, where);
         assert_has(err, "truncated");
         assert_has(err, "trailer");
     }
@@ -422,7 +422,7 @@ static void idx_gzip_cut_in_trailer(void **state)
     path_in(cut, sizeof cut, "trailer-cut-labels.gz");
     write_raw(cut, f, m - 8);
     snprintf(where, sizeof where, "compressed offset %zu", m - 8);
-    assert_has(idx_refused(img, cut, KN_EFORMAT, cut, where), "trailer");
+    assert_has(idx_refused(img, cut, AMO_EFORMAT, cut, where), "trailer");
 }
 
 /* Level 0 stores the pixels raw: a flipped pixel byte decodes fine and only
@@ -454,7 +454,7 @@ static void idx_gzip_stored_flip(void **state)
     bi[16 + 100] ^= 0x01;
     path_in(img, sizeof img, "stored-flipped.gz");
     write_raw(img, f, n);
-    const char *err = idx_refused(img, lab, KN_EFORMAT, img, "CRC-32 mismatch");
+    const char *err = idx_refused(img, lab, AMO_EFORMAT, img, "CRC-32 mismatch");
     snprintf(want, sizeof want, "%08x", (unsigned)le32(f + n - 8)); /* the trailer's */
     assert_has(err, want);
     snprintf(want, sizeof want, "%08x", (unsigned)crc32(0, bi, LEN)); /* the data's */
@@ -465,7 +465,7 @@ static void idx_gzip_stored_flip(void **state)
     f[at] ^= 0x01;
     f[n - 4] ^= 0x01;
     write_raw(img, f, n);
-    err = idx_refused(img, lab, KN_EFORMAT, img, "length mismatch");
+    err = idx_refused(img, lab, AMO_EFORMAT, img, "length mismatch");
     snprintf(want, sizeof want, "%u", (unsigned)LEN ^ 1u);
     assert_has(err, want);
     snprintf(want, sizeof want, "%u", (unsigned)LEN);
@@ -488,7 +488,7 @@ static void idx_gzip_trailing_data(void **state)
         memcpy(f + n, junk[k].bytes, junk[k].len);
         write_raw(bad, f, n + junk[k].len);
         snprintf(where, sizeof where, "compressed offset %zu", n);
-        idx_refused(bad, lab, KN_EFORMAT, bad, where);
+        idx_refused(bad, lab, AMO_EFORMAT, bad, where);
     }
     /* the images in two members, then an empty third one */
     unsigned char bi[IMG_LEN];
@@ -504,7 +504,7 @@ static void idx_gzip_trailing_data(void **state)
     write_raw(bad, f, m);
     NnDataset d;
     char err[1024] = "";
-    if (nn_data_idx(&d, bad, lab, err, sizeof err) != KN_OK)
+    if (nn_data_idx(&d, bad, lab, err, sizeof err) != AMO_OK)
         fail_msg("%s", err);
     check_idx(&d, N, R, C);
     nn_data_free(&d);
@@ -521,7 +521,7 @@ static void idx_gzip_corrupt_deflate(void **state)
     f[10] |= 0x06; /* block type 3: reserved */
     path_in(bad, sizeof bad, "deflate-bad.gz");
     write_raw(bad, f, n);
-    const char *err = idx_refused(bad, lab, KN_EFORMAT, bad, "corrupt deflate data");
+    const char *err = idx_refused(bad, lab, AMO_EFORMAT, bad, "corrupt deflate data");
     assert_has(err, "invalid block type");
     assert_has(err, "compressed offset 11");
     assert_lacks(err, "truncated");
@@ -536,7 +536,7 @@ static void on_alarm(int sig)
 
 /* nn_data_idx on path, given up after 5 s (an open FIFO without a writer
  * blocks: gzopen hung there for good). */
-static KnStatus idx_within_5s(const char *img, const char *lab, char *err, size_t len)
+static AmoStatus idx_within_5s(const char *img, const char *lab, char *err, size_t len)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
@@ -544,7 +544,7 @@ static KnStatus idx_within_5s(const char *img, const char *lab, char *err, size_
     sigemptyset(&sa.sa_mask);
     assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
     NnDataset d;
-    volatile KnStatus st = KN_OK;
+    volatile AmoStatus st = AMO_OK;
     volatile int hung = 0;
     if (sigsetjmp(g_hung, 1) == 0) {
         alarm(5);
@@ -556,7 +556,7 @@ static KnStatus idx_within_5s(const char *img, const char *lab, char *err, size_
     sigaction(SIGALRM, &old, NULL);
     if (hung)
         fail_msg("nn_data_idx(%s, %s) still blocked after 5 s", img, lab);
-    if (st == KN_OK)
+    if (st == AMO_OK)
         nn_data_free(&d);
     return st;
 }
@@ -572,15 +572,15 @@ static void idx_not_regular(void **state)
     assert_int_equal(mkfifo(fifo, 0600), 0);
     for (int which = 0; which < 2; which++) {
         assert_int_equal(idx_within_5s(which ? img : fifo, which ? fifo : lab, err, sizeof err),
-                         KN_EIO);
+                         AMO_EIO);
         assert_has(err, fifo);
         assert_has(err, "not a regular file");
         assert_has(err, "FIFO");
     }
     path_in(dir, sizeof dir, "special-dir");
     assert_int_equal(mkdir(dir, 0700), 0);
-    assert_has(idx_refused(dir, lab, KN_EIO, dir, "not a regular file"), "directory");
-    assert_has(idx_refused(img, "/dev/null", KN_EIO, "/dev/null", "not a regular file"),
+    assert_has(idx_refused(dir, lab, AMO_EIO, dir, "not a regular file"), "directory");
+    assert_has(idx_refused(img, "/dev/null", AMO_EIO, "/dev/null", "not a regular file"),
                "device");
 }
 
@@ -594,12 +594,12 @@ static void idx_size_limits(void **state)
     path_in(lab, sizeof lab, "limit-labels");
     write_raw(lab, bl, idx_labels(bl, 1));
     write_raw(img, bi, idx_images(bi, 1, 5000, 1));
-    const char *err = idx_refused(img, lab, KN_EFORMAT, img, "5000 x 1");
+    const char *err = idx_refused(img, lab, AMO_EFORMAT, img, "5000 x 1");
     assert_has(err, "4096");
     assert_has(err, "offset 8");
     assert_lacks(err, "do not match");
     write_raw(img, bi, idx_images(bi, 1, 1, 0));
-    assert_lacks(idx_refused(img, lab, KN_EFORMAT, img, "1 x 0"), "do not match");
+    assert_lacks(idx_refused(img, lab, AMO_EFORMAT, img, "1 x 0"), "do not match");
     /* 2^26 + 1 of each: the headers alone, the limit is checked first */
     put_be32(bi + 4, (1u << 26) + 1);
     put_be32(bi + 8, 1);
@@ -607,18 +607,18 @@ static void idx_size_limits(void **state)
     write_raw(img, bi, 16);
     put_be32(bl + 4, (1u << 26) + 1);
     write_raw(lab, bl, 8);
-    err = idx_refused(img, lab, KN_EFORMAT, img, "67108865 images");
+    err = idx_refused(img, lab, AMO_EFORMAT, img, "67108865 images");
     assert_has(err, "67108864");
     assert_lacks(err, "do not match");
     /* zero images and zero labels */
     write_raw(img, bi, idx_images(bi, 0, R, C));
     write_raw(lab, bl, idx_labels(bl, 0));
-    err = idx_refused(img, lab, KN_EFORMAT, img, "0 images");
+    err = idx_refused(img, lab, AMO_EFORMAT, img, "0 images");
     assert_lacks(err, "do not match");
     /* counts that differ still do not match */
     write_raw(img, bi, idx_images(bi, 2, R, C));
     write_raw(lab, bl, idx_labels(bl, 1));
-    assert_has(idx_refused(img, lab, KN_EFORMAT, lab, "offset 4"), "do not match");
+    assert_has(idx_refused(img, lab, AMO_EFORMAT, lab, "offset 4"), "do not match");
 }
 
 /* ---- Fashion-MNIST / MNIST directory ------------------------------------------------ */
@@ -629,7 +629,7 @@ static void mnist_dir(void **state)
     char dir[300], p[400], err[1024] = "";
     NnDataset tr, te;
     path_in(dir, sizeof dir, "no-fashion-here");
-    assert_int_equal(nn_data_mnist(&tr, &te, dir, err, sizeof err), KN_EIO);
+    assert_int_equal(nn_data_mnist(&tr, &te, dir, err, sizeof err), AMO_EIO);
     assert_has(err, dir);
     assert_has(err, "dataset-fashion-mnist");
 
@@ -645,12 +645,12 @@ static void mnist_dir(void **state)
     write_raw(p, bi, idx_images(bi, 2, R, C));
     err[0] = '\0';
     memset(&tr, 0xab, sizeof tr);
-    assert_int_equal(nn_data_mnist(&tr, &te, dir, err, sizeof err), KN_EIO);
+    assert_int_equal(nn_data_mnist(&tr, &te, dir, err, sizeof err), AMO_EIO);
     assert_has(err, "t10k-labels-idx1-ubyte");
     assert_null(tr.x); /* the training set is not left behind */
     snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", dir);
     write_raw(p, bl, idx_labels(bl, 2));
-    if (nn_data_mnist(&tr, &te, dir, err, sizeof err) != KN_OK)
+    if (nn_data_mnist(&tr, &te, dir, err, sizeof err) != AMO_OK)
         fail_msg("%s", err);
     check_idx(&tr, 5, R, C);
     check_idx(&te, 2, R, C);
@@ -693,7 +693,7 @@ static void cifar_reads(void **state)
     char dir[300], err[1024] = "";
     cifar_dir(dir, sizeof dir, "cifar-ok");
     NnDataset tr, te;
-    if (nn_data_cifar10(&tr, &te, dir, err, sizeof err) != KN_OK)
+    if (nn_data_cifar10(&tr, &te, dir, err, sizeof err) != AMO_OK)
         fail_msg("%s", err);
     assert_int_equal(tr.n, 7);
     assert_int_equal(te.n, 2);
@@ -719,13 +719,13 @@ static void cifar_reads(void **state)
     nn_data_free(&te);
 }
 
-static void cifar_refused(const char *dir, KnStatus want, const char *file, const char *where)
+static void cifar_refused(const char *dir, AmoStatus want, const char *file, const char *where)
 {
     NnDataset tr, te;
     memset(&tr, 0xab, sizeof tr);
     memset(&te, 0xab, sizeof te);
     char err[1024] = "";
-    const KnStatus st = nn_data_cifar10(&tr, &te, dir, err, sizeof err);
+    const AmoStatus st = nn_data_cifar10(&tr, &te, dir, err, sizeof err);
     if (st != want)
         fail_msg("status %d, expected %d (message \"%s\")", st, want, err);
     assert_null(tr.x);
@@ -746,14 +746,14 @@ static void cifar_broken(void **state)
     const unsigned char *orig = slurp(p, &n);
     memcpy(copy, orig, n);
     write_raw(p, copy, REC + 100);
-    cifar_refused(dir, KN_EFORMAT, p, "offset 3073");
+    cifar_refused(dir, AMO_EFORMAT, p, "offset 3073");
     write_raw(p, copy, 1);
-    cifar_refused(dir, KN_EFORMAT, p, "offset 0");
+    cifar_refused(dir, AMO_EFORMAT, p, "offset 0");
     write_raw(p, copy, 0);
-    cifar_refused(dir, KN_EFORMAT, p, "offset 0");
+    cifar_refused(dir, AMO_EFORMAT, p, "offset 0");
     /* an extra partial record: trailing garbage */
     write_raw(p, copy, 2 * REC + 7);
-    cifar_refused(dir, KN_EFORMAT, p, "offset 6146");
+    cifar_refused(dir, AMO_EFORMAT, p, "offset 6146");
 
     /* a label out of range in the second record of the test batch */
     cifar_dir(dir, sizeof dir, "cifar-label");
@@ -762,17 +762,17 @@ static void cifar_broken(void **state)
     memcpy(copy, orig, n);
     copy[REC] = 10;
     write_raw(p, copy, n);
-    cifar_refused(dir, KN_EFORMAT, p, "offset 3073");
+    cifar_refused(dir, AMO_EFORMAT, p, "offset 3073");
 
     /* a missing batch */
     cifar_dir(dir, sizeof dir, "cifar-missing");
     snprintf(p, sizeof p, "%s/data_batch_4.bin", dir);
     assert_int_equal(remove(p), 0);
-    cifar_refused(dir, KN_EIO, p, "data_batch_4.bin");
+    cifar_refused(dir, AMO_EIO, p, "data_batch_4.bin");
     cifar_dir(dir, sizeof dir, "cifar-missing-test");
     snprintf(p, sizeof p, "%s/test_batch.bin", dir);
     assert_int_equal(remove(p), 0);
-    cifar_refused(dir, KN_EIO, p, "test_batch.bin");
+    cifar_refused(dir, AMO_EIO, p, "test_batch.bin");
 }
 
 /* A directory and a FIFO where a batch should be. */
@@ -784,10 +784,10 @@ static void cifar_not_regular(void **state)
     snprintf(p, sizeof p, "%s/data_batch_3.bin", dir);
     assert_int_equal(remove(p), 0);
     assert_int_equal(mkdir(p, 0700), 0);
-    cifar_refused(dir, KN_EIO, p, "not a regular file");
+    cifar_refused(dir, AMO_EIO, p, "not a regular file");
     assert_int_equal(rmdir(p), 0);
     assert_int_equal(mkfifo(p, 0600), 0);
-    cifar_refused(dir, KN_EIO, p, "not a regular file");
+    cifar_refused(dir, AMO_EIO, p, "not a regular file");
 }
 
 /* ---- from memory -------------------------------------------------------------- */
@@ -804,18 +804,18 @@ static void idx_from_memory(void **state)
     char err[1024] = "", img[300], lab[300];
     assert_int_equal(nn_data_idx_mem(&d, "img", bi, sizeof bi, "lab", bl, sizeof bl, err,
                                      sizeof err),
-                     KN_OK);
+                     AMO_OK);
     check_idx(&d, N, R, C);
     nn_data_free(&d);
     size_t ni;
     const unsigned char *gi = gz_pair_bytes(img, lab, sizeof img, "mem", &ni);
-    if (nn_data_idx_mem(&d, "img.gz", gi, ni, "lab", bl, sizeof bl, err, sizeof err) != KN_OK)
+    if (nn_data_idx_mem(&d, "img.gz", gi, ni, "lab", bl, sizeof bl, err, sizeof err) != AMO_OK)
         fail_msg("%s", err);
     check_idx(&d, N, R, C);
     nn_data_free(&d);
     assert_int_equal(nn_data_idx_mem(&d, "img.gz", gi, ni - 3, "lab", bl, sizeof bl, err,
                                      sizeof err),
-                     KN_EFORMAT);
+                     AMO_EFORMAT);
     assert_has(err, "img.gz: gzip member at compressed offset 0: truncated");
     assert_null(d.x);
 }
@@ -836,14 +836,14 @@ static void idx_huge_header(void **state)
     NnDataset d;
     char err[1024] = "", img[300];
     assert_int_equal(nn_data_idx_mem(&d, "img", bi, 16, "lab", bl, 8, err, sizeof err),
-                     KN_EFORMAT);
+                     AMO_EFORMAT);
     assert_has(err, "img: truncated at offset 16");
     path_in(img, sizeof img, "huge.gz");
     write_gz(img, bi, 16);
     static unsigned char gi[1 << 12];
     const size_t ni = copy_of(gi, img);
     assert_int_equal(nn_data_idx_mem(&d, "huge.gz", gi, ni, "lab", bl, 8, err, sizeof err),
-                     KN_EFORMAT);
+                     AMO_EFORMAT);
     assert_has(err, "huge.gz: truncated");
     assert_has(err, "1032:1");
     assert_null(d.x);
@@ -860,7 +860,7 @@ static void cifar_from_memory(void **state)
     }
     NnDataset d;
     char err[1024] = "";
-    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, sizeof buf, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, sizeof buf, err, sizeof err), AMO_OK);
     assert_int_equal(d.n, 2);
     assert_int_equal(d.c, 3);
     for (int r = 0; r < 2; r++) {
@@ -869,12 +869,12 @@ static void cifar_from_memory(void **state)
             assert_int_equal(d.x[r * 3072 + k], cifar_pixel(0, r, k));
     }
     nn_data_free(&d);
-    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, REC + 5, err, sizeof err), KN_EFORMAT);
+    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, REC + 5, err, sizeof err), AMO_EFORMAT);
     assert_has(err, "batch: 3078 bytes");
-    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, 0, err, sizeof err), KN_EFORMAT);
+    assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, 0, err, sizeof err), AMO_EFORMAT);
     buf[REC] = 10;
     assert_int_equal(nn_data_cifar_mem(&d, "batch", buf, sizeof buf, err, sizeof err),
-                     KN_EFORMAT);
+                     AMO_EFORMAT);
     assert_has(err, "batch: label 10 at offset 3073");
     assert_null(d.x);
 }
@@ -926,31 +926,31 @@ static void split_stratified(void **state)
     unbalanced(&d);
     NnSplit a, b, c;
     char err[256] = "";
-    assert_int_equal(nn_data_split(&d, 40, 7, &a, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_split(&d, 40, 7, &a, err, sizeof err), AMO_OK);
     check_split(&d, &a, 40, (const int[]){ 10, 10, 10, 10 });
     /* the same seed gives the same split; another seed another one */
-    assert_int_equal(nn_data_split(&d, 40, 7, &b, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_split(&d, 40, 7, &b, err, sizeof err), AMO_OK);
     assert_memory_equal(a.val, b.val, 40 * sizeof(int));
     assert_memory_equal(a.train, b.train, 90 * sizeof(int));
-    assert_int_equal(nn_data_split(&d, 40, 8, &c, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_split(&d, 40, 8, &c, err, sizeof err), AMO_OK);
     check_split(&d, &c, 40, (const int[]){ 10, 10, 10, 10 });
     assert_memory_not_equal(a.val, c.val, 40 * sizeof(int));
     nn_split_free(&a);
     nn_split_free(&b);
     nn_split_free(&c);
     /* a remainder goes to the first classes */
-    assert_int_equal(nn_data_split(&d, 42, 1, &a, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_split(&d, 42, 1, &a, err, sizeof err), AMO_OK);
     check_split(&d, &a, 42, (const int[]){ 11, 11, 10, 10 });
     nn_split_free(&a);
-    assert_int_equal(nn_data_split(&d, 0, 1, &a, err, sizeof err), KN_OK);
+    assert_int_equal(nn_data_split(&d, 0, 1, &a, err, sizeof err), AMO_OK);
     check_split(&d, &a, 0, (const int[]){ 0, 0, 0, 0 });
     nn_split_free(&a);
     /* 26 of each: classes 1..3 have only 25 */
-    assert_int_equal(nn_data_split(&d, 104, 1, &a, err, sizeof err), KN_EINVAL);
+    assert_int_equal(nn_data_split(&d, 104, 1, &a, err, sizeof err), AMO_EINVAL);
     assert_has(err, "104");
     assert_null(a.val);
-    assert_int_equal(nn_data_split(&d, 130, 1, &a, err, sizeof err), KN_EINVAL);
-    assert_int_equal(nn_data_split(&d, -1, 1, &a, err, sizeof err), KN_EINVAL);
+    assert_int_equal(nn_data_split(&d, 130, 1, &a, err, sizeof err), AMO_EINVAL);
+    assert_int_equal(nn_data_split(&d, -1, 1, &a, err, sizeof err), AMO_EINVAL);
     nn_data_free(&d);
 }
 
@@ -998,7 +998,7 @@ static void batcher_epochs(void **state)
             idx[n++] = e;
     assert_int_equal(n, 40);
     NnBatcher b;
-    assert_int_equal(nn_batcher_init(&b, &d, idx, n, 16, 3, NULL, NULL), KN_OK);
+    assert_int_equal(nn_batcher_init(&b, &d, idx, n, 16, 3, NULL, NULL), AMO_OK);
     assert_int_equal(nn_batcher_steps(&b), 2); /* drop_last: 8 left over */
     static float x[16 * BIMG];
     int y[16], first[2][32];
@@ -1060,7 +1060,7 @@ static void batcher_seek_resumes(void **state)
     static float rec[EPOCHS][STEPS][B * BIMG], x[B * BIMG];
     static int ry[EPOCHS][STEPS][B], y[B];
     NnBatcher b;
-    assert_int_equal(nn_batcher_init(&b, &d, idx, BN_, B, 11, mean, sd), KN_OK);
+    assert_int_equal(nn_batcher_init(&b, &d, idx, BN_, B, 11, mean, sd), AMO_OK);
     b.pad = 2;
     b.flip = 1;
     for (int ep = 0; ep < EPOCHS; ep++) {
@@ -1074,7 +1074,7 @@ static void batcher_seek_resumes(void **state)
     for (int ep = 0; ep < EPOCHS; ep++)
         for (int s = 0; s <= STEPS; s++) {
             NnBatcher c;
-            assert_int_equal(nn_batcher_init(&c, &d, idx, BN_, B, 11, mean, sd), KN_OK);
+            assert_int_equal(nn_batcher_init(&c, &d, idx, BN_, B, 11, mean, sd), AMO_OK);
             c.pad = 2;
             c.flip = 1;
             nn_batcher_seek(&c, (uint64_t)ep, s * B);
@@ -1098,7 +1098,7 @@ static void batcher_seek_resumes(void **state)
         }
     /* another seed: another order */
     NnBatcher c;
-    assert_int_equal(nn_batcher_init(&c, &d, idx, BN_, B, 12, mean, sd), KN_OK);
+    assert_int_equal(nn_batcher_init(&c, &d, idx, BN_, B, 12, mean, sd), AMO_OK);
     assert_int_equal(nn_batcher_next(&c, x, y), B);
     assert_memory_not_equal(x, rec[0][0], sizeof x);
     nn_batcher_free(&c);
@@ -1117,7 +1117,7 @@ static void batcher_normalises(void **state)
     static float x[BN_ * BIMG];
     int y[BN_];
     NnBatcher b;
-    assert_int_equal(nn_batcher_init(&b, &d, idx, BN_, BN_, 1, mean, sd), KN_OK);
+    assert_int_equal(nn_batcher_init(&b, &d, idx, BN_, BN_, 1, mean, sd), AMO_OK);
     b.shuffle = 0;
     nn_batcher_seek(&b, 0, 0);
     assert_int_equal(nn_batcher_next(&b, x, y), BN_);
@@ -1165,7 +1165,7 @@ static void batcher_augments_with_zero_padding(void **state)
     static float x[10 * BIMG];
     int y[10];
     NnBatcher b;
-    assert_int_equal(nn_batcher_init(&b, &d, idx, BN_, 10, 5, mean, sd), KN_OK);
+    assert_int_equal(nn_batcher_init(&b, &d, idx, BN_, 10, 5, mean, sd), AMO_OK);
     b.shuffle = 0;
     b.pad = 2;
     b.flip = 1;

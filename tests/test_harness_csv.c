@@ -66,21 +66,21 @@ static void quoting_and_numbers(void **state)
     path_in(p, sizeof p, "q.csv");
     const char *const hdr[] = { "a", "b,c", "d" };
     HxCsv *w;
-    assert_int_equal(hx_csv_open(&w, p, hdr, 3), KN_OK);
+    assert_int_equal(hx_csv_open(&w, p, hdr, 3), AMO_OK);
     hx_csv_str(w, "plain");
     hx_csv_str(w, "say \"hi\", twice");
     hx_csv_str(w, "two\nlines");
-    assert_int_equal(hx_csv_end_row(w), KN_OK);
+    assert_int_equal(hx_csv_end_row(w), AMO_OK);
     hx_csv_str(w, " padded");
     hx_csv_int(w, -42);
     hx_csv_num(w, NAN);
-    assert_int_equal(hx_csv_end_row(w), KN_OK);
+    assert_int_equal(hx_csv_end_row(w), AMO_OK);
     hx_csv_str(w, NULL);
     hx_csv_num(w, 0.25);
     hx_csv_num(w, 1e-7);
-    assert_int_equal(hx_csv_end_row(w), KN_OK);
+    assert_int_equal(hx_csv_end_row(w), AMO_OK);
     assert_null(slurp(p)); /* nothing at the destination before close */
-    assert_int_equal(hx_csv_close(w), KN_OK);
+    assert_int_equal(hx_csv_close(w), AMO_OK);
     assert_string_equal(slurp(p), "a,\"b,c\",d\n"
                                   "plain,\"say \"\"hi\"\", twice\",\"two\nlines\"\n"
                                   "\" padded\",-42,\n"
@@ -99,12 +99,12 @@ static void replaces_atomically(void **state)
     fclose(f);
     const char *const hdr[] = { "x" };
     HxCsv *w;
-    assert_int_equal(hx_csv_open(&w, p, hdr, 1), KN_OK);
+    assert_int_equal(hx_csv_open(&w, p, hdr, 1), AMO_OK);
     hx_csv_int(w, 1);
     hx_csv_end_row(w);
     assert_string_equal(slurp(p), "old\n"); /* still the old file meanwhile */
     assert_int_equal(count_files(), 2);     /* old + the temporary */
-    assert_int_equal(hx_csv_close(w), KN_OK);
+    assert_int_equal(hx_csv_close(w), AMO_OK);
     assert_string_equal(slurp(p), "x\n1\n");
     assert_int_equal(count_files(), 1);
     unlink(p);
@@ -117,23 +117,23 @@ static void abort_and_bad_rows_leave_nothing(void **state)
     path_in(p, sizeof p, "a.csv");
     const char *const hdr[] = { "x", "y" };
     HxCsv *w;
-    assert_int_equal(hx_csv_open(&w, p, hdr, 2), KN_OK);
+    assert_int_equal(hx_csv_open(&w, p, hdr, 2), AMO_OK);
     hx_csv_int(w, 1);
     hx_csv_abort(w);
     assert_int_equal(count_files(), 0);
 
-    assert_int_equal(hx_csv_open(&w, p, hdr, 2), KN_OK);
+    assert_int_equal(hx_csv_open(&w, p, hdr, 2), AMO_OK);
     hx_csv_int(w, 1);
-    assert_int_equal(hx_csv_end_row(w), KN_EINVAL); /* one field short */
+    assert_int_equal(hx_csv_end_row(w), AMO_EINVAL); /* one field short */
     hx_csv_int(w, 1);
     hx_csv_int(w, 2);
     hx_csv_end_row(w);
-    assert_int_not_equal(hx_csv_close(w), KN_OK);
+    assert_int_not_equal(hx_csv_close(w), AMO_OK);
     assert_int_equal(count_files(), 0);
 
-    assert_int_equal(hx_csv_open(&w, p, hdr, 2), KN_OK);
+    assert_int_equal(hx_csv_open(&w, p, hdr, 2), AMO_OK);
     hx_csv_int(w, 1); /* unfinished row at close */
-    assert_int_equal(hx_csv_close(w), KN_EINVAL);
+    assert_int_equal(hx_csv_close(w), AMO_EINVAL);
     assert_int_equal(count_files(), 0);
 }
 
@@ -142,9 +142,9 @@ static void open_fails_cleanly(void **state)
     (void)state;
     const char *const hdr[] = { "x" };
     HxCsv *w = (HxCsv *)(uintptr_t)1;
-    assert_int_equal(hx_csv_open(&w, "/nonexistent-dir-amo/x.csv", hdr, 1), KN_EIO);
+    assert_int_equal(hx_csv_open(&w, "/nonexistent-dir-amo/x.csv", hdr, 1), AMO_EIO);
     assert_null(w);
-    assert_int_equal(hx_csv_open(&w, "", hdr, 1), KN_EINVAL);
+    assert_int_equal(hx_csv_open(&w, "", hdr, 1), AMO_EINVAL);
 }
 
 int main(void)

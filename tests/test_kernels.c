@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "kernels/cpu.h"
-#include "kernels/rng.h"
+#include "common/rng.h"
 #include "kernels/update.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -37,10 +37,10 @@ static const int thread_counts[] = { 2, 3, 7 };
 
 /* ---- a tiny seeded RNG (splitmix64) -------------------------------------- */
 
-/* the project's one RNG (kernels/rng.h): the test draws its data from it */
-typedef KnRng Rng;
+/* the project's one RNG (common/rng.h): the test draws its data from it */
+typedef AmoRng Rng;
 
-static uint64_t rng_u64(Rng *r) { return kn_rng_u64(r); }
+static uint64_t rng_u64(Rng *r) { return amo_rng_u64(r); }
 
 static uint32_t rng_u32(Rng *r) { return (uint32_t)(rng_u64(r) >> 32); }
 
@@ -474,12 +474,12 @@ static const Level *next_level(const Level *prev)
     for (const Level *l = prev ? prev + 1 : all_levels; l < end; l++) {
         if (l->mask & ~kn_cpu_detected())
             continue;
-        assert_int_equal(kn_cpu_set_mask(l->mask), KN_OK);
+        assert_int_equal(kn_cpu_set_mask(l->mask), AMO_OK);
         assert_int_equal(kn_cpu_flags(), l->mask);
         ctx.level = l->name;
         return l;
     }
-    assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
+    assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
     return NULL;
 }
 
@@ -671,7 +671,7 @@ static void amo_run(const void *kcase, State *st, size_t n, int steps, uint64_t 
             memcpy(prev + n, m, n * sizeof(float));
             memcpy(prev + 2 * n, v, n * sizeof(float));
         }
-        assert_int_equal(kn_amo_update(th, m, v, g, n, &a, nthreads), KN_OK);
+        assert_int_equal(kn_amo_update(th, m, v, g, n, &a, nthreads), AMO_OK);
         if (!check)
             continue;
         const AmoRef r = amo_case_ref(c, (uint64_t)s + 1);
@@ -777,7 +777,7 @@ static void test_first_step(void **state)
             memset(th[k], 0, sizeof th[k]);
             memset(m, 0, sizeof m);
             memset(v, 0, sizeof v);
-            assert_int_equal(kn_amo_update(th[k], m, v, g, N, &args[k], 1), KN_OK);
+            assert_int_equal(kn_amo_update(th[k], m, v, g, N, &args[k], 1), AMO_OK);
             const double want = k == 0 ? amo_factor : 1.0, lr = 1e-3;
             for (size_t i = 0; i < N; i++) {
                 if (g[i] == 0.0f) { /* 0 / (0 + eps): no step, and no NaN */
@@ -834,7 +834,7 @@ static void bf16_run(const void *kcase, State *st, size_t n, int steps, uint64_t
             memcpy(prevh, m, n * sizeof(uint16_t));
             memcpy(prevh + n, v, n * sizeof(uint16_t));
         }
-        assert_int_equal(kn_amo_update_bf16(th, m, v, g, n, &c->args, &rd, nthreads), KN_OK);
+        assert_int_equal(kn_amo_update_bf16(th, m, v, g, n, &c->args, &rd, nthreads), AMO_OK);
         if (!check)
             continue;
         const AmoRef r = amo_ref_from_args(&c->args);
@@ -913,7 +913,7 @@ static void check_bf16_stream(size_t n, uint64_t index0, int nearest, int nthrea
     const KnAmoArgs a = amo_args(1e-3f, 0.5f, 0.5f, 1e-8f);
     const KnBf16Round rd = { .seed = rng_u64(rng), .step = rng_u64(rng) % 1000,
                              .index0 = index0, .nearest = nearest };
-    assert_int_equal(kn_amo_update_bf16(th, m, v, g, n, &a, &rd, nthreads), KN_OK);
+    assert_int_equal(kn_amo_update_bf16(th, m, v, g, n, &a, &rd, nthreads), AMO_OK);
     const uint32_t key = kn_bf16_key(&rd);
     for (size_t i = 0; i < n; i++) {
         const uint32_t r = kn_bf16_random(key, index0 + i);
@@ -985,7 +985,7 @@ static void check_amo_nonfinite(size_t n, int bf16, int bounded)
             th[i] = bad[(i / 7) % 3];
         const KnBf16Round r = { .seed = 3, .step = 1 };
         assert_int_equal(bf16 ? kn_amo_update_bf16(th, m, v, g, n, &a, &r, 1)
-                              : kn_amo_update(th, m, v, g, n, &a, 1), KN_OK);
+                              : kn_amo_update(th, m, v, g, n, &a, 1), AMO_OK);
         for (size_t i = 0; i < n; i++) {
             const float mi = bf16 ? bf16_value(((uint16_t *)m)[i]) : ((float *)m)[i];
             const float vi = bf16 ? bf16_value(((uint16_t *)v)[i]) : ((float *)v)[i];
@@ -1046,7 +1046,7 @@ static void sgd_run(const void *kcase, State *st, size_t n, int steps, uint64_t 
             memcpy(prev, th, n * sizeof(float));
             memcpy(prev + n, buf, n * sizeof(float));
         }
-        assert_int_equal(kn_sgd_update(th, c->null_buf ? NULL : buf, g, n, &a, nthreads), KN_OK);
+        assert_int_equal(kn_sgd_update(th, c->null_buf ? NULL : buf, g, n, &a, nthreads), AMO_OK);
         if (!check)
             continue;
         ctx.step = s;
@@ -1132,7 +1132,7 @@ static void rmsprop_run(const void *kcase, State *st, size_t n, int steps, uint6
             memcpy(prev + 2 * n, buf, n * sizeof(float));
         }
         assert_int_equal(kn_rmsprop_update(th, v, c->null_buf ? NULL : buf, g, n, &c->args,
-                                           nthreads), KN_OK);
+                                           nthreads), AMO_OK);
         if (!check)
             continue;
         ctx.step = s;
@@ -1206,7 +1206,7 @@ static void check_sumsq_size(size_t n, int wide, uint64_t seed)
         for (size_t t = 0; t <= ARRAY_LEN(thread_counts); t++) {
             const int nt = t == 0 ? 1 : thread_counts[t - 1];
             double got = -1.0;
-            assert_int_equal(kn_sumsq(x, n, nt, &got), KN_OK);
+            assert_int_equal(kn_sumsq(x, n, nt, &got), AMO_OK);
             if (!have_first) {
                 first = got;
                 have_first = 1;
@@ -1224,7 +1224,7 @@ static void check_sumsq_size(size_t n, int wide, uint64_t seed)
     buf_free(&bx);
 }
 
-/* A NaN or an Inf anywhere: KN_ENONFINITE, and the sum is not finite. */
+/* A NaN or an Inf anywhere: AMO_ENONFINITE, and the sum is not finite. */
 static void check_sumsq_nonfinite(size_t n)
 {
     static const float bad[] = { NAN, INFINITY, -INFINITY };
@@ -1243,7 +1243,7 @@ static void check_sumsq_nonfinite(size_t n)
                 x[where[w]] = bad[b];
                 for (int nt = 1; nt <= 3; nt += 2) {
                     double got = 0.0;
-                    assert_int_equal(kn_sumsq(x, n, nt, &got), KN_ENONFINITE);
+                    assert_int_equal(kn_sumsq(x, n, nt, &got), AMO_ENONFINITE);
                     assert_false(isfinite(got));
                 }
                 x[where[w]] = keep;
@@ -1431,9 +1431,9 @@ static void test_bf16_quadratic(void **state)
                 gc[i] = c[i] * thc[i] + xi;
             }
             sr.step = rne.step = (uint64_t)t;
-            assert_int_equal(kn_amo_update(tha, ma, va, ga, N, &a, 1), KN_OK);
-            assert_int_equal(kn_amo_update_bf16(thb, mb, vb, gb, N, &a, &sr, 1), KN_OK);
-            assert_int_equal(kn_amo_update_bf16(thc, mc, vc, gc, N, &a, &rne, 1), KN_OK);
+            assert_int_equal(kn_amo_update(tha, ma, va, ga, N, &a, 1), AMO_OK);
+            assert_int_equal(kn_amo_update_bf16(thb, mb, vb, gb, N, &a, &sr, 1), AMO_OK);
+            assert_int_equal(kn_amo_update_bf16(thc, mc, vc, gc, N, &a, &rne, 1), AMO_OK);
         }
         double f0 = 0, fa = 0, fb = 0;
         for (size_t i = 0; i < N; i++) {
@@ -1483,9 +1483,9 @@ static void test_bf16_freeze(void **state)
             for (size_t i = 0; i < N; i++)
                 g[i] = rng_u32(&rng) & 1 ? mag : -mag;
             sr.step = rne.step = (uint64_t)t;
-            assert_int_equal(kn_amo_update(tha, ma, va, g, N, &a, 1), KN_OK);
-            assert_int_equal(kn_amo_update_bf16(thb, mb, vb, g, N, &a, &sr, 1), KN_OK);
-            assert_int_equal(kn_amo_update_bf16(thc, mc, vc, g, N, &a, &rne, 1), KN_OK);
+            assert_int_equal(kn_amo_update(tha, ma, va, g, N, &a, 1), AMO_OK);
+            assert_int_equal(kn_amo_update_bf16(thb, mb, vb, g, N, &a, &sr, 1), AMO_OK);
+            assert_int_equal(kn_amo_update_bf16(thc, mc, vc, g, N, &a, &rne, 1), AMO_OK);
         }
         double vf = 0, vs = 0, vn = 0;
         for (size_t i = 0; i < N; i++) {
@@ -1519,14 +1519,14 @@ static void arena_reset(Arena *ar)
     memcpy(ar->copy, ar->f, sizeof ar->f);
 }
 
-static void expect_status_untouched(KnStatus got, KnStatus want, const Arena *ar, const char *what)
+static void expect_status_untouched(AmoStatus got, AmoStatus want, const Arena *ar, const char *what)
 {
     if (got != want) {
-        print_error("%s: status %s, want %s\n", what, kn_status_str(got), kn_status_str(want));
+        print_error("%s: status %s, want %s\n", what, amo_status_str(got), amo_status_str(want));
         fail();
     }
     if (memcmp(ar->f, ar->copy, sizeof ar->f) != 0) {
-        print_error("%s: returned %s but wrote to a buffer\n", what, kn_status_str(got));
+        print_error("%s: returned %s but wrote to a buffer\n", what, amo_status_str(got));
         fail();
     }
 }
@@ -1557,7 +1557,7 @@ static void set_field(void *args, size_t offset, float value)
 }
 
 /* The bad scalar values and bounds, given a call on a copy of the args. */
-typedef KnStatus (*CallFn)(Arena *ar, const void *args);
+typedef AmoStatus (*CallFn)(Arena *ar, const void *args);
 
 static void check_bad_scalars(CallFn call, Arena *ar, const void *good, size_t size,
                               size_t lo_off, size_t hi_off, const Field *fields, size_t nfields,
@@ -1573,7 +1573,7 @@ static void check_bad_scalars(CallFn call, Arena *ar, const void *good, size_t s
             set_field(args, fields[f].offset, bad[b]);
             snprintf(what, sizeof what, "%s with %s = %g", kernel, fields[f].name, bad[b]);
             arena_reset(ar);
-            expect_status_untouched(call(ar, args), KN_EINVAL, ar, what);
+            expect_status_untouched(call(ar, args), AMO_EINVAL, ar, what);
         }
     const float bounds[][2] = { { NAN, 1.0f }, { -1.0f, NAN }, { 1.0f, -1.0f }, { NAN, NAN } };
     for (size_t b = 0; b < ARRAY_LEN(bounds); b++) {
@@ -1582,32 +1582,32 @@ static void check_bad_scalars(CallFn call, Arena *ar, const void *good, size_t s
         set_field(args, hi_off, bounds[b][1]);
         snprintf(what, sizeof what, "%s with bounds [%g, %g]", kernel, bounds[b][0], bounds[b][1]);
         arena_reset(ar);
-        expect_status_untouched(call(ar, args), KN_EINVAL, ar, what);
+        expect_status_untouched(call(ar, args), AMO_EINVAL, ar, what);
     }
 }
 
 /* Buffers at arena offsets (in floats) for the four-buffer calls. */
 static float *at(Arena *ar, size_t off) { return ar->f + off; }
 
-static KnStatus call_amo(Arena *ar, const void *args)
+static AmoStatus call_amo(Arena *ar, const void *args)
 {
     return kn_amo_update(at(ar, 0), at(ar, BAD_N), at(ar, 2 * BAD_N), at(ar, 3 * BAD_N), BAD_N,
                          args, 2);
 }
 
-static KnStatus call_bf16(Arena *ar, const void *args)
+static AmoStatus call_bf16(Arena *ar, const void *args)
 {
     const KnBf16Round rd = { 0 };
     return kn_amo_update_bf16(at(ar, 0), (uint16_t *)at(ar, BAD_N), (uint16_t *)at(ar, 2 * BAD_N),
                               at(ar, 3 * BAD_N), BAD_N, args, &rd, 2);
 }
 
-static KnStatus call_sgd(Arena *ar, const void *args)
+static AmoStatus call_sgd(Arena *ar, const void *args)
 {
     return kn_sgd_update(at(ar, 0), at(ar, BAD_N), at(ar, 2 * BAD_N), BAD_N, args, 2);
 }
 
-static KnStatus call_rmsprop(Arena *ar, const void *args)
+static AmoStatus call_rmsprop(Arena *ar, const void *args)
 {
     return kn_rmsprop_update(at(ar, 0), at(ar, BAD_N), at(ar, 2 * BAD_N), at(ar, 3 * BAD_N),
                              BAD_N, args, 2);
@@ -1624,51 +1624,51 @@ static void test_bad_amo(void **state)
     const size_t n = BAD_N;
 
     /* n == 0: a no-op whatever the pointers */
-    assert_int_equal(kn_amo_update(NULL, NULL, NULL, NULL, 0, NULL, 1), KN_OK);
-    assert_int_equal(kn_amo_update_bf16(NULL, NULL, NULL, NULL, 0, NULL, NULL, 1), KN_OK);
+    assert_int_equal(kn_amo_update(NULL, NULL, NULL, NULL, 0, NULL, 1), AMO_OK);
+    assert_int_equal(kn_amo_update_bf16(NULL, NULL, NULL, NULL, 0, NULL, NULL, 1), AMO_OK);
 
     arena_reset(&ar);
-    expect_status_untouched(kn_amo_update(NULL, m, v, g, n, &a, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update(NULL, m, v, g, n, &a, 1), AMO_EINVAL, &ar,
                             "amo theta NULL");
-    expect_status_untouched(kn_amo_update(th, NULL, v, g, n, &a, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update(th, NULL, v, g, n, &a, 1), AMO_EINVAL, &ar,
                             "amo m NULL");
-    expect_status_untouched(kn_amo_update(th, m, NULL, g, n, &a, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update(th, m, NULL, g, n, &a, 1), AMO_EINVAL, &ar,
                             "amo v NULL");
-    expect_status_untouched(kn_amo_update(th, m, v, NULL, n, &a, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update(th, m, v, NULL, n, &a, 1), AMO_EINVAL, &ar,
                             "amo g NULL");
-    expect_status_untouched(kn_amo_update(th, m, v, g, n, NULL, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update(th, m, v, g, n, NULL, 1), AMO_EINVAL, &ar,
                             "amo args NULL");
-    expect_status_untouched(kn_amo_update_bf16(NULL, mh, vh, g, n, &a, &rd, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update_bf16(NULL, mh, vh, g, n, &a, &rd, 1), AMO_EINVAL, &ar,
                             "amo_bf16 theta NULL");
-    expect_status_untouched(kn_amo_update_bf16(th, NULL, vh, g, n, &a, &rd, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update_bf16(th, NULL, vh, g, n, &a, &rd, 1), AMO_EINVAL, &ar,
                             "amo_bf16 m NULL");
-    expect_status_untouched(kn_amo_update_bf16(th, mh, NULL, g, n, &a, &rd, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update_bf16(th, mh, NULL, g, n, &a, &rd, 1), AMO_EINVAL, &ar,
                             "amo_bf16 v NULL");
-    expect_status_untouched(kn_amo_update_bf16(th, mh, vh, NULL, n, &a, &rd, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update_bf16(th, mh, vh, NULL, n, &a, &rd, 1), AMO_EINVAL, &ar,
                             "amo_bf16 g NULL");
-    expect_status_untouched(kn_amo_update_bf16(th, mh, vh, g, n, NULL, &rd, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update_bf16(th, mh, vh, g, n, NULL, &rd, 1), AMO_EINVAL, &ar,
                             "amo_bf16 args NULL");
-    expect_status_untouched(kn_amo_update_bf16(th, mh, vh, g, n, &a, NULL, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_amo_update_bf16(th, mh, vh, g, n, &a, NULL, 1), AMO_EINVAL, &ar,
                             "amo_bf16 rounding NULL");
 
     /* Overlaps, including by one element; in-place (each buffer its own) is fine. */
-    expect_status_untouched(kn_amo_update(th, th + n / 2, v, g, n, &a, 1), KN_EOVERLAP, &ar,
+    expect_status_untouched(kn_amo_update(th, th + n / 2, v, g, n, &a, 1), AMO_EOVERLAP, &ar,
                             "amo m inside theta");
-    expect_status_untouched(kn_amo_update(th, m, m + n - 1, g, n, &a, 1), KN_EOVERLAP, &ar,
+    expect_status_untouched(kn_amo_update(th, m, m + n - 1, g, n, &a, 1), AMO_EOVERLAP, &ar,
                             "amo v overlapping m by one element");
-    expect_status_untouched(kn_amo_update(th, m, v, th, n, &a, 1), KN_EOVERLAP, &ar,
+    expect_status_untouched(kn_amo_update(th, m, v, th, n, &a, 1), AMO_EOVERLAP, &ar,
                             "amo g == theta");
-    expect_status_untouched(kn_amo_update(g - n + 1, m, v, g, n, &a, 1), KN_EOVERLAP, &ar,
+    expect_status_untouched(kn_amo_update(g - n + 1, m, v, g, n, &a, 1), AMO_EOVERLAP, &ar,
                             "amo theta overlapping g by one element");
     expect_status_untouched(kn_amo_update_bf16(th, mh, mh + n - 1, g, n, &a, &rd, 1),
-                            KN_EOVERLAP, &ar, "amo_bf16 v overlapping m");
+                            AMO_EOVERLAP, &ar, "amo_bf16 v overlapping m");
     expect_status_untouched(kn_amo_update_bf16(th, (uint16_t *)(th + n / 2), vh, g, n, &a, &rd,
-                                               1), KN_EOVERLAP, &ar, "amo_bf16 m inside theta");
+                                               1), AMO_EOVERLAP, &ar, "amo_bf16 m inside theta");
     expect_status_untouched(kn_amo_update_bf16(th, mh, vh, (float *)vh, n, &a, &rd, 1),
-                            KN_EOVERLAP, &ar, "amo_bf16 g == v");
+                            AMO_EOVERLAP, &ar, "amo_bf16 g == v");
     /* bf16 buffers are half as long: m and v back to back in m's space do not overlap */
-    assert_int_equal(kn_amo_update_bf16(th, mh, mh + n, g, n, &a, &rd, 1), KN_OK);
-    assert_int_equal(kn_amo_update(th, th + n, th + 2 * n, th + 3 * n, n, &a, 1), KN_OK);
+    assert_int_equal(kn_amo_update_bf16(th, mh, mh + n, g, n, &a, &rd, 1), AMO_OK);
+    assert_int_equal(kn_amo_update(th, th + n, th + 2 * n, th + 3 * n, n, &a, 1), AMO_OK);
 
     check_bad_scalars(call_amo, &ar, &a, sizeof a, offsetof(KnAmoArgs, lo),
                       offsetof(KnAmoArgs, hi), amo_fields, ARRAY_LEN(amo_fields), "amo");
@@ -1687,36 +1687,36 @@ static void test_bad_sgd_rmsprop(void **state)
     const KnRmspropArgs r0 = rmsprop_args(0.1f, 0.99f, 1e-8f, 0.0f);
     const KnRmspropArgs rm = rmsprop_args(0.1f, 0.99f, 1e-8f, 0.9f);
 
-    assert_int_equal(kn_sgd_update(NULL, NULL, NULL, 0, NULL, 1), KN_OK);
-    assert_int_equal(kn_rmsprop_update(NULL, NULL, NULL, NULL, 0, NULL, 1), KN_OK);
+    assert_int_equal(kn_sgd_update(NULL, NULL, NULL, 0, NULL, 1), AMO_OK);
+    assert_int_equal(kn_rmsprop_update(NULL, NULL, NULL, NULL, 0, NULL, 1), AMO_OK);
 
     arena_reset(&ar);
-    expect_status_untouched(kn_sgd_update(NULL, b, g, n, &sm, 1), KN_EINVAL, &ar, "sgd theta NULL");
-    expect_status_untouched(kn_sgd_update(th, b, NULL, n, &sm, 1), KN_EINVAL, &ar, "sgd g NULL");
-    expect_status_untouched(kn_sgd_update(th, NULL, g, n, &sm, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_sgd_update(NULL, b, g, n, &sm, 1), AMO_EINVAL, &ar, "sgd theta NULL");
+    expect_status_untouched(kn_sgd_update(th, b, NULL, n, &sm, 1), AMO_EINVAL, &ar, "sgd g NULL");
+    expect_status_untouched(kn_sgd_update(th, NULL, g, n, &sm, 1), AMO_EINVAL, &ar,
                             "sgd buffer NULL with momentum");
-    expect_status_untouched(kn_sgd_update(th, b, g, n, NULL, 1), KN_EINVAL, &ar, "sgd args NULL");
-    expect_status_untouched(kn_sgd_update(th, th + 1, g, n, &sm, 1), KN_EOVERLAP, &ar,
+    expect_status_untouched(kn_sgd_update(th, b, g, n, NULL, 1), AMO_EINVAL, &ar, "sgd args NULL");
+    expect_status_untouched(kn_sgd_update(th, th + 1, g, n, &sm, 1), AMO_EOVERLAP, &ar,
                             "sgd buffer overlapping theta");
-    expect_status_untouched(kn_sgd_update(th, b, th + n - 1, n, &sm, 1), KN_EOVERLAP, &ar,
+    expect_status_untouched(kn_sgd_update(th, b, th + n - 1, n, &sm, 1), AMO_EOVERLAP, &ar,
                             "sgd g overlapping theta");
-    expect_status_untouched(kn_rmsprop_update(NULL, v, rb, rg, n, &rm, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_rmsprop_update(NULL, v, rb, rg, n, &rm, 1), AMO_EINVAL, &ar,
                             "rmsprop theta NULL");
-    expect_status_untouched(kn_rmsprop_update(th, NULL, rb, rg, n, &rm, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_rmsprop_update(th, NULL, rb, rg, n, &rm, 1), AMO_EINVAL, &ar,
                             "rmsprop v NULL");
-    expect_status_untouched(kn_rmsprop_update(th, v, rb, NULL, n, &rm, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_rmsprop_update(th, v, rb, NULL, n, &rm, 1), AMO_EINVAL, &ar,
                             "rmsprop g NULL");
-    expect_status_untouched(kn_rmsprop_update(th, v, NULL, rg, n, &rm, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_rmsprop_update(th, v, NULL, rg, n, &rm, 1), AMO_EINVAL, &ar,
                             "rmsprop buffer NULL with momentum");
-    expect_status_untouched(kn_rmsprop_update(th, v, rb, rg, n, NULL, 1), KN_EINVAL, &ar,
+    expect_status_untouched(kn_rmsprop_update(th, v, rb, rg, n, NULL, 1), AMO_EINVAL, &ar,
                             "rmsprop args NULL");
-    expect_status_untouched(kn_rmsprop_update(th, th + n / 2, rb, rg, n, &rm, 1), KN_EOVERLAP,
+    expect_status_untouched(kn_rmsprop_update(th, th + n / 2, rb, rg, n, &rm, 1), AMO_EOVERLAP,
                             &ar, "rmsprop v overlapping theta");
-    expect_status_untouched(kn_rmsprop_update(th, v, rb, rb + 3, n, &rm, 1), KN_EOVERLAP, &ar,
+    expect_status_untouched(kn_rmsprop_update(th, v, rb, rb + 3, n, &rm, 1), AMO_EOVERLAP, &ar,
                             "rmsprop g overlapping the buffer");
     /* Without momentum the buffer is not used: NULL is fine. */
-    assert_int_equal(kn_sgd_update(th, NULL, g, n, &s0, 1), KN_OK);
-    assert_int_equal(kn_rmsprop_update(th, v, NULL, rg, n, &r0, 1), KN_OK);
+    assert_int_equal(kn_sgd_update(th, NULL, g, n, &s0, 1), AMO_OK);
+    assert_int_equal(kn_rmsprop_update(th, v, NULL, rg, n, &r0, 1), AMO_OK);
 
     check_bad_scalars(call_sgd, &ar, &sm, sizeof sm, offsetof(KnSgdArgs, lo),
                       offsetof(KnSgdArgs, hi), sgd_fields, ARRAY_LEN(sgd_fields), "sgd");
@@ -1726,10 +1726,10 @@ static void test_bad_sgd_rmsprop(void **state)
 
     /* kn_sumsq */
     double out = -1.0;
-    assert_int_equal(kn_sumsq(NULL, 0, 1, &out), KN_OK);
+    assert_int_equal(kn_sumsq(NULL, 0, 1, &out), AMO_OK);
     assert_true(out == 0.0);
-    assert_int_equal(kn_sumsq(NULL, n, 1, &out), KN_EINVAL);
-    assert_int_equal(kn_sumsq(th, n, 1, NULL), KN_EINVAL);
+    assert_int_equal(kn_sumsq(NULL, n, 1, &out), AMO_EINVAL);
+    assert_int_equal(kn_sumsq(th, n, 1, NULL), AMO_EINVAL);
 }
 
 /* ---- CPU levels ---------------------------------------------------------------------- */
@@ -1738,12 +1738,12 @@ static void test_cpu_levels(void **state)
 {
     (void)state;
     const unsigned detected = kn_cpu_detected();
-    assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
+    assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
     assert_int_equal(kn_cpu_flags(), detected);
     print_message("detected: %s (flags %#x)\n", kn_cpu_level_name(detected), detected);
 
-    assert_int_equal(kn_cpu_set_arch("bogus"), KN_EINVAL);
-    assert_int_equal(kn_cpu_set_arch(""), KN_EINVAL);
+    assert_int_equal(kn_cpu_set_arch("bogus"), AMO_EINVAL);
+    assert_int_equal(kn_cpu_set_arch(""), AMO_EINVAL);
     assert_int_equal(kn_cpu_flags(), detected);
 
     /* A level the CPU lacks is refused and leaves the flags alone. */
@@ -1751,47 +1751,47 @@ static void test_cpu_levels(void **state)
         { "avx2", KN_CPU_AVX2 }, { "avx512", KN_CPU_AVX512 }, { "neon", KN_CPU_NEON },
     };
     for (size_t k = 0; k < ARRAY_LEN(named); k++) {
-        assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
-        const KnStatus st = kn_cpu_set_arch(named[k].name);
+        assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
+        const AmoStatus st = kn_cpu_set_arch(named[k].name);
         if (detected & named[k].needs) {
-            assert_int_equal(st, KN_OK);
+            assert_int_equal(st, AMO_OK);
             /* "avx512" keeps AVX512_BF16 when the CPU has it */
             assert_true(strncmp(kn_cpu_level_name(kn_cpu_flags()), named[k].name,
                                 strlen(named[k].name)) == 0);
         } else {
-            assert_int_equal(st, KN_EUNSUPPORTED);
+            assert_int_equal(st, AMO_EUNSUPPORTED);
             assert_int_equal(kn_cpu_flags(), detected);
         }
     }
 #if defined(__x86_64__)
-    assert_int_equal(kn_cpu_set_arch("neon"), KN_EUNSUPPORTED);
+    assert_int_equal(kn_cpu_set_arch("neon"), AMO_EUNSUPPORTED);
 #elif defined(__aarch64__)
-    assert_int_equal(kn_cpu_set_arch("avx512"), KN_EUNSUPPORTED);
-    assert_int_equal(kn_cpu_set_arch("avx2"), KN_EUNSUPPORTED);
+    assert_int_equal(kn_cpu_set_arch("avx512"), AMO_EUNSUPPORTED);
+    assert_int_equal(kn_cpu_set_arch("avx2"), AMO_EUNSUPPORTED);
 #endif
     for (unsigned bit = 1; bit & KN_CPU_ALL; bit <<= 1) {
         if (detected & bit)
             continue;
-        assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
-        assert_int_equal(kn_cpu_set_mask(bit), KN_EUNSUPPORTED);
+        assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
+        assert_int_equal(kn_cpu_set_mask(bit), AMO_EUNSUPPORTED);
         assert_int_equal(kn_cpu_flags(), detected);
     }
 
     /* A mask that skips a rung of the ladder is refused. */
     if (detected & KN_CPU_AVX512) {
-        assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
-        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX512), KN_EINVAL);
+        assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX512), AMO_EINVAL);
         assert_int_equal(kn_cpu_flags(), detected);
     }
     if (detected & KN_CPU_AVX512BF16)
-        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AVX512BF16), KN_EINVAL);
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AVX512BF16), AMO_EINVAL);
 
-    assert_int_equal(kn_cpu_set_arch("scalar"), KN_OK);
+    assert_int_equal(kn_cpu_set_arch("scalar"), AMO_OK);
     assert_int_equal(kn_cpu_flags(), 0);
     for (int k = 0; k < KN_K_COUNT; k++)
         assert_string_equal(kn_kernel_level((KnKernel)k), "scalar");
 
-    assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
+    assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
     assert_int_equal(kn_cpu_flags(), detected);
 }
 
@@ -1834,15 +1834,15 @@ static void test_amo_arch_env(void **state)
           KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 | KN_CPU_AMX },
         { "neon", KN_CPU_NEON, KN_CPU_NEON },
     };
-    KnStatus want = KN_EINVAL;
+    AmoStatus want = AMO_EINVAL;
     unsigned flags = 0;
     for (size_t k = 0; k < ARRAY_LEN(named); k++)
         if (strcmp(env, named[k].name) == 0) {
             const int has = (kn_cpu_detected() & named[k].needs) == named[k].needs;
-            want = has ? KN_OK : KN_EUNSUPPORTED;
+            want = has ? AMO_OK : AMO_EUNSUPPORTED;
             flags = named[k].flags & kn_cpu_detected();
         }
-    print_message("AMO_ARCH=%s: want %s\n", env, kn_status_str(want));
+    print_message("AMO_ARCH=%s: want %s\n", env, amo_status_str(want));
     assert_int_equal(kn_cpu_init_from_env(), want);
 
     enum { N = 37 };
@@ -1851,22 +1851,22 @@ static void test_amo_arch_env(void **state)
         th[i] = m[i] = v[i] = g[i] = keep[i] = 0.5f;
     const KnAmoArgs a = kn_amo_args_default();
     double out = -1.0;
-    const KnStatus st = kn_amo_update(th, m, v, g, N, &a, 1);
-    if (want != KN_OK) {
+    const AmoStatus st = kn_amo_update(th, m, v, g, N, &a, 1);
+    if (want != AMO_OK) {
         assert_int_equal(st, want);
         assert_int_equal(kn_sumsq(g, N, 1, &out), want);
         assert_memory_equal(th, keep, sizeof th);
         assert_memory_equal(m, keep, sizeof m);
         assert_memory_equal(v, keep, sizeof v);
     } else {
-        assert_int_equal(st, KN_OK);
+        assert_int_equal(st, AMO_OK);
         assert_int_equal(kn_cpu_flags(), flags);
         assert_string_equal(kn_kernel_level(KN_K_SUMSQ), kn_cpu_level_name(flags));
     }
     /* The API overrides the variable and clears its error. */
-    assert_int_equal(kn_cpu_set_arch("auto"), KN_OK);
-    assert_int_equal(kn_cpu_init_from_env(), KN_OK);
-    assert_int_equal(kn_amo_update(th, m, v, g, N, &a, 1), KN_OK);
+    assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
+    assert_int_equal(kn_cpu_init_from_env(), AMO_OK);
+    assert_int_equal(kn_amo_update(th, m, v, g, N, &a, 1), AMO_OK);
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -1877,20 +1877,20 @@ static int group_setup(void **state)
     /* The first kernel call applies AMO_ARCH; make it happen now, so that it
      * cannot later override the levels the tests set. */
     (void)kn_kernel_level(KN_K_AMO);
-    return kn_cpu_set_arch("auto") == KN_OK ? 0 : -1;
+    return kn_cpu_set_arch("auto") == AMO_OK ? 0 : -1;
 }
 
 /* A test that failed inside a level loop leaves that level's mask. */
 static int restore_auto(void **state)
 {
     (void)state;
-    return kn_cpu_set_arch("auto") == KN_OK ? 0 : -1;
+    return kn_cpu_set_arch("auto") == AMO_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    return kn_cpu_set_arch("auto") == KN_OK ? 0 : -1;
+    return kn_cpu_set_arch("auto") == AMO_OK ? 0 : -1;
 }
 
 int main(int argc, char **argv)

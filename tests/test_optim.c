@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "kernels/cpu.h"
-#include "kernels/rng.h"
+#include "common/rng.h"
 #include "kernels/update.h"
 #include "optim/optim.h"
 
@@ -47,10 +47,10 @@ static const double PI = 3.14159265358979323846;
 
 /* ---- a tiny seeded RNG (splitmix64, as in test_kernels.c) ----------------- */
 
-/* the project's one RNG (kernels/rng.h): the test draws its data from it */
-typedef KnRng Rng;
+/* the project's one RNG (common/rng.h): the test draws its data from it */
+typedef AmoRng Rng;
 
-static uint64_t rng_u64(Rng *r) { return kn_rng_u64(r); }
+static uint64_t rng_u64(Rng *r) { return amo_rng_u64(r); }
 
 /* Uniform in [0, 1). */
 static double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * 0x1p-53; }
@@ -150,16 +150,16 @@ static Opt *opt_new(const OptConfig *c, const Model *m)
 {
     char err[256] = "";
     Opt *o = NULL;
-    const KnStatus st = opt_create(&o, c, m->t, m->count, err, sizeof err);
-    if (st != KN_OK)
-        fail_msg("opt_create: %s: %s", kn_status_str(st), err);
+    const AmoStatus st = opt_create(&o, c, m->t, m->count, err, sizeof err);
+    if (st != AMO_OK)
+        fail_msg("opt_create: %s: %s", amo_status_str(st), err);
     return o;
 }
 
 static void step_ok(Opt *o, OptStepInfo *info)
 {
     OptStepInfo local;
-    assert_int_equal(opt_step(o, info ? info : &local), KN_OK);
+    assert_int_equal(opt_step(o, info ? info : &local), AMO_OK);
 }
 
 static double sumsq(const float *g, size_t n)
@@ -578,7 +578,7 @@ static int level_available(const Level *l)
 static void test_against_oracle(void **state)
 {
     (void)state;
-    assert_int_equal(kn_cpu_set_mask(KN_CPU_ALL), KN_OK);
+    assert_int_equal(kn_cpu_set_mask(KN_CPU_ALL), AMO_OK);
     const char *top = kn_cpu_level_name(kn_cpu_flags());
     for (size_t v = 0; v < ARRAY_LEN(variants); v++)
         for (size_t s = 0; s < ARRAY_LEN(settings); s++)
@@ -589,11 +589,11 @@ static void test_against_oracle(void **state)
         if (!level_available(&levels[l]) ||
             !strcmp(kn_cpu_level_name(levels[l].mask & kn_cpu_detected()), top))
             continue;
-        assert_int_equal(kn_cpu_set_mask(levels[l].mask), KN_OK);
+        assert_int_equal(kn_cpu_set_mask(levels[l].mask), AMO_OK);
         for (size_t v = 0; v < ARRAY_LEN(variants); v++)
             oracle_case(&variants[v], &settings[1], levels[l].name, ORACLE_SEED + 1000 + 10 * v);
     }
-    assert_int_equal(kn_cpu_set_mask(KN_CPU_ALL), KN_OK);
+    assert_int_equal(kn_cpu_set_mask(KN_CPU_ALL), AMO_OK);
 }
 
 /* ---- 2. AMO against Adam ---------------------------------------------------- */
@@ -1016,7 +1016,7 @@ static void test_thread_independence(void **state)
             char path[128];
             tmp_path(path, sizeof path, "threads.state");
             char err[256];
-            assert_int_equal(opt_save(o, path, err, sizeof err), KN_OK);
+            assert_int_equal(opt_save(o, path, err, sizeof err), AMO_OK);
             size_t len;
             unsigned char *st = slurp(path, &len);
             if (!first) {
@@ -1111,7 +1111,7 @@ static void regret_run(uint64_t seed, OptSchedule sched, Regret *out)
     c.threads = 1;
     Opt *o = NULL;
     char err[256];
-    assert_int_equal(opt_create(&o, &c, &t, 1, err, sizeof err), KN_OK);
+    assert_int_equal(opt_create(&o, &c, &t, 1, err, sizeof err), AMO_OK);
     double regret = 0.0, excess = 0.0, window = 0.0;
     int next = 0;
     out->start = 0.0;
@@ -1248,7 +1248,7 @@ static void test_save_load_roundtrip(void **state)
         Run A, B;
         run_open(&A, &c, oracle_sizes, 4);
         run_steps(&A, 1, 10, 4);
-        assert_int_equal(opt_save(A.o, path, err, sizeof err), KN_OK);
+        assert_int_equal(opt_save(A.o, path, err, sizeof err), AMO_OK);
         char tmp[160];
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         assert_int_equal(access(tmp, F_OK), -1); /* renamed, not left behind */
@@ -1259,7 +1259,7 @@ static void test_save_load_roundtrip(void **state)
 
         run_open(&B, &c, oracle_sizes, 4);
         memcpy(B.m.param, saved, B.m.total * sizeof(float));
-        assert_int_equal(opt_load(B.o, path, err, sizeof err), KN_OK);
+        assert_int_equal(opt_load(B.o, path, err, sizeof err), AMO_OK);
         assert_int_equal(opt_steps(B.o), 9);
         assert_int_equal(opt_skipped(B.o), 1);
         run_steps(&B, 11, 20, 0);
@@ -1275,15 +1275,15 @@ static void test_save_load_roundtrip(void **state)
     }
 }
 
-/* A load that must fail: KN_EFORMAT (or `want`), the path in the message,
+/* A load that must fail: AMO_EFORMAT (or `want`), the path in the message,
  * and, if word is set, that word named after the path. */
-static void load_fails(Opt *o, const char *path, KnStatus want, const char *word,
+static void load_fails(Opt *o, const char *path, AmoStatus want, const char *word,
                        const char *what)
 {
     char err[512] = "";
     const uint64_t steps = opt_steps(o), skipped = opt_skipped(o), clipped = opt_clipped(o);
-    const KnStatus st = opt_load(o, path, err, sizeof err);
-    printf("    %-34s -> %s: %s\n", what, kn_status_str(st), err);
+    const AmoStatus st = opt_load(o, path, err, sizeof err);
+    printf("    %-34s -> %s: %s\n", what, amo_status_str(st), err);
     assert_int_equal(st, want);
     assert_non_null(strstr(err, path));
     if (word && !names(err, path, word))
@@ -1299,7 +1299,7 @@ static void save_other(const OptConfig *c, const size_t *sizes, int count, const
     char err[256];
     run_open(&r, c, sizes, count);
     run_steps(&r, 1, 3, 0);
-    assert_int_equal(opt_save(r.o, path, err, sizeof err), KN_OK);
+    assert_int_equal(opt_save(r.o, path, err, sizeof err), AMO_OK);
     run_close(&r);
 }
 
@@ -1314,7 +1314,7 @@ static void refusals(const AlgoCase *ac)
     Run A, C;
     run_open(&A, &c, oracle_sizes, 4);
     run_steps(&A, 1, 10, 0);
-    assert_int_equal(opt_save(A.o, good, err, sizeof err), KN_OK);
+    assert_int_equal(opt_save(A.o, good, err, sizeof err), AMO_OK);
     run_steps(&A, 11, 20, 0);
 
     /* C: the same 10 steps, then every refused load, then 10 steps. */
@@ -1335,7 +1335,7 @@ static void refusals(const AlgoCase *ac)
         d[flips[i]] ^= 0x10;
         char what[64];
         snprintf(what, sizeof what, "byte %zu of %zu flipped", flips[i], len);
-        load_fails(C.o, bad, KN_EFORMAT, NULL, what);
+        load_fails(C.o, bad, AMO_EFORMAT, NULL, what);
     }
     /* Truncated, from empty through mid-header to one byte short; and one
      * byte too many. */
@@ -1345,14 +1345,14 @@ static void refusals(const AlgoCase *ac)
         spit(bad, d, cuts[i]);
         char what[64];
         snprintf(what, sizeof what, "truncated to %zu of %zu", cuts[i], len);
-        load_fails(C.o, bad, KN_EFORMAT, NULL, what);
+        load_fails(C.o, bad, AMO_EFORMAT, NULL, what);
     }
     unsigned char *longer = malloc(len + 1);
     assert_non_null(longer);
     memcpy(longer, d, len);
     longer[len] = 0;
     spit(bad, longer, len + 1);
-    load_fails(C.o, bad, KN_EFORMAT, NULL, "one trailing byte");
+    load_fails(C.o, bad, AMO_EFORMAT, NULL, "one trailing byte");
     free(longer);
     free(d);
 
@@ -1361,33 +1361,33 @@ static void refusals(const AlgoCase *ac)
         OptConfig o2 = opt_config_default(OPT_SGD);
         o2.threads = 1;
         save_other(&o2, oracle_sizes, 4, bad);
-        load_fails(C.o, bad, KN_EFORMAT, "algo", "sgd file into amo");
+        load_fails(C.o, bad, AMO_EFORMAT, "algo", "sgd file into amo");
 
         o2 = c;
         o2.lr = 2e-3f;
         save_other(&o2, oracle_sizes, 4, bad);
-        load_fails(C.o, bad, KN_EFORMAT, "lr", "lr 2e-3 file into lr 1e-3");
+        load_fails(C.o, bad, AMO_EFORMAT, "lr", "lr 2e-3 file into lr 1e-3");
 
         o2 = c;
         o2.beta = 0.8f;
         save_other(&o2, oracle_sizes, 4, bad);
-        load_fails(C.o, bad, KN_EFORMAT, "beta", "beta 0.8 file into beta 0.9");
+        load_fails(C.o, bad, AMO_EFORMAT, "beta", "beta 0.8 file into beta 0.9");
 
         o2 = c;
         o2.state = OPT_STATE_BF16;
         save_other(&o2, oracle_sizes, 4, bad);
-        load_fails(C.o, bad, KN_EFORMAT, "state", "bf16-state file into fp32");
+        load_fails(C.o, bad, AMO_EFORMAT, "state", "bf16-state file into fp32");
 
         static const size_t other_sizes[] = { 1, 17, 1001, 70000 };
         save_other(&c, other_sizes, 4, bad);
-        load_fails(C.o, bad, KN_EFORMAT, "tensor", "tensor 2 of 1001 elements, not 1000");
+        load_fails(C.o, bad, AMO_EFORMAT, "tensor", "tensor 2 of 1001 elements, not 1000");
 
         save_other(&c, oracle_sizes, 3, bad);
-        load_fails(C.o, bad, KN_EFORMAT, "tensor", "3 tensors, not 4");
+        load_fails(C.o, bad, AMO_EFORMAT, "tensor", "3 tensors, not 4");
     }
     /* Missing file. */
     tmp_path(bad, sizeof bad, "no-such.state");
-    load_fails(C.o, bad, KN_EIO, NULL, "missing file");
+    load_fails(C.o, bad, AMO_EIO, NULL, "missing file");
 
     run_steps(&C, 11, 20, 0);
     assert_memory_equal(A.m.param, C.m.param, A.m.total * sizeof(float));
@@ -1408,7 +1408,7 @@ static void test_save_load_refusals(void **state)
     refusals(&save_cases[3]);
     refusals(&save_cases[4]);
 
-    /* Saving where no file can be written: KN_EIO naming the path. */
+    /* Saving where no file can be written: AMO_EIO naming the path. */
     Model m;
     model_init(&m, small_sizes, 3, -1);
     OptConfig c = opt_config_default(OPT_AMO);
@@ -1416,7 +1416,7 @@ static void test_save_load_refusals(void **state)
     Opt *o = opt_new(&c, &m);
     char path[160], err[512] = "";
     tmp_path(path, sizeof path, "no-such-dir/x.state");
-    assert_int_equal(opt_save(o, path, err, sizeof err), KN_EIO);
+    assert_int_equal(opt_save(o, path, err, sizeof err), AMO_EIO);
     assert_non_null(strstr(err, path));
     opt_destroy(o);
     model_free(&m);
@@ -1491,13 +1491,13 @@ static void test_validation(void **state)
         set_float(&c, b->off, b->value);
         char err[256] = "", val[32];
         Opt *o = (Opt *)&m; /* must be overwritten with NULL */
-        const KnStatus st = opt_create(&o, &c, m.t, m.count, err, sizeof err);
+        const AmoStatus st = opt_create(&o, &c, m.t, m.count, err, sizeof err);
         snprintf(val, sizeof val, "%g", (double)b->value);
         if (isnan(b->value))
             strcpy(val, "nan");
         printf("    %-8s %-10s %-5s -> %s: %s\n", opt_algo_name(b->algo), b->word, val,
-               kn_status_str(st), err);
-        assert_int_equal(st, KN_EINVAL);
+               amo_status_str(st), err);
+        assert_int_equal(st, AMO_EINVAL);
         assert_null(o);
         if (!names(err, "", b->word))
             fail_msg("message does not name %s: %s", b->word, err);
@@ -1513,18 +1513,18 @@ static void test_validation(void **state)
     c.lr = 0.0f;
     c.lo = c.hi = 0.5f;
     Opt *o = NULL;
-    assert_int_equal(opt_create(&o, &c, m.t, m.count, NULL, 0), KN_OK);
+    assert_int_equal(opt_create(&o, &c, m.t, m.count, NULL, 0), AMO_OK);
     opt_destroy(o);
     c = opt_config_default(OPT_RMSPROP);
     c.threads = 1;
     c.alpha = 0.0f;
     c.tau = 0.0f; /* clipping is off */
-    assert_int_equal(opt_create(&o, &c, m.t, m.count, NULL, 0), KN_OK);
+    assert_int_equal(opt_create(&o, &c, m.t, m.count, NULL, 0), AMO_OK);
     opt_destroy(o);
     c = opt_config_default(OPT_SGD);
     c.threads = 1;
     c.dampening = 1.0f;
-    assert_int_equal(opt_create(&o, &c, m.t, m.count, NULL, 0), KN_OK);
+    assert_int_equal(opt_create(&o, &c, m.t, m.count, NULL, 0), AMO_OK);
     opt_destroy(o);
 
     /* Not floats: Nesterov with dampening, bf16 for SGD, threads < 0,
@@ -1534,38 +1534,38 @@ static void test_validation(void **state)
     c.threads = 1;
     c.nesterov = 1;
     c.dampening = 0.1f;
-    assert_int_equal(opt_create(&o, &c, m.t, m.count, err, sizeof err), KN_EINVAL);
+    assert_int_equal(opt_create(&o, &c, m.t, m.count, err, sizeof err), AMO_EINVAL);
     assert_true(names(err, "", "nesterov"));
     c = opt_config_default(OPT_SGD);
     c.state = OPT_STATE_BF16;
-    assert_int_equal(opt_create(&o, &c, m.t, m.count, err, sizeof err), KN_EINVAL);
+    assert_int_equal(opt_create(&o, &c, m.t, m.count, err, sizeof err), AMO_EINVAL);
     assert_true(names(err, "", "bf16"));
     c = opt_config_default(OPT_AMO);
     c.threads = -1;
-    assert_int_equal(opt_create(&o, &c, m.t, m.count, err, sizeof err), KN_EINVAL);
+    assert_int_equal(opt_create(&o, &c, m.t, m.count, err, sizeof err), AMO_EINVAL);
     assert_true(names(err, "", "threads"));
     c.threads = 1;
     OptTensor t[2] = { m.t[2], m.t[2] };
     t[0].grad = NULL;
-    assert_int_equal(opt_create(&o, &c, t, 1, err, sizeof err), KN_EINVAL);
+    assert_int_equal(opt_create(&o, &c, t, 1, err, sizeof err), AMO_EINVAL);
     t[1].grad = t[1].param + 10;
-    assert_int_equal(opt_create(&o, &c, &t[1], 1, err, sizeof err), KN_EINVAL);
+    assert_int_equal(opt_create(&o, &c, &t[1], 1, err, sizeof err), AMO_EINVAL);
     assert_true(names(err, "", "overlap"));
     /* Across tensors: tied parameters would be updated twice, in parallel;
      * a parameter inside another tensor's gradient would be overwritten
      * while it is read.  Shared gradients are only read: allowed. */
     OptTensor u[3] = { m.t[2], m.t[1], m.t[0] };
     u[1].param = u[0].param + 500; /* inside tensor 0's parameters */
-    assert_int_equal(opt_create(&o, &c, u, 3, err, sizeof err), KN_EINVAL);
+    assert_int_equal(opt_create(&o, &c, u, 3, err, sizeof err), AMO_EINVAL);
     assert_null(o);
     assert_true(names(err, "", "overlap"));
     u[1] = m.t[1];
     u[2].param = u[0].grad + 999; /* the last gradient element of tensor 0 */
-    assert_int_equal(opt_create(&o, &c, u, 3, err, sizeof err), KN_EINVAL);
+    assert_int_equal(opt_create(&o, &c, u, 3, err, sizeof err), AMO_EINVAL);
     assert_non_null(strstr(err, "overlap"));
     u[2] = m.t[0];
     u[1].grad = u[0].grad; /* one gradient buffer read by two tensors */
-    assert_int_equal(opt_create(&o, &c, u, 3, err, sizeof err), KN_OK);
+    assert_int_equal(opt_create(&o, &c, u, 3, err, sizeof err), AMO_OK);
     opt_destroy(o);
     model_free(&m);
 }
@@ -1764,7 +1764,7 @@ static void test_eps_below_flt_min(void **state)
     for (size_t l = 0; l < ARRAY_LEN(levels); l++) {
         if (!level_available(&levels[l]))
             continue;
-        assert_int_equal(kn_cpu_set_mask(levels[l].mask), KN_OK);
+        assert_int_equal(kn_cpu_set_mask(levels[l].mask), AMO_OK);
         for (size_t r = 0; r < ARRAY_LEN(runs); r++)
             for (size_t e = 0; e < ARRAY_LEN(epss); e++) {
                 Model m;
@@ -1779,20 +1779,20 @@ static void test_eps_below_flt_min(void **state)
                 c.eps = epss[e];
                 char err[256] = "";
                 Opt *o = NULL;
-                const KnStatus st = opt_create(&o, &c, m.t, m.count, err, sizeof err);
+                const AmoStatus st = opt_create(&o, &c, m.t, m.count, err, sizeof err);
                 printf("    %-7s %-6s %-4s eps %g -> %s %s\n", levels[l].name,
                        opt_algo_name(c.algo), runs[r].st == OPT_STATE_BF16 ? "bf16" : "fp32",
-                       (double)c.eps, kn_status_str(st), err);
-                if (st != KN_OK) {
+                       (double)c.eps, amo_status_str(st), err);
+                if (st != AMO_OK) {
                     assert_true(c.eps < FLT_MIN);
-                    assert_int_equal(st, KN_EINVAL);
+                    assert_int_equal(st, AMO_EINVAL);
                     assert_non_null(strstr(err, "eps"));
                     model_free(&m);
                     continue;
                 }
                 for (int t = 0; t < 3; t++) {
                     OptStepInfo inf;
-                    assert_int_equal(opt_step(o, &inf), KN_OK);
+                    assert_int_equal(opt_step(o, &inf), AMO_OK);
                 }
                 for (size_t i = 0; i < m.total; i++) {
                     if (!isfinite(m.param[i]))
@@ -1806,7 +1806,7 @@ static void test_eps_below_flt_min(void **state)
                 model_free(&m);
             }
     }
-    assert_int_equal(kn_cpu_set_mask(KN_CPU_ALL), KN_OK);
+    assert_int_equal(kn_cpu_set_mask(KN_CPU_ALL), AMO_OK);
 }
 
 /* ---- main ---------------------------------------------------------------------- */

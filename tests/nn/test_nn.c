@@ -27,17 +27,17 @@
 #include <strings.h>
 
 #include "kernels/cpu.h"
-#include "kernels/rng.h"
+#include "common/rng.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/resnet.h"
 
 /* ---- a tiny seeded RNG (splitmix64) -------------------------------------- */
 
-/* the project's one RNG (kernels/rng.h): the test draws its data from it */
-typedef KnRng Rng;
+/* the project's one RNG (common/rng.h): the test draws its data from it */
+typedef AmoRng Rng;
 
-static uint64_t rng_u64(Rng *r) { return kn_rng_u64(r); }
+static uint64_t rng_u64(Rng *r) { return amo_rng_u64(r); }
 
 static double rng_uniform(Rng *r) { return (double)(rng_u64(r) >> 11) * 0x1p-53; }
 
@@ -68,11 +68,11 @@ static size_t act_count(const NnAct *a)
     return n;
 }
 
-#define OK(expr) assert_int_equal((expr), KN_OK)
+#define OK(expr) assert_int_equal((expr), AMO_OK)
 #define GOK(g, expr)                                                           \
     do {                                                                       \
-        KnStatus s_ = (expr);                                                  \
-        if (s_ != KN_OK)                                                       \
+        AmoStatus s_ = (expr);                                                  \
+        if (s_ != AMO_OK)                                                       \
             fail_msg("%s: %s", #expr, (g)->msg);                               \
     } while (0)
 
@@ -93,7 +93,7 @@ static void fd_begin(Fd *f)
     const char *isa;
     char msg[256];
     memset(f, 0, sizeof *f);
-    if (nn_isa_init(msg, sizeof msg, &isa) != KN_OK)
+    if (nn_isa_init(msg, sizeof msg, &isa) != AMO_OK)
         fail_msg("%s", msg);
     GOK(&f->g, nn_graph_init(&f->g, dnnl_f32));
 }
@@ -104,7 +104,7 @@ static void fd_begin(Fd *f)
 static int onednn_has(dnnl_cpu_isa_t isa)
 {
     char msg[256];
-    if (nn_isa_init(msg, sizeof msg, NULL) != KN_OK)
+    if (nn_isa_init(msg, sizeof msg, NULL) != AMO_OK)
         fail_msg("%s", msg);
     return ((unsigned)dnnl_get_effective_cpu_isa() & (unsigned)isa) == (unsigned)isa;
 }
@@ -510,7 +510,7 @@ static void test_conv_winograd(void **state)
     (void)state;
     char msg[256];
     const char *isa;
-    if (nn_isa_init(msg, sizeof msg, &isa) != KN_OK)
+    if (nn_isa_init(msg, sizeof msg, &isa) != AMO_OK)
         fail_msg("%s", msg);
     int passes;
     const double direct = wino_case(NN_CONV_ALGO_DIRECT, 1e-5, &passes);
@@ -770,11 +770,11 @@ static void test_loss_formula(void **state)
     OK(nn_xent_smooth(&loss, dz, z, y, B, K, 0.1f));
     assert_true(isfinite(loss));
     z[1] = NAN;
-    assert_int_equal(nn_xent_smooth(&loss, dz, z, y, B, K, 0.1f), KN_ENONFINITE);
+    assert_int_equal(nn_xent_smooth(&loss, dz, z, y, B, K, 0.1f), AMO_ENONFINITE);
     y[2] = K;
-    assert_int_equal(nn_xent_smooth(&loss, dz, z, y, B, K, 0.1f), KN_EINVAL);
+    assert_int_equal(nn_xent_smooth(&loss, dz, z, y, B, K, 0.1f), AMO_EINVAL);
     y[2] = 0;
-    assert_int_equal(nn_xent_smooth(&loss, dz, z, y, B, K, 1.5f), KN_EINVAL);
+    assert_int_equal(nn_xent_smooth(&loss, dz, z, y, B, K, 1.5f), AMO_EINVAL);
 }
 
 /* ---- whole networks ---------------------------------------------------------- */
@@ -783,7 +783,7 @@ static NnResNet *make_net(const NnResNetConfig *c)
 {
     NnResNet *net = NULL;
     char err[512];
-    if (nn_resnet_create(&net, c, err, sizeof err) != KN_OK)
+    if (nn_resnet_create(&net, c, err, sizeof err) != AMO_OK)
         fail_msg("nn_resnet_create: %s", err);
     return net;
 }
@@ -792,7 +792,7 @@ static NnResNet *make_net(const NnResNetConfig *c)
 static double net_loss(NnResNet *net, const NnResNetConfig *c, const float *x, const int *y)
 {
     double loss;
-    if (nn_resnet_forward(net, x, 1) != KN_OK)
+    if (nn_resnet_forward(net, x, 1) != AMO_OK)
         fail_msg("%s", nn_resnet_error(net));
     OK(nn_xent_smooth(&loss, NULL, nn_resnet_logits(net), y, c->batch, c->classes, 0.1f));
     return loss;
@@ -817,8 +817,8 @@ static void net_gradcheck(const NnResNetConfig *c, double step_loss, double medi
         y[b] = (int)(rng_u64(&rng) % (uint64_t)c->classes);
     size_t np;
     float *p = nn_resnet_params(net, &np);
-    if (nn_resnet_forward(net, x, 1) != KN_OK || nn_resnet_loss(net, y, 0.1f, &loss) != KN_OK
-        || nn_resnet_backward(net) != KN_OK)
+    if (nn_resnet_forward(net, x, 1) != AMO_OK || nn_resnet_loss(net, y, 0.1f, &loss) != AMO_OK
+        || nn_resnet_backward(net) != AMO_OK)
         fail_msg("%s", nn_resnet_error(net));
     float *g = malloc(np * sizeof *g), *keep = malloc(np * sizeof *keep);
     memcpy(g, nn_resnet_grads(net), np * sizeof *g);
@@ -1001,7 +1001,7 @@ static void test_shapes(void **state)
     float *x = calloc(3 * 224 * 224, sizeof *x);
     for (int i = 0; i < 3 * 224 * 224; i++)
         x[i] = (float)sin(i * 0.01);
-    if (nn_resnet_forward(net, x, 0) != KN_OK)
+    if (nn_resnet_forward(net, x, 0) != AMO_OK)
         fail_msg("%s", nn_resnet_error(net));
     for (int k = 0; k < 1000; k++)
         assert_true(isfinite(nn_resnet_logits(net)[k]));
@@ -1019,7 +1019,7 @@ static void expect_create_error(NnResNetConfig c, const char *needle)
 {
     NnResNet *net = (NnResNet *)&c; /* must come back NULL */
     char err[512] = "";
-    assert_int_equal(nn_resnet_create(&net, &c, err, sizeof err), KN_EINVAL);
+    assert_int_equal(nn_resnet_create(&net, &c, err, sizeof err), AMO_EINVAL);
     assert_null(net);
     if (!strstr(err, needle))
         fail_msg("error \"%s\" does not mention \"%s\"", err, needle);
@@ -1063,13 +1063,13 @@ static void test_errors(void **state)
     OK(nn_isa_init(msg, sizeof msg, NULL));
     OK(nn_graph_init(&g, dnnl_f32));
     OK(nn_input(&g, &x, 2, 3, 3, 4));
-    assert_int_equal(nn_conv(&g, "layer9.conv", &y, &x, 8, 5, 1, 0, NN_DIFF_WRITE), KN_EINVAL);
+    assert_int_equal(nn_conv(&g, "layer9.conv", &y, &x, 8, 5, 1, 0, NN_DIFF_WRITE), AMO_EINVAL);
     assert_non_null(strstr(g.msg, "layer9.conv"));
     assert_non_null(strstr(g.msg, "src 2x3x3x4"));
     assert_non_null(strstr(g.msg, "smaller than 1x1"));
-    assert_int_equal(nn_pool(&g, "pool9", &y, &x, 1, 4, 4, 2, 0, NN_DIFF_WRITE), KN_EINVAL);
+    assert_int_equal(nn_pool(&g, "pool9", &y, &x, 1, 4, 4, 2, 0, NN_DIFF_WRITE), AMO_EINVAL);
     assert_non_null(strstr(g.msg, "pool9"));
-    assert_int_equal(nn_conv(&g, "c0", &y, &x, 0, 3, 1, 1, NN_DIFF_WRITE), KN_EINVAL);
+    assert_int_equal(nn_conv(&g, "c0", &y, &x, 0, 3, 1, 1, NN_DIFF_WRITE), AMO_EINVAL);
     assert_non_null(strstr(g.msg, "c0"));
     nn_graph_free(&g);
 
@@ -1081,15 +1081,15 @@ static void test_errors(void **state)
     float xin[3] = {1, 2, 3};
     int label = 0;
     float loss;
-    assert_int_equal(nn_resnet_forward(net, xin, 1), KN_EINVAL);
+    assert_int_equal(nn_resnet_forward(net, xin, 1), AMO_EINVAL);
     assert_non_null(strstr(nn_resnet_error(net), "more than one value per channel"));
-    assert_int_equal(nn_resnet_backward(net), KN_EINVAL);
+    assert_int_equal(nn_resnet_backward(net), AMO_EINVAL);
     assert_non_null(strstr(nn_resnet_error(net), "training forward"));
     OK(nn_resnet_forward(net, xin, 0));
     OK(nn_resnet_loss(net, &label, 0.1f, &loss));
-    assert_int_equal(nn_resnet_backward(net), KN_EINVAL); /* after an inference forward */
+    assert_int_equal(nn_resnet_backward(net), AMO_EINVAL); /* after an inference forward */
     label = 10;
-    assert_int_equal(nn_resnet_loss(net, &label, 0.1f, &loss), KN_EINVAL);
+    assert_int_equal(nn_resnet_loss(net, &label, 0.1f, &loss), AMO_EINVAL);
     assert_non_null(strstr(nn_resnet_error(net), "label 10 of sample 0"));
     nn_resnet_destroy(net);
 }
@@ -1103,8 +1103,8 @@ static void sgd_steps(NnResNet *net, const float *x, const int *y, int steps, fl
     float *p = nn_resnet_params(net, &n), *g = nn_resnet_grads(net);
     for (int s = 0; s < steps; s++) {
         float loss;
-        if (nn_resnet_forward(net, x, 1) != KN_OK || nn_resnet_loss(net, y, 0.f, &loss) != KN_OK
-            || nn_resnet_backward(net) != KN_OK)
+        if (nn_resnet_forward(net, x, 1) != AMO_OK || nn_resnet_loss(net, y, 0.f, &loss) != AMO_OK
+            || nn_resnet_backward(net) != AMO_OK)
             fail_msg("step %d: %s", s, nn_resnet_error(net));
         if (s == 0)
             *first = loss;
@@ -1166,8 +1166,8 @@ static void test_bf16(void **state)
     fill_normal(&rng, x, 8 * 3 * 8 * 8);
     for (int b = 0; b < 8; b++)
         y[b] = b;
-    if (nn_resnet_forward(f32, x, 1) != KN_OK || nn_resnet_loss(f32, y, 0.1f, &lf) != KN_OK
-        || nn_resnet_forward(b16, x, 1) != KN_OK || nn_resnet_loss(b16, y, 0.1f, &lb) != KN_OK)
+    if (nn_resnet_forward(f32, x, 1) != AMO_OK || nn_resnet_loss(f32, y, 0.1f, &lf) != AMO_OK
+        || nn_resnet_forward(b16, x, 1) != AMO_OK || nn_resnet_loss(b16, y, 0.1f, &lb) != AMO_OK)
         fail_msg("forward or loss failed");
     assert_float_equal(lb, lf, 0.05 * lf);
     OK(nn_resnet_backward(f32));
@@ -1370,13 +1370,13 @@ int main(void)
     };
     /* AMO_ARCH caps oneDNN's ISA too (nn_isa_init); a level this CPU lacks
      * is a skip (meson's exit code 77), not a failure. */
-    const KnStatus env = kn_cpu_init_from_env();
-    if (env == KN_EUNSUPPORTED) {
+    const AmoStatus env = kn_cpu_init_from_env();
+    if (env == AMO_EUNSUPPORTED) {
         printf("AMO_ARCH=%s is not available on this CPU: skipped\n", getenv("AMO_ARCH"));
         return 77;
     }
-    if (env != KN_OK) {
-        printf("AMO_ARCH=%s: %s\n", getenv("AMO_ARCH"), kn_status_str(env));
+    if (env != AMO_OK) {
+        printf("AMO_ARCH=%s: %s\n", getenv("AMO_ARCH"), amo_status_str(env));
         return 1;
     }
     /* NN_TEST_FILTER=test_bn* runs a subset */

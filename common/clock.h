@@ -2,12 +2,12 @@
  * (CLOCK_MONOTONIC never goes back).  Header-only so that every layer, the
  * library's timings (nn/) and the harness's (harness/timer.h), reads the
  * same clock.  The including file defines _POSIX_C_SOURCE. */
-#ifndef AMO_KERNELS_CLOCK_H
-#define AMO_KERNELS_CLOCK_H
+#ifndef AMO_COMMON_CLOCK_H
+#define AMO_COMMON_CLOCK_H
 
 #include <time.h>
 
-static inline double kn_now(void)
+static inline double amo_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
