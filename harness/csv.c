@@ -172,3 +172,39 @@ const char *hx_csv_path(const HxCsv *w)
 {
     return w->path;
 }
+
+/* One record: fields are added to rec->text as they are read; *off follows
+ * the reader, so that a failure leaves it at the offending byte. */
+AmoStatus hx_csv_record(const char *buf, size_t len, size_t *off, HxCsvRecord *rec)
+{
+    size_t i = *off, t = 0;
+    rec->n = 0;
+    for (;;) {
+        if (rec->n == HX_CSV_MAX_FIELDS || t == sizeof rec->text)
+            break;
+        rec->at[rec->n] = i;
+        rec->field[rec->n++] = rec->text + t;
+        const int quoted = i < len && buf[i] == '"';
+        for (i += quoted; t + 1 < sizeof rec->text; i++) {
+            if (i == len || (!quoted && (buf[i] == ',' || buf[i] == '\n')))
+                break;
+            if (buf[i] == '"' && !(quoted && i + 1 < len && buf[i + 1] == '"'))
+                break; /* a closing quote, or a stray one */
+            rec->text[t++] = buf[i];
+            i += buf[i] == '"'; /* "" is one quote */
+        }
+        if (quoted && (i == len || buf[i] != '"'))
+            break; /* open to the end, or text too long */
+        i += quoted;
+        rec->text[t++] = '\0';
+        if (i == len || buf[i] == '\n') {
+            *off = i + (i < len);
+            return AMO_OK;
+        }
+        if (buf[i] != ',')
+            break;
+        i++;
+    }
+    *off = i;
+    return AMO_EFORMAT;
+}

@@ -1,4 +1,4 @@
-/* The harness's one CSV writer (RFC 4180).  Rows go to a temporary file in
+/* The harness's one CSV writer (RFC 4180), and its reader.  Rows go to a temporary file in
  * the destination's directory, which hx_csv_close() renames over the
  * destination: a reader sees the old file or the complete new one, never a
  * half-written one, and a run that dies leaves at most a ".PATH.XXXXXX"
@@ -13,6 +13,7 @@
 #ifndef AMO_HARNESS_CSV_H
 #define AMO_HARNESS_CSV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/status.h"
@@ -40,5 +41,22 @@ void hx_csv_abort(HxCsv *w);
 
 /* The destination path given to hx_csv_open (for messages). */
 const char *hx_csv_path(const HxCsv *w);
+
+/* ---- reading back what the writer wrote ---- */
+
+#define HX_CSV_MAX_FIELDS 128
+
+typedef struct HxCsvRecord {
+    int n;                                /* fields                           */
+    const char *field[HX_CSV_MAX_FIELDS]; /* unquoted, NUL-ended, in text     */
+    size_t at[HX_CSV_MAX_FIELDS];         /* each field's byte offset in buf  */
+    char text[8192];
+} HxCsvRecord;
+
+/* Reads the record at byte *off of buf (len bytes) and moves *off past its
+ * newline.  Strict: AMO_EFORMAT for a quote inside an unquoted field, text
+ * after a closing quote, a quote left open, or more fields or text than rec
+ * holds (*off then names the byte). */
+AmoStatus hx_csv_record(const char *buf, size_t len, size_t *off, HxCsvRecord *rec);
 
 #endif

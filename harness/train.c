@@ -1,6 +1,7 @@
 /* One training run: data, model, optimizer, the step loop with its timings,
- * evaluation, checkpoints, and the CSVs.  The loop reads like the paper's
- * Algorithm 1 with a network around it:
+ * evaluation, checkpoints (their format: harness/checkpoint.c), and the
+ * CSVs.  The loop reads like the paper's Algorithm 1 with a network around
+ * it:
  *
  *     for each step:  batch -> forward -> loss -> backward -> opt_step
  *     every eval_every steps: validation (and test) accuracy, checkpoint */
@@ -17,6 +18,7 @@
 #include <hwloc.h>
 #include <zlib.h>
 
+#include "harness/checkpoint.h"
 #include "harness/common.h"
 #include "harness/csv.h"
 #include "harness/error.h"
@@ -101,24 +103,13 @@ void hx_train_run_id(HxTrainSpec *s)
 
 /* ---- rows kept in memory, written whole at checkpoints -------------------------- */
 
-typedef struct StepRow {
-    double step, epoch, wall, data_ms, fwd_ms, bwd_ms, opt_ms, loss, lr, gnorm, clipped,
-        skipped, ips;
-    double update_norm; /* ||theta_after - theta_before||_2, fp64, outside the timings */
-    double at_bound;    /* parameters equal to a finite bound after the step          */
-} StepRow;
-
-typedef struct ConvRow {
-    double step, epoch, wall, train_loss, train_acc, val_loss, val_acc, test_loss, test_acc;
-} ConvRow;
-
 typedef struct Rows {
-    StepRow *s;
-    ConvRow *c;
+    HxStepRow *s;
+    HxConvRow *c;
     size_t ns, nc, caps, capc;
 } Rows;
 
-static void push_step(Rows *r, const StepRow *x)
+static void push_step(Rows *r, const HxStepRow *x)
 {
     if (r->ns == r->caps) {
         r->caps = r->caps ? 2 * r->caps : 1024;
@@ -129,7 +120,7 @@ static void push_step(Rows *r, const StepRow *x)
     r->s[r->ns++] = *x;
 }
 
-static void push_conv(Rows *r, const ConvRow *x)
+static void push_conv(Rows *r, const HxConvRow *x)
 {
     if (r->nc == r->capc) {
         r->capc = r->capc ? 2 * r->capc : 64;
@@ -398,7 +389,7 @@ static void write_steps_csv(const Run *r)
     path_in(path, sizeof path, r->dir, "steps.csv");
     HxCsv *w = csv_open(path, step_cols, (int)(sizeof step_cols / sizeof *step_cols));
     for (size_t i = 0; i < r->rows.ns; i++) {
-        const StepRow *x = &r->rows.s[i];
+        const HxStepRow *x = &r->rows.s[i];
         hx_csv_str(w, r->s->run_id);
         hx_csv_int(w, (int64_t)x->step);
         hx_csv_num(w, x->epoch);
@@ -429,7 +420,7 @@ static void write_conv_csv(const Run *r)
     memcpy(cols + NCFG, conv_cols, sizeof conv_cols);
     HxCsv *w = csv_open(path, cols, NCFG + 9);
     for (size_t i = 0; i < r->rows.nc; i++) {
-        const ConvRow *x = &r->rows.c[i];
+        const HxConvRow *x = &r->rows.c[i];
         put_cfg(w, r);
         hx_csv_int(w, (int64_t)x->step);
         hx_csv_num(w, x->epoch);
@@ -498,61 +489,22 @@ static void write_summary_csv(const Run *r, double wall)
 }
 
 /* ---- checkpoints ------------------------------------------------------------------
- * checkpoint.bin: "AMOCKPT1", u32 version, the progress counters, the rows
- * so far, the parameters and batch-norm statistics, and an FNV-1a 64
- * checksum; the optimizer's state is in optim-STEP.state (opt_save), named
- * by the step so that the checkpoint never points at a newer one.  Both are
- * written to temporaries and renamed, the checkpoint last. */
+ * checkpoint.bin (harness/checkpoint.c) holds the progress, the rows so far,
+ * the parameters and batch-norm statistics; the optimizer's state is in
+ * optim-STEP.state (opt_save), named by the step so that the checkpoint never
+ * points at a newer one.  Both carry the run id; both are written to
+ * temporaries and renamed, the checkpoint last. */
 
-#define CKPT_MAGIC "AMOCKPT1"
-#define CKPT_VERSION 2u
-
-typedef struct Blob { unsigned char *p; size_t len, cap; } Blob;
-
-static void blob_put(Blob *b, const void *src, size_t n)
+/* What this run is: written into its checkpoints, and what one must match. */
+static HxCkptRun ckpt_run(const Run *r)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 16;
-        while (cap < b->len + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p)
-            hx_fail(HX_EXIT_FAIL, "out of memory writing a checkpoint");
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-
-static uint64_t fnv1a(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-/* The progress counters, as one block. */
-typedef struct Progress {
-    int64_t step, epoch, pos;
-    double wall, train_s, run_loss, run_correct, run_seen;
-    HxTrainResult res;
-    uint64_t nsteps, nconv, nparams, nstats;
-} Progress;
-
-static void write_file_atomic(const char *path, const void *data, size_t len)
-{
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", tmp, strerror(errno));
-    const int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-        const int e = errno;
-        remove(tmp);
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(e));
-    }
+    size_t np, ns;
+    nn_resnet_params(r->net, &np);
+    nn_resnet_stats(r->net, &ns);
+    return (HxCkptRun){ .run_id = r->s->run_id, .total_steps = r->total_steps,
+                        .steps_per_epoch = r->steps_per_epoch, .eval_every = r->eval_every,
+                        .batch = r->s->batch, .ntrain = r->split.ntrain, .nval = r->split.nval,
+                        .ntest = r->test.n, .nparams = np, .nstats = ns };
 }
 
 static void save_checkpoint(Run *r, double wall)
@@ -560,28 +512,18 @@ static void save_checkpoint(Run *r, double wall)
     char path[4200], name[64], err[1024] = "";
     snprintf(name, sizeof name, "optim-%ld.state", r->step);
     path_in(path, sizeof path, r->dir, name);
-    if (opt_save(r->opt, path, err, sizeof err) != AMO_OK)
+    if (opt_save(r->opt, path, hx_run_tag(r->s->run_id), err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "checkpoint: %s", err);
     size_t np, ns;
-    const float *p = nn_resnet_params(r->net, &np);
-    const float *st = nn_resnet_stats(r->net, &ns);
-    const Progress pr = { r->step, (int64_t)r->tb.epoch, r->tb.pos, wall, r->train_s,
-                          r->run_loss, r->run_correct, r->run_seen, r->res, r->rows.ns,
-                          r->rows.nc, np, ns };
-    Blob b = { 0 };
-    const uint32_t ver = CKPT_VERSION;
-    blob_put(&b, CKPT_MAGIC, 8);
-    blob_put(&b, &ver, 4);
-    blob_put(&b, &pr, sizeof pr);
-    blob_put(&b, r->rows.s, r->rows.ns * sizeof(StepRow));
-    blob_put(&b, r->rows.c, r->rows.nc * sizeof(ConvRow));
-    blob_put(&b, p, np * sizeof(float));
-    blob_put(&b, st, ns * sizeof(float));
-    const uint64_t h = fnv1a(b.p, b.len);
-    blob_put(&b, &h, 8);
+    const HxCkptRun run = ckpt_run(r);
+    const HxCheckpoint ck = {
+        .step = r->step, .epoch = (int64_t)r->tb.epoch, .pos = r->tb.pos, .wall = wall,
+        .train_s = r->train_s, .run_loss = r->run_loss, .run_correct = r->run_correct,
+        .run_seen = r->run_seen, .res = r->res, .steps = r->rows.s, .conv = r->rows.c,
+        .nsteps = r->rows.ns, .nconv = r->rows.nc, .params = nn_resnet_params(r->net, &np),
+        .stats = nn_resnet_stats(r->net, &ns) };
     path_in(path, sizeof path, r->dir, "checkpoint.bin");
-    write_file_atomic(path, b.p, b.len);
-    free(b.p);
+    hx_checkpoint_save(path, &run, &ck);
     /* The CSVs so far, so an interrupted run has them too. */
     write_steps_csv(r);
     write_conv_csv(r);
@@ -600,82 +542,52 @@ static void save_checkpoint(Run *r, double wall)
         closedir(d);
 }
 
-/* Returns 1 if a checkpoint was loaded. */
+/* Returns 1 if a checkpoint was loaded.  The optimizer state must be the
+ * one saved with it: its run's tag, and as many steps, skipped and clipped
+ * ones as the checkpoint counts (a state renamed from another step has
+ * other counts). */
 static int load_checkpoint(Run *r)
 {
     char path[4200], err[1024] = "";
     path_in(path, sizeof path, r->dir, "checkpoint.bin");
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    const HxCkptRun want = ckpt_run(r);
+    HxCheckpoint ck;
+    if (!hx_checkpoint_load(path, &want, &ck))
         return 0;
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot read: %s", path, strerror(errno));
-    const size_t len = (size_t)sb.st_size;
-    unsigned char *d = hx_malloc(len ? len : 1);
-    if (fread(d, 1, len, f) != len)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot read: %s", path, strerror(errno));
-    fclose(f);
-    const size_t head = 12 + sizeof(Progress);
-    if (len < head + 8 || memcmp(d, CKPT_MAGIC, 8))
-        hx_fail(HX_EXIT_FAIL, "%s: not a checkpoint (bad magic at offset 0 or truncated at %zu)",
-                path, len);
-    uint32_t ver;
-    memcpy(&ver, d + 8, 4);
-    if (ver != CKPT_VERSION)
-        hx_fail(HX_EXIT_FAIL, "%s: version %u at offset 8, this build reads %u", path, ver,
-                CKPT_VERSION);
-    Progress pr;
-    memcpy(&pr, d + 12, sizeof pr);
-    size_t np, ns;
-    float *p = nn_resnet_params(r->net, &np);
-    float *st = nn_resnet_stats(r->net, &ns);
-    if (pr.nsteps > len / sizeof(StepRow) || pr.nconv > len / sizeof(ConvRow))
-        hx_fail(HX_EXIT_FAIL, "%s: row counts at offset 12 do not fit its %zu bytes: corrupted",
-                path, len);
-    const size_t want = head + pr.nsteps * sizeof(StepRow) + pr.nconv * sizeof(ConvRow) +
-                        pr.nparams * 4 + pr.nstats * 4 + 8;
-    if (pr.nparams != np || pr.nstats != ns)
-        hx_fail(HX_EXIT_FAIL, "%s: %llu parameters and %llu statistics, this model has %zu and "
-                "%zu (another model or width?)", path, (unsigned long long)pr.nparams,
-                (unsigned long long)pr.nstats, np, ns);
-    if (len != want)
-        hx_fail(HX_EXIT_FAIL, "%s: %zu bytes, expected %zu: truncated or corrupted", path, len,
-                want);
-    uint64_t h;
-    memcpy(&h, d + len - 8, 8);
-    if (h != fnv1a(d, len - 8))
-        hx_fail(HX_EXIT_FAIL, "%s: checksum mismatch at offset %zu: corrupted", path, len - 8);
     char name[64];
-    snprintf(name, sizeof name, "optim-%lld.state", (long long)pr.step);
+    snprintf(name, sizeof name, "optim-%lld.state", (long long)ck.step);
     char opath[4200];
     path_in(opath, sizeof opath, r->dir, name);
-    if (opt_load(r->opt, opath, err, sizeof err) != AMO_OK)
+    if (opt_load(r->opt, opath, hx_run_tag(r->s->run_id), err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "resume: %s", err);
-    size_t off = head;
-    r->rows.ns = r->rows.nc = 0;
-    for (uint64_t i = 0; i < pr.nsteps; i++, off += sizeof(StepRow)) {
-        StepRow row;
-        memcpy(&row, d + off, sizeof row);
-        push_step(&r->rows, &row);
-    }
-    for (uint64_t i = 0; i < pr.nconv; i++, off += sizeof(ConvRow)) {
-        ConvRow row;
-        memcpy(&row, d + off, sizeof row);
-        push_conv(&r->rows, &row);
-    }
-    memcpy(p, d + off, np * 4);
-    off += np * 4;
-    memcpy(st, d + off, ns * 4);
-    r->step = pr.step;
-    nn_batcher_seek(&r->tb, (uint64_t)pr.epoch, (int)pr.pos);
-    r->wall0 = pr.wall;
-    r->train_s = pr.train_s;
-    r->run_loss = pr.run_loss;
-    r->run_correct = pr.run_correct;
-    r->run_seen = pr.run_seen;
-    r->res = pr.res;
-    free(d);
+    const uint64_t steps = opt_steps(r->opt), skipped = opt_skipped(r->opt),
+                   clipped = opt_clipped(r->opt);
+    if (steps + skipped != (uint64_t)ck.step || skipped != ck.res.skipped ||
+        clipped != ck.res.clipped)
+        hx_fail(HX_EXIT_FAIL, "%s: %llu steps (%llu of them skipped, %llu clipped), but %s is "
+                "at step %lld (%llu skipped, %llu clipped): not the state saved with it", opath,
+                (unsigned long long)(steps + skipped), (unsigned long long)skipped,
+                (unsigned long long)clipped, path, (long long)ck.step,
+                (unsigned long long)ck.res.skipped, (unsigned long long)ck.res.clipped);
+    size_t np, ns;
+    float *p = nn_resnet_params(r->net, &np), *st = nn_resnet_stats(r->net, &ns);
+    memcpy(p, ck.params, np * sizeof(float)); /* the sizes checked by the parse */
+    memcpy(st, ck.stats, ns * sizeof(float));
+    free(r->rows.s);
+    free(r->rows.c);
+    r->rows = (Rows){ .s = ck.steps, .c = ck.conv, .ns = ck.nsteps, .nc = ck.nconv,
+                      .caps = ck.nsteps, .capc = ck.nconv };
+    ck.steps = NULL; /* the run's rows now */
+    ck.conv = NULL;
+    r->step = ck.step;
+    nn_batcher_seek(&r->tb, (uint64_t)ck.epoch, (int)ck.pos);
+    r->wall0 = ck.wall;
+    r->train_s = ck.train_s;
+    r->run_loss = ck.run_loss;
+    r->run_correct = ck.run_correct;
+    r->run_seen = ck.run_seen;
+    r->res = ck.res;
+    hx_checkpoint_free(&ck);
     return 1;
 }
 
@@ -750,7 +662,7 @@ static void progress(Run *r, double wall, double loss, int final)
 static void eval_point(Run *r, double wall, int final)
 {
     const HxTrainSpec *s = r->s;
-    ConvRow c = { (double)r->step, (double)r->step / (double)r->steps_per_epoch, wall,
+    HxConvRow c = { (double)r->step, (double)r->step / (double)r->steps_per_epoch, wall,
                   r->run_seen > 0 ? r->run_loss / r->run_seen : NAN,
                   r->run_seen > 0 ? r->run_correct / r->run_seen : NAN, NAN, NAN, NAN, NAN };
     evaluate(r, &r->vb, &c.val_loss, &c.val_acc);
@@ -776,7 +688,7 @@ static void eval_point(Run *r, double wall, int final)
 
 /* The step's size in parameter space and how many parameters sit on a bound,
  * both outside the timed region. */
-static void update_size(const Run *r, const float *theta, size_t n, StepRow *row)
+static void update_size(const Run *r, const float *theta, size_t n, HxStepRow *row)
 {
     const double lo = r->s->opt.lo, hi = r->s->opt.hi;
     const int bounded = isfinite(lo) || isfinite(hi);
@@ -795,7 +707,7 @@ static void update_size(const Run *r, const float *theta, size_t n, StepRow *row
 static void one_step(Run *r, double wall)
 {
     const int K = r->train.classes;
-    StepRow row = { .step = (double)r->step + 1 };
+    HxStepRow row = { .step = (double)r->step + 1 };
     size_t np;
     float *theta = nn_resnet_params(r->net, &np);
     memcpy(r->prev, theta, np * sizeof(float)); /* untimed: for the update size */
@@ -938,12 +850,11 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         hx_fail(HX_EXIT_USAGE, "--out %s: run %s is already there; pass --resume to continue "
                 "or skip it, or choose another --out", s->out, s->run_id);
     if (finished) {
-        path_in(path, sizeof path, r.dir, "result.bin");
-        FILE *f = fopen(path, "rb");
-        if (!f || fread(res, sizeof *res, 1, f) != 1)
-            hx_fail(HX_EXIT_FAIL, "%s: cannot read the finished run's result", path);
-        fclose(f);
+        hx_summary_load(path, s->run_id, s->steps, res);
         res->already_done = 1;
+        /* A kill between the summary's rename and the checkpoint's removal
+         * below left them: the run is finished, they go now. */
+        remove_leftovers(r.dir);
         if (!s->quiet)
             fprintf(stderr, "%s: finished before, skipped\n", s->run_id);
         return;
@@ -983,8 +894,6 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
     const double wall = hx_now() - start;
     write_steps_csv(&r);
     write_conv_csv(&r);
-    path_in(path, sizeof path, r.dir, "result.bin");
-    write_file_atomic(path, &r.res, sizeof r.res);
     write_summary_csv(&r, wall); /* last: its presence marks the run finished */
     remove(ck);
     remove_leftovers(r.dir);

@@ -3,7 +3,8 @@
  *
  * A run lives in OUT/runs/RUN_ID/: steps.csv (one row per step),
  * convergence.csv (one row per evaluation), summary.csv (one row),
- * metadata.json, and while it runs checkpoint.bin + optim.state.  The
+ * metadata.json, and while it runs checkpoint.bin + optim-STEP.state
+ * (harness/checkpoint.h).  The
  * combined OUT/steps.csv, convergence.csv and summary.csv are rebuilt from
  * every run directory after each run, so a grid appends to them and a run
  * that was interrupted resumes from its last checkpoint. */
@@ -16,6 +17,7 @@
 #include "optim/optim.h"
 
 #define HX_MAX_TARGETS 4
+#define HX_RUN_ID_MAX 160 /* bytes of a run id, its NUL included */
 
 typedef struct HxTrainSpec {
     /* data */
@@ -47,7 +49,7 @@ typedef struct HxTrainSpec {
     long ckpt_every;         /* steps, rounded up to an evaluation; 0: at evals  */
     int resume;              /* 1: continue from a checkpoint if there is one    */
     int quiet;
-    char run_id[160];        /* filled by hx_train_run_id if empty               */
+    char run_id[HX_RUN_ID_MAX]; /* filled by hx_train_run_id if empty            */
 } HxTrainSpec;
 
 typedef struct HxTrainResult {
@@ -61,7 +63,8 @@ typedef struct HxTrainResult {
     uint64_t clipped, skipped;
     int diverged;
     double ms_data, ms_forward, ms_backward, ms_optim; /* means per step          */
-    int already_done;        /* the run had finished before: nothing was run     */
+    int already_done;        /* the run had finished before: nothing was run,    */
+                             /* the rest is read back from its summary.csv       */
 } HxTrainResult;
 
 /* The defaults of `amo-bench train` (README): Fashion-MNIST, ResNet-18 at

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "kernels/cpu.h"
+#include "common/hash.h"
 #include "kernels/update.h"
 #include "optim/optim.h"
 
@@ -444,22 +445,24 @@ AmoStatus opt_step(Opt *o, OptStepInfo *info)
 /* ---- the state file ----------------------------------------------------------
  * Little-endian, in this order:
  *     0   char[8]  "AMOSTATE"
- *     8   u32      format version (1)
+ *     8   u32      format version (2)
  *    12   u32      header bytes (from offset 0 to the first moment buffer)
- *    16   u64      steps, skipped, clipped
- *    40   hyperparameters, as hyper_fields() lists them (u32/f32/u64)
+ *    16   u64      the caller's tag (opaque: e.g. a hash of what identifies its run)
+ *    24   u64      steps, skipped, clipped
+ *    48   hyperparameters, as hyper_fields() lists them (u32/f32/u64)
  *    ..   u32      tensor count, then u64 elements per tensor
  *    ..   u32      moment buffers, u32 bytes per element, u64 elements each
  *    ..   the moment buffers, one after the other
  *   end   u64      FNV-1a 64 of every byte before it
- * A file another optimizer cannot continue from exactly is refused. */
+ * A file another optimizer cannot continue from exactly, or that carries
+ * another tag, is refused. */
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the state file is written in host order, assumed little-endian"
 #endif
 
 #define STATE_MAGIC "AMOSTATE"
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u
 
 typedef struct Buf { unsigned char *p; size_t len, cap; int oom; } Buf;
 
@@ -486,14 +489,6 @@ static void put(Buf *b, const void *src, size_t n)
 static void put_u32(Buf *b, uint32_t x) { put(b, &x, 4); }
 static void put_u64(Buf *b, uint64_t x) { put(b, &x, 8); }
 static void put_f32(Buf *b, float x) { put(b, &x, 4); }
-
-static uint64_t fnv1a64(const unsigned char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
 
 /* Every hyperparameter of OptConfig but the thread count (results do not
  * depend on it), with its name for error messages. */
@@ -529,11 +524,12 @@ static void put_field(Buf *b, const OptConfig *c, const Field *f)
 
 static size_t field_size(const Field *f) { return f->type == 'q' ? 8 : 4; }
 
-static void put_header(Buf *b, const Opt *o)
+static void put_header(Buf *b, const Opt *o, uint64_t tag)
 {
     put(b, STATE_MAGIC, 8);
     put_u32(b, STATE_VERSION);
     put_u32(b, 0); /* header bytes, patched below */
+    put_u64(b, tag);
     put_u64(b, o->steps);
     put_u64(b, o->skipped);
     put_u64(b, o->clipped);
@@ -551,21 +547,21 @@ static void put_header(Buf *b, const Opt *o)
     }
 }
 
-AmoStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen)
+AmoStatus opt_save(const Opt *o, const char *path, uint64_t tag, char *err, size_t errlen)
 {
     if (!o || !path) {
         set_err(err, errlen, "opt_save: NULL optimizer or path");
         return AMO_EINVAL;
     }
     Buf b = { 0 };
-    put_header(&b, o);
+    put_header(&b, o, tag);
     const size_t sb = o->total * state_elem_size(&o->cfg);
     if (o->s0)
         put(&b, o->s0, sb);
     if (o->s1)
         put(&b, o->s1, sb);
     if (!b.oom)
-        put_u64(&b, fnv1a64(b.p, b.len));
+        put_u64(&b, amo_fnv1a64(b.p, b.len));
     if (b.oom) {
         free(b.p);
         set_err(err, errlen, "%s: out of memory building the state", path);
@@ -637,7 +633,7 @@ static int read_file(const char *path, unsigned char **data, size_t *len)
     return 0;
 }
 
-AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
+AmoStatus opt_load(Opt *o, const char *path, uint64_t tag, char *err, size_t errlen)
 {
     if (!o || !path) {
         set_err(err, errlen, "opt_load: NULL optimizer or path");
@@ -652,9 +648,9 @@ AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
         return AMO_EIO;
     }
     /* The header this optimizer would write: the file's must match it
-     * field by field, except the three counters at offset 16. */
+     * field by field, except the three counters at offset 24. */
     Buf want = { 0 };
-    put_header(&want, o);
+    put_header(&want, o, tag);
     AmoStatus st = AMO_EFORMAT;
     const size_t sb = o->total * state_elem_size(&o->cfg);
     const int nb = state_buffers(&o->cfg);
@@ -680,7 +676,7 @@ AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
     }
     uint64_t stored, sum;
     memcpy(&stored, d + len - 8, 8);
-    sum = fnv1a64(d, len - 8);
+    sum = amo_fnv1a64(d, len - 8);
     if (len != expect) {
         /* Name the first field that differs if the header is readable, else
          * the size. */
@@ -691,8 +687,15 @@ AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
                 path, (unsigned long long)stored, (unsigned long long)sum);
         goto out;
     }
-    /* Compare the hyperparameters and sizes, naming the first mismatch. */
-    size_t off = 40;
+    /* The tag, then the hyperparameters and sizes, naming the first mismatch. */
+    uint64_t ftag;
+    memcpy(&ftag, d + 16, 8);
+    if (ftag != tag) {
+        set_err(err, errlen, "%s: tag %016llx at offset 16, expected %016llx (the state of "
+                "another run)", path, (unsigned long long)ftag, (unsigned long long)tag);
+        goto out;
+    }
+    size_t off = 48;
     for (size_t i = 0; i < NFIELDS; i++) {
         const size_t fs = field_size(&hyper_fields[i]);
         if (off + fs > len || off + fs > want.len)
@@ -719,9 +722,9 @@ AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen)
         }
     if (len != expect || memcmp(d + off, want.p + off, want.len - off))
         goto out; /* message already set, or buffer layout differs */
-    memcpy(&o->steps, d + 16, 8);
-    memcpy(&o->skipped, d + 24, 8);
-    memcpy(&o->clipped, d + 32, 8);
+    memcpy(&o->steps, d + 24, 8);
+    memcpy(&o->skipped, d + 32, 8);
+    memcpy(&o->clipped, d + 40, 8);
     if (o->s0)
         memcpy(o->s0, d + want.len, sb);
     if (o->s1)

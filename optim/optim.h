@@ -127,14 +127,19 @@ uint64_t opt_skipped(const Opt *o);       /* steps skipped for NaN/Inf    */
 uint64_t opt_clipped(const Opt *o);       /* steps whose gradient was clipped */
 int opt_threads(const Opt *o);            /* OpenMP threads the step uses */
 
-/* State file: step counts, the hyperparameters and every moment buffer,
- * versioned and checksummed (format in optim.c).  Saving writes a temporary
- * file and renames it, so a crash never leaves a half-written state.
- * Loading refuses (AMO_EFORMAT, message in err naming the file and the byte
- * offset or field) a truncated or corrupted file, another algorithm, state
- * type, hyperparameter or tensor size; nothing is changed unless the whole
- * file checks out.  AMO_EIO: the file cannot be opened, read or written. */
-AmoStatus opt_save(const Opt *o, const char *path, char *err, size_t errlen);
-AmoStatus opt_load(Opt *o, const char *path, char *err, size_t errlen);
+/* State file: the caller's tag, step counts, the hyperparameters and every
+ * moment buffer, versioned and checksummed (format in optim.c).  Saving
+ * writes a temporary file and renames it, so a crash never leaves a
+ * half-written state.  The tag is opaque here: a caller that keeps states of
+ * several runs side by side passes a hash of what identifies the run, and
+ * loading refuses a file saved with another tag.  Loading refuses
+ * (AMO_EFORMAT, message in err naming the file and the byte offset or field)
+ * a truncated or corrupted file, another tag, algorithm, state type,
+ * hyperparameter or tensor size; nothing is changed unless the whole file
+ * checks out.  The step counts are the file's: a caller that knows which
+ * step it resumes compares opt_steps + opt_skipped with it.  AMO_EIO: the
+ * file cannot be opened, read or written. */
+AmoStatus opt_save(const Opt *o, const char *path, uint64_t tag, char *err, size_t errlen);
+AmoStatus opt_load(Opt *o, const char *path, uint64_t tag, char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,5 @@
-/* harness/csv.c: quoting, the atomic replace, and that a failed or
- * abandoned writer leaves the destination as it was. */
+/* harness/csv.c: quoting, the atomic replace, that a failed or abandoned
+ * writer leaves the destination as it was, and the reader. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -147,6 +147,51 @@ static void open_fails_cleanly(void **state)
     assert_int_equal(hx_csv_open(&w, "", hdr, 1), AMO_EINVAL);
 }
 
+/* The reader gives back the writer's fields, with their offsets; a quote
+ * out of place, one left open, or too many fields are refused where they
+ * are. */
+static void reads_back_what_it_writes(void **state)
+{
+    (void)state;
+    static const char text[] = "a,\"b,c\",d\n"
+                               "plain,\"say \"\"hi\"\", twice\",\"two\nlines\"\n"
+                               "\" padded\",-42,\n"
+                               ",0.25,1e-07";
+    static const char *const want[4][3] = {
+        { "a", "b,c", "d" }, { "plain", "say \"hi\", twice", "two\nlines" },
+        { " padded", "-42", "" }, { "", "0.25", "1e-07" },
+    };
+    static const size_t at[4][3] = { { 0, 2, 8 }, { 10, 16, 36 }, { 48, 58, 62 }, { 63, 64, 69 } };
+    HxCsvRecord rec;
+    size_t off = 0;
+    for (int r = 0; r < 4; r++) {
+        assert_int_equal(hx_csv_record(text, sizeof text - 1, &off, &rec), AMO_OK);
+        assert_int_equal(rec.n, 3);
+        for (int i = 0; i < 3; i++) {
+            assert_string_equal(rec.field[i], want[r][i]);
+            assert_int_equal(rec.at[i], at[r][i]);
+        }
+    }
+    assert_int_equal(off, sizeof text - 1);
+
+    static const struct { const char *text; size_t off; } bad[] = {
+        { "a\"b,c\n", 1 },     /* a quote inside an unquoted field */
+        { "\"ab\"c,d\n", 4 },  /* text after the closing quote    */
+        { "x,\"open", 7 },     /* a quote left open               */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        off = 0;
+        assert_int_equal(hx_csv_record(bad[i].text, strlen(bad[i].text), &off, &rec),
+                         AMO_EFORMAT);
+        assert_int_equal(off, bad[i].off);
+    }
+    char many[2 * HX_CSV_MAX_FIELDS + 2];
+    memset(many, ',', sizeof many - 1);
+    many[sizeof many - 1] = '\0';
+    off = 0;
+    assert_int_equal(hx_csv_record(many, strlen(many), &off, &rec), AMO_EFORMAT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +199,7 @@ int main(void)
         cmocka_unit_test(replaces_atomically),
         cmocka_unit_test(abort_and_bad_rows_leave_nothing),
         cmocka_unit_test(open_fails_cleanly),
+        cmocka_unit_test(reads_back_what_it_writes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

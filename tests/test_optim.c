@@ -42,6 +42,8 @@
 #include "optim/optim.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* The state files' tag: any value, the same on save and load. */
+#define TAG 0x5eed7a6b5c4d3e2full
 
 static const double PI = 3.14159265358979323846;
 
@@ -1016,7 +1018,7 @@ static void test_thread_independence(void **state)
             char path[128];
             tmp_path(path, sizeof path, "threads.state");
             char err[256];
-            assert_int_equal(opt_save(o, path, err, sizeof err), AMO_OK);
+            assert_int_equal(opt_save(o, path, TAG, err, sizeof err), AMO_OK);
             size_t len;
             unsigned char *st = slurp(path, &len);
             if (!first) {
@@ -1248,7 +1250,7 @@ static void test_save_load_roundtrip(void **state)
         Run A, B;
         run_open(&A, &c, oracle_sizes, 4);
         run_steps(&A, 1, 10, 4);
-        assert_int_equal(opt_save(A.o, path, err, sizeof err), AMO_OK);
+        assert_int_equal(opt_save(A.o, path, TAG, err, sizeof err), AMO_OK);
         char tmp[160];
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         assert_int_equal(access(tmp, F_OK), -1); /* renamed, not left behind */
@@ -1259,7 +1261,7 @@ static void test_save_load_roundtrip(void **state)
 
         run_open(&B, &c, oracle_sizes, 4);
         memcpy(B.m.param, saved, B.m.total * sizeof(float));
-        assert_int_equal(opt_load(B.o, path, err, sizeof err), AMO_OK);
+        assert_int_equal(opt_load(B.o, path, TAG, err, sizeof err), AMO_OK);
         assert_int_equal(opt_steps(B.o), 9);
         assert_int_equal(opt_skipped(B.o), 1);
         run_steps(&B, 11, 20, 0);
@@ -1282,7 +1284,7 @@ static void load_fails(Opt *o, const char *path, AmoStatus want, const char *wor
 {
     char err[512] = "";
     const uint64_t steps = opt_steps(o), skipped = opt_skipped(o), clipped = opt_clipped(o);
-    const AmoStatus st = opt_load(o, path, err, sizeof err);
+    const AmoStatus st = opt_load(o, path, TAG, err, sizeof err);
     printf("    %-34s -> %s: %s\n", what, amo_status_str(st), err);
     assert_int_equal(st, want);
     assert_non_null(strstr(err, path));
@@ -1293,13 +1295,14 @@ static void load_fails(Opt *o, const char *path, AmoStatus want, const char *wor
     assert_int_equal(opt_clipped(o), clipped);
 }
 
-static void save_other(const OptConfig *c, const size_t *sizes, int count, const char *path)
+static void save_other(const OptConfig *c, const size_t *sizes, int count, uint64_t tag,
+                       const char *path)
 {
     Run r;
     char err[256];
     run_open(&r, c, sizes, count);
     run_steps(&r, 1, 3, 0);
-    assert_int_equal(opt_save(r.o, path, err, sizeof err), AMO_OK);
+    assert_int_equal(opt_save(r.o, path, tag, err, sizeof err), AMO_OK);
     run_close(&r);
 }
 
@@ -1314,7 +1317,7 @@ static void refusals(const AlgoCase *ac)
     Run A, C;
     run_open(&A, &c, oracle_sizes, 4);
     run_steps(&A, 1, 10, 0);
-    assert_int_equal(opt_save(A.o, good, err, sizeof err), AMO_OK);
+    assert_int_equal(opt_save(A.o, good, TAG, err, sizeof err), AMO_OK);
     run_steps(&A, 11, 20, 0);
 
     /* C: the same 10 steps, then every refused load, then 10 steps. */
@@ -1328,7 +1331,7 @@ static void refusals(const AlgoCase *ac)
 
     /* Corrupted: a flipped byte in the moments, in the header, in the
      * checksum. */
-    const size_t flips[] = { hdr + (len - hdr) / 2, 44, len - 3 };
+    const size_t flips[] = { hdr + (len - hdr) / 2, 52, len - 3 };
     for (size_t i = 0; i < ARRAY_LEN(flips); i++) {
         d[flips[i]] ^= 0x10;
         spit(bad, d, len);
@@ -1356,33 +1359,36 @@ static void refusals(const AlgoCase *ac)
     free(longer);
     free(d);
 
-    /* Mismatched: valid files of another optimizer. */
+    /* Mismatched: valid files of another run (tag) or optimizer. */
     if (ac->algo == OPT_AMO && ac->st == OPT_STATE_FP32) {
+        save_other(&c, oracle_sizes, 4, TAG ^ 1, bad);
+        load_fails(C.o, bad, AMO_EFORMAT, "tag", "same optimizer, another tag");
+
         OptConfig o2 = opt_config_default(OPT_SGD);
         o2.threads = 1;
-        save_other(&o2, oracle_sizes, 4, bad);
+        save_other(&o2, oracle_sizes, 4, TAG, bad);
         load_fails(C.o, bad, AMO_EFORMAT, "algo", "sgd file into amo");
 
         o2 = c;
         o2.lr = 2e-3f;
-        save_other(&o2, oracle_sizes, 4, bad);
+        save_other(&o2, oracle_sizes, 4, TAG, bad);
         load_fails(C.o, bad, AMO_EFORMAT, "lr", "lr 2e-3 file into lr 1e-3");
 
         o2 = c;
         o2.beta = 0.8f;
-        save_other(&o2, oracle_sizes, 4, bad);
+        save_other(&o2, oracle_sizes, 4, TAG, bad);
         load_fails(C.o, bad, AMO_EFORMAT, "beta", "beta 0.8 file into beta 0.9");
 
         o2 = c;
         o2.state = OPT_STATE_BF16;
-        save_other(&o2, oracle_sizes, 4, bad);
+        save_other(&o2, oracle_sizes, 4, TAG, bad);
         load_fails(C.o, bad, AMO_EFORMAT, "state", "bf16-state file into fp32");
 
         static const size_t other_sizes[] = { 1, 17, 1001, 70000 };
-        save_other(&c, other_sizes, 4, bad);
+        save_other(&c, other_sizes, 4, TAG, bad);
         load_fails(C.o, bad, AMO_EFORMAT, "tensor", "tensor 2 of 1001 elements, not 1000");
 
-        save_other(&c, oracle_sizes, 3, bad);
+        save_other(&c, oracle_sizes, 3, TAG, bad);
         load_fails(C.o, bad, AMO_EFORMAT, "tensor", "3 tensors, not 4");
     }
     /* Missing file. */
@@ -1416,7 +1422,7 @@ static void test_save_load_refusals(void **state)
     Opt *o = opt_new(&c, &m);
     char path[160], err[512] = "";
     tmp_path(path, sizeof path, "no-such-dir/x.state");
-    assert_int_equal(opt_save(o, path, err, sizeof err), AMO_EIO);
+    assert_int_equal(opt_save(o, path, TAG, err, sizeof err), AMO_EIO);
     assert_non_null(strstr(err, path));
     opt_destroy(o);
     model_free(&m);

@@ -2,13 +2,17 @@
 # amo-bench train and ablation on a tiny synthetic problem: the documented
 # CSV columns and row counts, bit-identical reruns, kill -9 and --resume
 # equal to an uninterrupted run, bad input refused (exit 2, the option named,
-# nothing created or overwritten), and a grid that skips finished runs.
-#     sh tests/test_train.sh path/to/amo-bench
+# nothing created or overwritten), a grid that skips finished runs, and
+# resume refusing what it did not write (crafted and foreign checkpoints, a
+# renamed optimizer state) and cleaning what a kill left beside a finished run.
+#     sh tests/test_train.sh path/to/amo-bench path/to/ckpt-patch
 # Prints one line per check and "N passed, N failed" at the end.  One thread
 # throughout: the comparisons are exact.
 set -u
-BENCH=${1:?usage: test_train.sh AMO_BENCH}
+BENCH=${1:?usage: test_train.sh AMO_BENCH CKPT_PATCH}
+PATCH=${2:?usage: test_train.sh AMO_BENCH CKPT_PATCH}
 case $BENCH in /*) ;; */*) BENCH=$(pwd)/$BENCH ;; esac # the tests run in $TMP
+case $PATCH in /*) ;; */*) PATCH=$(pwd)/$PATCH ;; esac
 . "$(dirname "$0")/harness_lib.sh"
 unset OMP_NUM_THREADS # --threads alone must do
 export OMP_WAIT_POLICY=passive
@@ -217,6 +221,85 @@ else
         ok 'checkpoint and temporaries removed at the end'
     fi
 fi
+
+# ---- resume trusts nothing it did not write ------------------------------------------
+# An interrupted run made deterministically: a directory where the run's
+# steps.csv goes stops it with an error right after its first checkpoint
+# (the checkpoint is written before the CSVs), as a kill there would.
+SHORT="$TINY --steps 40 --eval-every 10 --quiet"
+# id_of OUT ARGS...: the run id of ARGS, from a whole run into OUT (a run
+# that fails leaves no id, and interrupted says so).
+id_of() {
+    o=$1
+    shift
+    "$BENCH" train "$@" --out "$o" >/dev/null 2>&1
+    rid "$o"
+}
+# interrupted OUT STEP ID ARGS...: OUT/runs/ID as a kill after the
+# checkpoint at STEP leaves it (checkpoint.bin, optim-STEP.state).
+interrupted() {
+    o=$1 at=$2 i=$3
+    shift 3
+    mkdir -p "$o/runs/$i/steps.csv"
+    "$BENCH" train "$@" --checkpoint-every "$at" --out "$o" >/dev/null 2>&1
+    rmdir "$o/runs/$i/steps.csv"
+    [ -f "$o/runs/$i/checkpoint.bin" ] && [ -f "$o/runs/$i/optim-$at.state" ] ||
+        bad "no checkpoint at step $at in $o/runs/$i"
+}
+ID=$(id_of "$TMP/ref40" $SHORT)
+interrupted "$TMP/i20" 20 "$ID" $SHORT
+interrupted "$TMP/i10" 10 "$ID" $SHORT
+interrupted "$TMP/s2" 20 "$(id_of "$TMP/id-s2" $SHORT --seed 2)" $SHORT --seed 2
+interrupted "$TMP/adam" 20 "$(id_of "$TMP/id-adam" $SHORT --optimizer adam)" $SHORT --optimizer adam
+I20=$TMP/i20/runs/$ID
+# the untouched copy resumes to the uninterrupted result
+cp -R "$TMP/i20" "$TMP/r20"
+expect 0 'resumed at step 20' 'deterministic interruption resumes' \
+    -- train $(echo "$SHORT" | sed 's/--quiet//') --out "$TMP/r20" --resume
+same_results "$TMP/ref40" "$TMP/r20" 'interrupted at 20 and resumed = uninterrupted'
+
+# crafted checkpoints whose checksum is right: the position in the epoch at
+# offset 260 (14 batches of 16 per epoch; 20 steps end at 96)
+for pos in -5 100000; do
+    cp -R "$TMP/i20" "$TMP/pos$pos"
+    "$PATCH" "$TMP/pos$pos/runs/$ID/checkpoint.bin" 260 "$pos"
+    expect 1 "checkpoint.bin: offset 260: in-epoch position $pos outside \[0, 224\]" \
+        "checkpoint with in-epoch position $pos" -- train $SHORT --out "$TMP/pos$pos" --resume
+done
+cp -R "$TMP/i20" "$TMP/pos32"
+"$PATCH" "$TMP/pos32/runs/$ID/checkpoint.bin" 260 32
+expect 1 'checkpoint.bin: offset 260: in-epoch position 32, but 20 steps end at 96' \
+    'checkpoint with a position not its step'"'"'s' -- train $SHORT --out "$TMP/pos32" --resume
+# a checkpoint of another run of the same model beside this run's own state
+# (another seed, another optimizer)
+for other in s2 adam; do
+    cp "$I20/checkpoint.bin" "$TMP/$other/runs/$(rid "$TMP/$other")/checkpoint.bin"
+done
+expect 1 'checkpoint.bin: offset 12: run id ".*-s1-[0-9a-f]+", expected ".*-s2-[0-9a-f]+"' \
+    'checkpoint of another seed' -- train $SHORT --seed 2 --out "$TMP/s2" --resume
+expect 1 'checkpoint.bin: offset 12: run id ".*-amo-.*", expected ".*-adam-.*"' \
+    'checkpoint of another optimizer' -- train $SHORT --optimizer adam --out "$TMP/adam" --resume
+# optim-10.state renamed to optim-20.state
+cp -R "$TMP/i20" "$TMP/renamed"
+cp "$TMP/i10/runs/$ID/optim-10.state" "$TMP/renamed/runs/$ID/optim-20.state"
+expect 1 'optim-20.state: 10 steps .*checkpoint.bin is at step 20 .*not the state saved with it' \
+    'state file renamed from step 10' -- train $SHORT --out "$TMP/renamed" --resume
+
+# A kill between the summary's rename and the checkpoint's removal: the run
+# finished, its checkpoint and state stayed.  Skipping it removes them and
+# keeps its results.
+cp -R "$TMP/ref40" "$TMP/left"
+L=$TMP/left/runs/$ID
+cp "$I20/checkpoint.bin" "$I20/optim-20.state" "$L/"
+echo partial >"$L/checkpoint.bin.tmp"
+expect 0 'finished before, skipped' 'finished run with a leftover checkpoint' \
+    -- train $(echo "$SHORT" | sed 's/--quiet//') --out "$TMP/left" --resume
+if ls -A "$L" | grep -Eq 'checkpoint|optim-|\.tmp'; then
+    bad 'leftover checkpoint kept by the skip'; ls -A "$L"
+else
+    ok 'leftover checkpoint and state removed by the skip'
+fi
+same_results "$TMP/ref40" "$TMP/left" 'skipped run with leftovers: results unchanged'
 
 # ---- bad input: exit 2, the option and the value named, nothing written ------------
 : >"$TMP/file"
