@@ -3,6 +3,8 @@
 #ifndef AMO_COMMON_STATUS_H
 #define AMO_COMMON_STATUS_H
 
+#include "common/api.h"
+
 typedef enum AmoStatus {
     AMO_OK = 0,
     AMO_EINVAL,       /* a NULL pointer with n > 0, a non-finite or out-of-range value */
@@ -14,6 +16,6 @@ typedef enum AmoStatus {
     AMO_EFORMAT,      /* a file is truncated, corrupted or does not match                 */
 } AmoStatus;
 
-const char *amo_status_str(AmoStatus s);
+AMO_API const char *amo_status_str(AmoStatus s);
 
 #endif

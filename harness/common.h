@@ -24,7 +24,7 @@ const char *hx_arch_default(void);
 /* The whole command line, shell-quoted; free() it. */
 char *hx_command_line(const HxInvocation *whole);
 
-/* --conv-algo's values, indexed by NN_CONV_ALGO_* (nn/graph.h); NULL-ended
+/* --conv-algo's values, indexed by NN_CONV_ALGO_* (nn/types.h); NULL-ended
  * for hx_parse_choice. */
 extern const char *const hx_conv_algo_names[];
 

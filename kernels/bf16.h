@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "common/api.h"
+
 /* bf16 moment storage.  Moments are read as bf16, updated in fp32 and
  * rounded back to bf16; theta and g stay fp32 (20 bytes/param of traffic
  * instead of 28).  Rounding to nearest freezes v when gamma is close to 1
@@ -28,16 +30,16 @@ typedef struct KnBf16Round {
  * AVX512_BF16 instruction VCVTNEPS2BF16 does: denormal inputs become zero of
  * the same sign; NaN stays NaN (made quiet, sign and top payload bits kept);
  * Inf stays Inf; values that round past the largest bf16 become Inf. */
-float kn_bf16_to_f32(uint16_t h);
-uint16_t kn_f32_to_bf16_rne(float f);
-uint16_t kn_f32_to_bf16_sr(float f, uint32_t r);
+AMO_API float kn_bf16_to_f32(uint16_t h);
+AMO_API uint16_t kn_f32_to_bf16_rne(float f);
+AMO_API uint16_t kn_f32_to_bf16_sr(float f, uint32_t r);
 
 /* The counter-based generator behind stochastic rounding: 32 random bits for
  * element index i under the per-step key from kn_bf16_key() (a hash of seed
  * and step).  The low 16 bits round m, the high 16 bits round v.  Only the
  * low 32 bits of i are used: the stream repeats every 2^32 elements. */
-uint32_t kn_bf16_key(const KnBf16Round *r);
-uint32_t kn_bf16_random(uint32_t key, uint64_t i);
+AMO_API uint32_t kn_bf16_key(const KnBf16Round *r);
+AMO_API uint32_t kn_bf16_random(uint32_t key, uint64_t i);
 
 /* The stochastic-rounding hash (lowbias32 by C. Wellons, a 32-bit
  * bijection with low bias), written once here for the C levels; the SIMD

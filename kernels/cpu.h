@@ -22,30 +22,30 @@ enum {
 };
 
 /* What the CPU (and OS) support, whatever the mask says. */
-unsigned kn_cpu_detected(void);
+AMO_API unsigned kn_cpu_detected(void);
 
 /* detected & mask: the flags the kernel tables are built from. */
-unsigned kn_cpu_flags(void);
+AMO_API unsigned kn_cpu_flags(void);
 
 /* Sets the mask by flags.  Refuses (AMO_EUNSUPPORTED) a mask that asks for a
  * flag the CPU does not have, so nobody believes a level ran that did not,
  * and (AMO_EINVAL) one that skips a rung of the x86 ladder (AVX-512 without
  * AVX2, AVX512_BF16 without AVX-512, AMX without AVX512_BF16). */
-AmoStatus kn_cpu_set_mask(unsigned mask);
+AMO_API AmoStatus kn_cpu_set_mask(unsigned mask);
 
 /* Sets the mask by level name: "auto", "scalar", "avx2", "avx512", "neon".
  * Unknown name: AMO_EINVAL.  Level not on this CPU: AMO_EUNSUPPORTED. */
-AmoStatus kn_cpu_set_arch(const char *name);
+AMO_API AmoStatus kn_cpu_set_arch(const char *name);
 
 /* AMO_ARCH (same names as kn_cpu_set_arch) is applied once, when any of
  * these functions or a kernel is first used.  This returns its outcome: a
  * bad value makes every kernel call fail with this status until the mask is
  * set by kn_cpu_set_arch or kn_cpu_set_mask, which override the variable.
  * Programs call it first to report a bad AMO_ARCH up front. */
-AmoStatus kn_cpu_init_from_env(void);
+AMO_API AmoStatus kn_cpu_init_from_env(void);
 
 /* Name of the highest level present in flags ("scalar", "avx2", "avx512",
  * "avx512bf16", "neon"). */
-const char *kn_cpu_level_name(unsigned flags);
+AMO_API const char *kn_cpu_level_name(unsigned flags);
 
 #endif

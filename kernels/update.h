@@ -43,11 +43,11 @@ typedef struct KnAmoArgs {
 
 /* AMO with the paper's defaults (alpha0 1e-3, beta 0.9, gamma 0.999, eps
  * 1e-8), no clipping, no decay, no bounds. */
-KnAmoArgs kn_amo_args_default(void);
+AMO_API KnAmoArgs kn_amo_args_default(void);
 
 /* Adam (PyTorch torch.optim.Adam) at step t >= 1, expressed as KnAmoArgs:
  * the bias corrections are folded into lr and v_scale in double precision. */
-KnAmoArgs kn_adam_args(float lr, float beta1, float beta2, float eps, uint64_t t);
+AMO_API KnAmoArgs kn_adam_args(float lr, float beta1, float beta2, float eps, uint64_t t);
 
 /* SGD with momentum, as torch.optim.SGD documents it:
  *     g = grad_scale * g + l2 * theta
@@ -97,26 +97,26 @@ typedef struct KnRmspropArgs {
  *   - A bad AMO_ARCH: its status (AMO_EINVAL unknown name, AMO_EUNSUPPORTED
  *     a level the CPU lacks), until kn_cpu_set_arch() overrides it.
  * Nothing is written when an error is returned. */
-AmoStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
-                       const KnAmoArgs *a, int nthreads);
-AmoStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                            size_t n, const KnAmoArgs *a, const KnBf16Round *r,
-                            int nthreads);
-AmoStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
-                       const KnSgdArgs *a, int nthreads);
-AmoStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, size_t n,
-                           const KnRmspropArgs *a, int nthreads);
+AMO_API AmoStatus kn_amo_update(float *theta, float *m, float *v, const float *g, size_t n,
+                               const KnAmoArgs *a, int nthreads);
+AMO_API AmoStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
+                                    size_t n, const KnAmoArgs *a, const KnBf16Round *r,
+                                    int nthreads);
+AMO_API AmoStatus kn_sgd_update(float *theta, float *buf, const float *g, size_t n,
+                               const KnSgdArgs *a, int nthreads);
+AMO_API AmoStatus kn_rmsprop_update(float *theta, float *v, float *buf, const float *g, size_t n,
+                                   const KnRmspropArgs *a, int nthreads);
 
 /* Sum of x[i]^2 in fp64 (order: see KN_SUMSQ_CHUNK).  Writes *out and
  * returns AMO_ENONFINITE if any x[i] is NaN or Inf (then *out is NaN or Inf:
  * squares of floats cannot overflow a double sum), AMO_OK otherwise. */
-AmoStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out);
+AMO_API AmoStatus kn_sumsq(const float *x, size_t n, int nthreads, double *out);
 
 /* The kernel slots, and which level each one is using now. */
 typedef enum KnKernel {
     KN_K_AMO, KN_K_AMO_BF16, KN_K_SGD, KN_K_RMSPROP, KN_K_SUMSQ, KN_K_COUNT
 } KnKernel;
-const char *kn_kernel_name(KnKernel k);
-const char *kn_kernel_level(KnKernel k);
+AMO_API const char *kn_kernel_name(KnKernel k);
+AMO_API const char *kn_kernel_level(KnKernel k);
 
 #endif

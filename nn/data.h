@@ -27,39 +27,39 @@ typedef struct NnDataset {
 
 /* One IDX pair: images (magic 0x00000803, n x rows x cols) and labels
  * (0x00000801, n), each gzip-compressed (one or more members) or not. */
-AmoStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
-                     size_t errlen);
+AMO_API AmoStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
+                             size_t errlen);
 /* The same from the two files' bytes in memory (ibuf, lbuf: a fuzzer needs
  * no files); images and labels name them in messages. */
-AmoStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
-                         const char *labels, const void *lbuf, size_t llen, char *err,
-                         size_t errlen);
+AMO_API AmoStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, size_t ilen,
+                                 const char *labels, const void *lbuf, size_t llen, char *err,
+                                 size_t errlen);
 /* Fashion-MNIST or MNIST from dir (train-images-idx3-ubyte[.gz], ...). */
-AmoStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char *err,
-                       size_t errlen);
+AMO_API AmoStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char *err,
+                               size_t errlen);
 /* CIFAR-10 binary version from dir: data_batch_1.bin .. data_batch_5.bin and
  * test_batch.bin, records of 1 label byte + 3072 pixel bytes (RGB planes). */
-AmoStatus nn_data_cifar10(NnDataset *train, NnDataset *test, const char *dir, char *err,
-                         size_t errlen);
+AMO_API AmoStatus nn_data_cifar10(NnDataset *train, NnDataset *test, const char *dir, char *err,
+                                 size_t errlen);
 /* One batch file's bytes in memory, named name in messages. */
-AmoStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
-                           char *err, size_t errlen);
+AMO_API AmoStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, size_t len,
+                                   char *err, size_t errlen);
 /* n examples of c x h x w in `classes` classes: noise plus a class-dependent
  * pattern, so a network can learn it. */
-AmoStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes,
-                           uint64_t seed);
-void nn_data_free(NnDataset *d);
+AMO_API AmoStatus nn_data_synthetic(NnDataset *d, int n, int c, int h, int w, int classes,
+                                   uint64_t seed);
+AMO_API void nn_data_free(NnDataset *d);
 
 /* A fixed split: nval examples, the same number from each class (the
  * remainder from the first classes), chosen by a seeded shuffle; the rest
  * train.  Index lists are sorted. */
 typedef struct NnSplit { int *train, *val; int ntrain, nval; } NnSplit;
-AmoStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, char *err,
-                       size_t errlen);
-void nn_split_free(NnSplit *s);
+AMO_API AmoStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s, char *err,
+                               size_t errlen);
+AMO_API void nn_split_free(NnSplit *s);
 
 /* Per-channel mean and standard deviation of pixels / 255 over idx[0..n). */
-void nn_data_stats(const NnDataset *d, const int *idx, int n, float *mean, float *std);
+AMO_API void nn_data_stats(const NnDataset *d, const int *idx, int n, float *mean, float *std);
 
 /* Batches from a list of examples.  Training order: a shuffle per epoch
  * from (seed, epoch); augmentation (random crop from a zero-padded image,
@@ -80,16 +80,16 @@ typedef struct NnBatcher {
     int *order;
 } NnBatcher;
 
-AmoStatus nn_batcher_init(NnBatcher *b, const NnDataset *d, const int *idx, int n, int batch,
-                         uint64_t seed, const float *mean, const float *std);
-void nn_batcher_free(NnBatcher *b);
+AMO_API AmoStatus nn_batcher_init(NnBatcher *b, const NnDataset *d, const int *idx, int n,
+                                  int batch, uint64_t seed, const float *mean, const float *std);
+AMO_API void nn_batcher_free(NnBatcher *b);
 /* Moves to (epoch, pos), rebuilding that epoch's order. */
-void nn_batcher_seek(NnBatcher *b, uint64_t epoch, int pos);
+AMO_API void nn_batcher_seek(NnBatcher *b, uint64_t epoch, int pos);
 /* Batches per epoch. */
-int nn_batcher_steps(const NnBatcher *b);
+AMO_API int nn_batcher_steps(const NnBatcher *b);
 /* Fills x (batch, c, h, w) normalised, and y.  Returns the number of real
  * examples (the rest of x is zero and y is -1); 0 at the end of an epoch,
  * after which the next call starts the next epoch. */
-int nn_batcher_next(NnBatcher *b, float *x, int *y);
+AMO_API int nn_batcher_next(NnBatcher *b, float *x, int *y);
 
 #endif

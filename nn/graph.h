@@ -32,37 +32,11 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "common/status.h"
+#include "nn/types.h"
 
 enum { NN_PASS_SYNC, NN_PASS_TRAIN, NN_PASS_INFER, NN_PASS_BWD, NN_PASS_GRADS, NN_PASS_COUNT };
 #define NN_IN(p) (1u << (p))
 #define NN_FWD (NN_IN(NN_PASS_TRAIN) | NN_IN(NN_PASS_INFER))
-
-/* What a trainable tensor is, so the optimizer can (for example) skip weight
- * decay on biases and batch-norm parameters. */
-typedef enum NnParamKind {
-    NN_CONV_WEIGHT, /* (OC, IC, KH, KW), oihw                              */
-    NN_BN_GAMMA,    /* (C)                                                  */
-    NN_BN_BETA,     /* (C)                                                  */
-    NN_FC_WEIGHT,   /* (K, C), row-major like torch.nn.Linear.weight        */
-    NN_FC_BIAS,     /* (K)                                                  */
-} NnParamKind;
-
-/* One parameter tensor in the flat buffers.  Names follow torchvision's
- * state_dict ("layer2.0.downsample.0.weight"), and so does the order. */
-typedef struct NnParamInfo {
-    char name[48];
-    size_t offset, count; /* in floats, into params and grads              */
-    NnParamKind kind;
-    int ndims;
-    long dims[4];         /* plain (row-major) shape                       */
-} NnParamInfo;
-
-/* One layer's output, for printing the architecture and checking shapes. */
-typedef struct NnLayerInfo {
-    char name[48];
-    char op[48];          /* "conv 3x3/2 pad 1", "bn+relu", ...            */
-    long dims[4];         /* dst (N, C, H, W); FC: (N, K, 1, 1)            */
-} NnLayerInfo;
 
 /* An activation tensor and its gradient.  md is the layout the producing
  * primitive chose; diff always has the same md.  The memory objects are
@@ -90,24 +64,6 @@ typedef struct NnOpList {
 } NnOpList;
 
 typedef struct NnBuf NnBuf;  /* graph.c: a memory object waiting for storage */
-
-/* How a convolution computes its weight gradient (NnGraph.conv_gemm).
- * oneDNN 2.6's direct AMX backward-weights kernels are slow on small outputs
- * and 1x1 convolutions, where im2col + one oneDNN matmul is 2-5x faster
- * (results/nn/README.md).  AUTO takes it for bf16 1x1s and outputs up to
- * 14x14; ALL for every bf16 convolution whose activations are NHWC (tests,
- * comparisons); OFF never.  fp32 never (fast direct kernels, blocked
- * layouts). */
-enum { NN_CONV_GEMM_AUTO, NN_CONV_GEMM_OFF, NN_CONV_GEMM_ALL };
-
-/* How an fp32 3x3 stride-1 convolution computes (NnGraph.conv_algo).
- * oneDNN 2.6's Winograd F(4x4, 3x3) does 4x fewer multiplies than the direct
- * kernel (results/nn/README.md has the per-layer gains).  AUTO takes it for
- * layers with at least 64 channels in and out; WINOGRAD wherever oneDNN has
- * it (tests, comparisons); DIRECT never (PyTorch's choice).  Its rounding
- * differs from the direct sum's (tests/nn: test_conv_winograd bounds it).
- * oneDNN has no bf16 Winograd. */
-enum { NN_CONV_ALGO_AUTO, NN_CONV_ALGO_DIRECT, NN_CONV_ALGO_WINOGRAD };
 
 typedef struct NnGraph {
     dnnl_engine_t eng;

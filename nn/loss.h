@@ -14,7 +14,7 @@
 /* logits, dlogits: (batch, classes) row-major; labels: (batch) in
  * [0, classes); smoothing in [0, 1].  dlogits may be NULL.  A NaN or Inf
  * logit gives AMO_ENONFINITE (the outputs are still written). */
-AmoStatus nn_xent_smooth(double *loss, float *dlogits, const float *logits, const int *labels,
-                        int batch, int classes, float smoothing);
+AMO_API AmoStatus nn_xent_smooth(double *loss, float *dlogits, const float *logits,
+                                 const int *labels, int batch, int classes, float smoothing);
 
 #endif

@@ -32,7 +32,7 @@
 #include <stddef.h>
 
 #include "common/status.h"
-#include "nn/graph.h"
+#include "nn/types.h"
 
 typedef enum NnStem { NN_STEM_CIFAR, NN_STEM_IMAGENET } NnStem;
 
@@ -71,8 +71,8 @@ typedef struct NnResNetInfo {
     int sync_reorders;    /* weight tensors whose working copy is reordered       */
     int grad_reorders;    /* gradient tensors reordered into the flat buffer      */
     int ref_prims;        /* primitives oneDNN runs on reference (slow) kernels   */
-    int gemm_convs;       /* convolutions whose dW is im2col + matmul (graph.h)   */
-    int wino_convs;       /* convolutions with a pass by Winograd (graph.h)       */
+    int gemm_convs;       /* convolutions whose dW is im2col + matmul (types.h)   */
+    int wino_convs;       /* convolutions with a pass by Winograd (types.h)       */
     int wino_passes;      /* their forward / backward passes by Winograd          */
     const char *isa;      /* what oneDNN dispatches to (dnnl_get_effective_cpu_isa) */
     const char *dtype;    /* "f32" or "bf16"                                      */
@@ -82,36 +82,37 @@ typedef struct NnResNetInfo {
  * (see nn_isa_init), creates every primitive, allocates every buffer and
  * initialises the parameters.  On failure *out is NULL and err (if not NULL)
  * names the layer and shape that failed. */
-AmoStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err, size_t errlen);
-void nn_resnet_destroy(NnResNet *net);
+AMO_API AmoStatus nn_resnet_create(NnResNet **out, const NnResNetConfig *cfg, char *err,
+                                   size_t errlen);
+AMO_API void nn_resnet_destroy(NnResNet *net);
 
 /* x: (batch, in_ch, h, w) fp32 NCHW.  train: batch statistics and running
  * averages updated (and backward possible afterwards); else the running
  * statistics.  The logits are then at nn_resnet_logits. */
-AmoStatus nn_resnet_forward(NnResNet *net, const float *x, int train);
+AMO_API AmoStatus nn_resnet_forward(NnResNet *net, const float *x, int train);
 
 /* Label-smoothed cross-entropy on the last logits (nn/loss.h); writes the
  * logits' gradient for nn_resnet_backward.  labels: (batch). */
-AmoStatus nn_resnet_loss(NnResNet *net, const int *labels, float smoothing, float *loss);
+AMO_API AmoStatus nn_resnet_loss(NnResNet *net, const int *labels, float smoothing, float *loss);
 
 /* Backward from nn_resnet_dlogits after a training forward: writes every
  * parameter's gradient (overwriting) into nn_resnet_grads. */
-AmoStatus nn_resnet_backward(NnResNet *net);
+AMO_API AmoStatus nn_resnet_backward(NnResNet *net);
 
-const float *nn_resnet_logits(const NnResNet *net);  /* (batch, classes)         */
-float *nn_resnet_dlogits(NnResNet *net);             /* (batch, classes)         */
-float *nn_resnet_params(NnResNet *net, size_t *n);   /* (n) fp32                  */
-float *nn_resnet_grads(NnResNet *net);               /* (n) fp32                  */
+AMO_API const float *nn_resnet_logits(const NnResNet *net);  /* (batch, classes)         */
+AMO_API float *nn_resnet_dlogits(NnResNet *net);             /* (batch, classes)         */
+AMO_API float *nn_resnet_params(NnResNet *net, size_t *n);   /* (n) fp32                  */
+AMO_API float *nn_resnet_grads(NnResNet *net);               /* (n) fp32                  */
 /* Running statistics: for each BN in tensor order, mean (C) then var (C). */
-float *nn_resnet_stats(NnResNet *net, size_t *n);
-const NnParamInfo *nn_resnet_tensors(const NnResNet *net, int *n);
-const NnLayerInfo *nn_resnet_layers(const NnResNet *net, int *n);
-const char *nn_resnet_isa(const NnResNet *net);
-const char *nn_resnet_error(const NnResNet *net);    /* the last failure          */
-void nn_resnet_timing(const NnResNet *net, NnTiming *t);
-void nn_resnet_info(const NnResNet *net, NnResNetInfo *info);
+AMO_API float *nn_resnet_stats(NnResNet *net, size_t *n);
+AMO_API const NnParamInfo *nn_resnet_tensors(const NnResNet *net, int *n);
+AMO_API const NnLayerInfo *nn_resnet_layers(const NnResNet *net, int *n);
+AMO_API const char *nn_resnet_isa(const NnResNet *net);
+AMO_API const char *nn_resnet_error(const NnResNet *net);    /* the last failure          */
+AMO_API void nn_resnet_timing(const NnResNet *net, NnTiming *t);
+AMO_API void nn_resnet_info(const NnResNet *net, NnResNetInfo *info);
 
 /* Channel count for base channels c at width w: round half to even, >= 1. */
-int nn_resnet_channels(int c, double w);
+AMO_API int nn_resnet_channels(int c, double w);
 
 #endif

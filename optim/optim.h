@@ -78,11 +78,11 @@ typedef struct OptConfig {
  *   RMSprop  lr 1e-2, alpha 0.99, eps 1e-8, momentum 0  (PyTorch's)
  * and for all: no bounds, no weight decay, constant schedule, fp32 state,
  * clipping off except for AMO. */
-OptConfig opt_config_default(OptAlgo algo);
+AMO_API OptConfig opt_config_default(OptAlgo algo);
 
-const char *opt_algo_name(OptAlgo a);
+AMO_API const char *opt_algo_name(OptAlgo a);
 /* "amo", "adam", "sgd", "rmsprop" -> algo; -1 if unknown. */
-int opt_algo_parse(const char *name);
+AMO_API int opt_algo_parse(const char *name);
 
 /* One parameter tensor.  The optimizer keeps the pointers: the caller owns
  * the memory and fills grad before each step. */
@@ -99,9 +99,9 @@ typedef struct Opt Opt;
  * tau <= 0 with clipping on, a negative or non-finite lr, lo > hi, ...) and
  * the tensors (NULL, overlapping).  On error returns AMO_EINVAL (or
  * AMO_ENOMEM) and writes a message naming the value into err. */
-AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
-                    char *err, size_t errlen);
-void opt_destroy(Opt *o);
+AMO_API AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
+                            char *err, size_t errlen);
+AMO_API void opt_destroy(Opt *o);
 
 typedef struct OptStepInfo {
     double grad_norm;       /* global L2 norm before clipping (NaN/Inf if skipped) */
@@ -116,16 +116,16 @@ typedef struct OptStepInfo {
  * state bitwise untouched) and returns AMO_OK: a training loop logs and goes
  * on.  Errors (AMO_EUNSUPPORTED for a bad AMO_ARCH) leave everything as it
  * was. */
-AmoStatus opt_step(Opt *o, OptStepInfo *info);
+AMO_API AmoStatus opt_step(Opt *o, OptStepInfo *info);
 
 /* Learning rate the schedule gives at step t (t >= 1). */
-float opt_lr_at(const OptConfig *cfg, uint64_t t);
+AMO_API float opt_lr_at(const OptConfig *cfg, uint64_t t);
 
-const OptConfig *opt_config(const Opt *o);
-uint64_t opt_steps(const Opt *o);         /* updates applied              */
-uint64_t opt_skipped(const Opt *o);       /* steps skipped for NaN/Inf    */
-uint64_t opt_clipped(const Opt *o);       /* steps whose gradient was clipped */
-int opt_threads(const Opt *o);            /* OpenMP threads the step uses */
+AMO_API const OptConfig *opt_config(const Opt *o);
+AMO_API uint64_t opt_steps(const Opt *o);         /* updates applied              */
+AMO_API uint64_t opt_skipped(const Opt *o);       /* steps skipped for NaN/Inf    */
+AMO_API uint64_t opt_clipped(const Opt *o);       /* steps whose gradient was clipped */
+AMO_API int opt_threads(const Opt *o);            /* OpenMP threads the step uses */
 
 /* State file: the caller's tag, step counts, the hyperparameters and every
  * moment buffer, versioned and checksummed (format in optim.c).  Saving
@@ -139,7 +139,7 @@ int opt_threads(const Opt *o);            /* OpenMP threads the step uses */
  * checks out.  The step counts are the file's: a caller that knows which
  * step it resumes compares opt_steps + opt_skipped with it.  AMO_EIO: the
  * file cannot be opened, read or written. */
-AmoStatus opt_save(const Opt *o, const char *path, uint64_t tag, char *err, size_t errlen);
-AmoStatus opt_load(Opt *o, const char *path, uint64_t tag, char *err, size_t errlen);
+AMO_API AmoStatus opt_save(const Opt *o, const char *path, uint64_t tag, char *err, size_t errlen);
+AMO_API AmoStatus opt_load(Opt *o, const char *path, uint64_t tag, char *err, size_t errlen);
 
 #endif
