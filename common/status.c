@@ -1,4 +1,8 @@
-/* The status texts (common/status.h). */
+/* The status texts (common/status.h) and amo_err (common/err.h). */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "common/err.h"
 #include "common/status.h"
 
 const char *amo_status_str(AmoStatus s)
@@ -14,4 +18,15 @@ const char *amo_status_str(AmoStatus s)
     case AMO_EFORMAT: return "bad file format";
     }
     return "unknown status";
+}
+
+AmoStatus amo_err(AmoStatus st, char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
 }

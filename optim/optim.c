@@ -1,52 +1,16 @@
 /* The optimizer step (paper, section 3, Algorithm 1, with the baselines of
- * section 5) on top of the kernels, and the state file. */
+ * section 5) on top of the kernels; the state file is in state.c. */
 #define _POSIX_C_SOURCE 200809L
 #include <float.h>
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "common/err.h"
 #include "kernels/cpu.h"
-#include "common/hash.h"
 #include "kernels/update.h"
-#include "optim/optim.h"
-
-/* A piece is one contiguous run of one tensor, at most one sum-of-squares
- * chunk long and starting on a chunk boundary of its tensor, so that the
- * chunk sums can be computed in any order and added in a fixed one. */
-typedef struct Piece {
-    int tensor;
-    size_t off;          /* element offset inside the tensor        */
-    size_t n;
-    size_t state_off;    /* element offset inside the moment buffers */
-} Piece;
-
-struct Opt {
-    OptConfig cfg;
-    OptTensor *t;
-    int count;
-    size_t total;        /* elements over all tensors */
-    Piece *pieces;
-    size_t npieces;
-    double *partial;     /* one sum of squares per piece */
-    void *s0, *s1;       /* moment buffers (layout: see state_buffers()) */
-    uint64_t steps, skipped, clipped;
-    int threads;
-};
-
-static void set_err(char *err, size_t len, const char *fmt, ...)
-{
-    if (!err || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
+#include "optim/opt_impl.h"
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -88,7 +52,7 @@ static int in_unit(float x) { return isfinite(x) && x >= 0.0f && x < 1.0f; }
 
 static AmoStatus check_config(const OptConfig *c, char *err, size_t len)
 {
-#define BAD(...) do { set_err(err, len, __VA_ARGS__); return AMO_EINVAL; } while (0)
+#define BAD(...) return amo_err(AMO_EINVAL, err, len, __VA_ARGS__)
     if ((unsigned)c->algo > OPT_RMSPROP)
         BAD("unknown algorithm %d", (int)c->algo);
     if (!isfinite(c->lr) || c->lr < 0.0f)
@@ -159,7 +123,8 @@ float opt_lr_at(const OptConfig *c, uint64_t t)
         lr = t > c->total_steps || !c->total_steps
                  ? c->min_lr
                  : c->min_lr + (c->lr - c->min_lr) * 0.5 *
-                                   (1.0 + cos(3.14159265358979323846 * (double)(t - 1) / (double)c->total_steps));
+                                   (1.0 + cos(3.14159265358979323846 * (double)(t - 1) /
+                                              (double)c->total_steps));
         break;
     case OPT_SCHED_INVSQRT: lr /= sqrt((double)t); break;
     }
@@ -173,7 +138,7 @@ float opt_lr_at(const OptConfig *c, uint64_t t)
 /* Moment buffers per algorithm: AMO/Adam m (s0), v (s1); SGD momentum buffer
  * (s0, only with momentum); RMSprop v (s0), momentum buffer (s1, only with
  * momentum). */
-static int state_buffers(const OptConfig *c)
+int opt_state_buffers(const OptConfig *c)
 {
     switch (c->algo) {
     case OPT_AMO: case OPT_ADAM: return 2;
@@ -183,7 +148,7 @@ static int state_buffers(const OptConfig *c)
     return 0;
 }
 
-static size_t state_elem_size(const OptConfig *c)
+size_t opt_state_elem_size(const OptConfig *c)
 {
     return c->state == OPT_STATE_BF16 ? sizeof(uint16_t) : sizeof(float);
 }
@@ -214,12 +179,11 @@ static AmoStatus check_cross_overlap(const OptTensor *t, int count, char *err, s
             if (i == j)
                 continue;
             if (i < j && spans_overlap(t[i].param, t[i].n, t[j].param, t[j].n)) {
-                set_err(err, len, "tensors %d and %d: parameters overlap", i, j);
-                return AMO_EINVAL;
+                return amo_err(AMO_EINVAL, err, len, "tensors %d and %d: parameters overlap", i, j);
             }
             if (spans_overlap(t[i].param, t[i].n, t[j].grad, t[j].n)) {
-                set_err(err, len, "tensor %d param overlaps tensor %d grad", i, j);
-                return AMO_EINVAL;
+                return amo_err(AMO_EINVAL, err, len, "tensor %d param overlaps tensor %d grad",
+                               i, j);
             }
         }
     return AMO_OK;
@@ -229,8 +193,8 @@ AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, 
                     char *err, size_t errlen)
 {
     if (!out || !cfg || (count > 0 && !tensors) || count < 0) {
-        set_err(err, errlen, "opt_create: NULL argument or negative tensor count");
-        return AMO_EINVAL;
+        return amo_err(AMO_EINVAL, err, errlen,
+                       "opt_create: NULL argument or negative tensor count");
     }
     *out = NULL;
     AmoStatus st = check_config(cfg, err, errlen);
@@ -240,13 +204,12 @@ AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, 
     for (int i = 0; i < count; i++) {
         const OptTensor *t = &tensors[i];
         if (t->n && (!t->param || !t->grad)) {
-            set_err(err, errlen, "tensor %d: NULL param or grad with %zu elements", i, t->n);
-            return AMO_EINVAL;
+            return amo_err(AMO_EINVAL, err, errlen,
+                           "tensor %d: NULL param or grad with %zu elements", i, t->n);
         }
         const uintptr_t p = (uintptr_t)t->param, g = (uintptr_t)t->grad, b = t->n * sizeof(float);
         if (t->n && p < g + b && g < p + b) {
-            set_err(err, errlen, "tensor %d: param and grad overlap", i);
-            return AMO_EINVAL;
+            return amo_err(AMO_EINVAL, err, errlen, "tensor %d: param and grad overlap", i);
         }
         total += t->n;
         npieces += (t->n + KN_SUMSQ_CHUNK - 1) / KN_SUMSQ_CHUNK;
@@ -255,8 +218,7 @@ AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, 
         return st;
     Opt *o = calloc(1, sizeof(*o));
     if (!o) {
-        set_err(err, errlen, "out of memory for the optimizer");
-        return AMO_ENOMEM;
+        return amo_err(AMO_ENOMEM, err, errlen, "out of memory for the optimizer");
     }
     o->cfg = *cfg;
     o->count = count;
@@ -265,14 +227,14 @@ AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, 
     o->t = malloc((size_t)(count ? count : 1) * sizeof(*o->t));
     o->pieces = malloc((npieces ? npieces : 1) * sizeof(*o->pieces));
     o->partial = malloc((npieces ? npieces : 1) * sizeof(*o->partial));
-    const int nb = state_buffers(cfg);
-    const size_t sb = total * state_elem_size(cfg);
+    const int nb = opt_state_buffers(cfg);
+    const size_t sb = total * opt_state_elem_size(cfg);
     o->s0 = nb >= 1 ? alloc_zero(sb) : NULL;
     o->s1 = nb >= 2 ? alloc_zero(sb) : NULL;
     if (!o->t || !o->pieces || !o->partial || (nb >= 1 && !o->s0) || (nb >= 2 && !o->s1)) {
         opt_destroy(o);
-        set_err(err, errlen, "out of memory for %zu parameters of optimizer state", total);
-        return AMO_ENOMEM;
+        return amo_err(AMO_ENOMEM, err, errlen,
+                       "out of memory for %zu parameters of optimizer state", total);
     }
     if (count)
         memcpy(o->t, tensors, (size_t)count * sizeof(*o->t));
@@ -440,300 +402,4 @@ AmoStatus opt_step(Opt *o, OptStepInfo *info)
     if (info)
         *info = inf;
     return AMO_OK;
-}
-
-/* ---- the state file ----------------------------------------------------------
- * Little-endian, in this order:
- *     0   char[8]  "AMOSTATE"
- *     8   u32      format version (2)
- *    12   u32      header bytes (from offset 0 to the first moment buffer)
- *    16   u64      the caller's tag (opaque: e.g. a hash of what identifies its run)
- *    24   u64      steps, skipped, clipped
- *    48   hyperparameters, as hyper_fields() lists them (u32/f32/u64)
- *    ..   u32      tensor count, then u64 elements per tensor
- *    ..   u32      moment buffers, u32 bytes per element, u64 elements each
- *    ..   the moment buffers, one after the other
- *   end   u64      FNV-1a 64 of every byte before it
- * A file another optimizer cannot continue from exactly, or that carries
- * another tag, is refused. */
-
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the state file is written in host order, assumed little-endian"
-#endif
-
-#define STATE_MAGIC "AMOSTATE"
-#define STATE_VERSION 2u
-
-typedef struct Buf { unsigned char *p; size_t len, cap; int oom; } Buf;
-
-static void put(Buf *b, const void *src, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        unsigned char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, src, n);
-    b->len += n;
-}
-
-static void put_u32(Buf *b, uint32_t x) { put(b, &x, 4); }
-static void put_u64(Buf *b, uint64_t x) { put(b, &x, 8); }
-static void put_f32(Buf *b, float x) { put(b, &x, 4); }
-
-/* Every hyperparameter of OptConfig but the thread count (results do not
- * depend on it), with its name for error messages. */
-typedef struct Field { const char *name; char type; size_t off; } Field;
-#define F(t, name) { #name, t, offsetof(OptConfig, name) }
-static const Field hyper_fields[] = {
-    F('u', algo), F('f', lr), F('f', beta), F('f', gamma), F('f', eps), F('u', bias_correction),
-    F('f', momentum), F('f', dampening), F('u', nesterov), F('f', alpha), F('u', clip),
-    F('f', tau), F('f', lo), F('f', hi), F('f', weight_decay), F('u', decay_mode),
-    F('u', schedule), F('q', warmup), F('q', step_size), F('f', step_gamma),
-    F('q', total_steps), F('f', min_lr), F('u', state), F('q', seed),
-};
-#undef F
-#define NFIELDS (sizeof(hyper_fields) / sizeof(hyper_fields[0]))
-
-static void put_field(Buf *b, const OptConfig *c, const Field *f)
-{
-    const char *p = (const char *)c + f->off;
-    if (f->type == 'f') {
-        float x;
-        memcpy(&x, p, 4);
-        put_f32(b, x);
-    } else if (f->type == 'q') {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        put_u64(b, x);
-    } else {
-        int x; /* ints and enums */
-        memcpy(&x, p, sizeof x);
-        put_u32(b, (uint32_t)x);
-    }
-}
-
-static size_t field_size(const Field *f) { return f->type == 'q' ? 8 : 4; }
-
-static void put_header(Buf *b, const Opt *o, uint64_t tag)
-{
-    put(b, STATE_MAGIC, 8);
-    put_u32(b, STATE_VERSION);
-    put_u32(b, 0); /* header bytes, patched below */
-    put_u64(b, tag);
-    put_u64(b, o->steps);
-    put_u64(b, o->skipped);
-    put_u64(b, o->clipped);
-    for (size_t i = 0; i < NFIELDS; i++)
-        put_field(b, &o->cfg, &hyper_fields[i]);
-    put_u32(b, (uint32_t)o->count);
-    for (int i = 0; i < o->count; i++)
-        put_u64(b, o->t[i].n);
-    put_u32(b, (uint32_t)state_buffers(&o->cfg));
-    put_u32(b, (uint32_t)state_elem_size(&o->cfg));
-    put_u64(b, o->total);
-    if (!b->oom) {
-        const uint32_t hb = (uint32_t)b->len;
-        memcpy(b->p + 12, &hb, 4);
-    }
-}
-
-AmoStatus opt_save(const Opt *o, const char *path, uint64_t tag, char *err, size_t errlen)
-{
-    if (!o || !path) {
-        set_err(err, errlen, "opt_save: NULL optimizer or path");
-        return AMO_EINVAL;
-    }
-    Buf b = { 0 };
-    put_header(&b, o, tag);
-    const size_t sb = o->total * state_elem_size(&o->cfg);
-    if (o->s0)
-        put(&b, o->s0, sb);
-    if (o->s1)
-        put(&b, o->s1, sb);
-    if (!b.oom)
-        put_u64(&b, amo_fnv1a64(b.p, b.len));
-    if (b.oom) {
-        free(b.p);
-        set_err(err, errlen, "%s: out of memory building the state", path);
-        return AMO_ENOMEM;
-    }
-    /* Write beside the target, then rename: the old file stays whole until
-     * the new one is complete. */
-    const size_t tl = strlen(path) + 8;
-    char *tmp = malloc(tl);
-    if (!tmp) {
-        free(b.p);
-        set_err(err, errlen, "%s: out of memory", path);
-        return AMO_ENOMEM;
-    }
-    snprintf(tmp, tl, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    AmoStatus st = AMO_OK;
-    if (!f) {
-        set_err(err, errlen, "%s: cannot open for writing", tmp);
-        st = AMO_EIO;
-    } else {
-        /* on disk before the rename: a checkpoint may name this file */
-        const int ok = fwrite(b.p, 1, b.len, f) == b.len && fflush(f) == 0 &&
-                       fsync(fileno(f)) == 0;
-        if (fclose(f) != 0 || !ok) {
-            set_err(err, errlen, "%s: write failed (disk full?)", tmp);
-            st = AMO_EIO;
-        } else if (rename(tmp, path) != 0) {
-            set_err(err, errlen, "%s: cannot rename to %s", tmp, path);
-            st = AMO_EIO;
-        }
-        if (st != AMO_OK)
-            remove(tmp);
-    }
-    free(tmp);
-    free(b.p);
-    return st;
-}
-
-static int read_file(const char *path, unsigned char **data, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *p = malloc(cap);
-    while (p) {
-        const size_t r = fread(p + n, 1, cap - n, f);
-        n += r;
-        if (n < cap)
-            break;
-        unsigned char *q = realloc(p, cap * 2);
-        if (!q) {
-            free(p);
-            p = NULL;
-            break;
-        }
-        p = q;
-        cap *= 2;
-    }
-    const int bad = ferror(f);
-    fclose(f);
-    if (!p || bad) {
-        free(p);
-        return -1;
-    }
-    *data = p;
-    *len = n;
-    return 0;
-}
-
-AmoStatus opt_load(Opt *o, const char *path, uint64_t tag, char *err, size_t errlen)
-{
-    if (!o || !path) {
-        set_err(err, errlen, "opt_load: NULL optimizer or path");
-        return AMO_EINVAL;
-    }
-    if (err && errlen)
-        err[0] = 0;
-    unsigned char *d;
-    size_t len;
-    if (read_file(path, &d, &len)) {
-        set_err(err, errlen, "%s: cannot read", path);
-        return AMO_EIO;
-    }
-    /* The header this optimizer would write: the file's must match it
-     * field by field, except the three counters at offset 24. */
-    Buf want = { 0 };
-    put_header(&want, o, tag);
-    AmoStatus st = AMO_EFORMAT;
-    const size_t sb = o->total * state_elem_size(&o->cfg);
-    const int nb = state_buffers(&o->cfg);
-    const size_t expect = want.len + (size_t)nb * sb + 8;
-    if (want.oom) {
-        st = AMO_ENOMEM;
-        goto out;
-    }
-    if (len < 16 || memcmp(d, STATE_MAGIC, 8)) {
-        set_err(err, errlen, "%s: not an amo state file (bad magic at offset 0)", path);
-        goto out;
-    }
-    uint32_t ver;
-    memcpy(&ver, d + 8, 4);
-    if (ver != STATE_VERSION) {
-        set_err(err, errlen, "%s: format version %u at offset 8, this build reads %u", path,
-                ver, STATE_VERSION);
-        goto out;
-    }
-    if (len < 8 + 16) {
-        set_err(err, errlen, "%s: truncated at offset %zu", path, len);
-        goto out;
-    }
-    uint64_t stored, sum;
-    memcpy(&stored, d + len - 8, 8);
-    sum = amo_fnv1a64(d, len - 8);
-    if (len != expect) {
-        /* Name the first field that differs if the header is readable, else
-         * the size. */
-        set_err(err, errlen, "%s: %zu bytes, expected %zu for this optimizer (%s)", path, len,
-                expect, len < expect ? "truncated" : "trailing data or other sizes");
-    } else if (stored != sum) {
-        set_err(err, errlen, "%s: checksum mismatch (stored %016llx, computed %016llx): corrupted",
-                path, (unsigned long long)stored, (unsigned long long)sum);
-        goto out;
-    }
-    /* The tag, then the hyperparameters and sizes, naming the first mismatch. */
-    uint64_t ftag;
-    memcpy(&ftag, d + 16, 8);
-    if (ftag != tag) {
-        set_err(err, errlen, "%s: tag %016llx at offset 16, expected %016llx (the state of "
-                "another run)", path, (unsigned long long)ftag, (unsigned long long)tag);
-        goto out;
-    }
-    size_t off = 48;
-    for (size_t i = 0; i < NFIELDS; i++) {
-        const size_t fs = field_size(&hyper_fields[i]);
-        if (off + fs > len || off + fs > want.len)
-            goto out;
-        if (memcmp(d + off, want.p + off, fs)) {
-            set_err(err, errlen, "%s: %s differs at offset %zu (file and optimizer must match)",
-                    path, hyper_fields[i].name, off);
-            goto out;
-        }
-        off += fs;
-    }
-    if (off + 4 <= len && memcmp(d + off, want.p + off, 4)) {
-        set_err(err, errlen, "%s: tensor count differs at offset %zu", path, off);
-        goto out;
-    }
-    off += 4;
-    for (int i = 0; i < o->count; i++, off += 8)
-        if (off + 8 <= len && memcmp(d + off, want.p + off, 8)) {
-            uint64_t fn;
-            memcpy(&fn, d + off, 8);
-            set_err(err, errlen, "%s: tensor %d has %llu elements in the file, %zu here (offset %zu)",
-                    path, i, (unsigned long long)fn, o->t[i].n, off);
-            goto out;
-        }
-    if (len != expect || memcmp(d + off, want.p + off, want.len - off))
-        goto out; /* message already set, or buffer layout differs */
-    memcpy(&o->steps, d + 24, 8);
-    memcpy(&o->skipped, d + 32, 8);
-    memcpy(&o->clipped, d + 40, 8);
-    if (o->s0)
-        memcpy(o->s0, d + want.len, sb);
-    if (o->s1)
-        memcpy(o->s1, d + want.len + sb, sb);
-    st = AMO_OK;
-out:
-    if (st == AMO_EFORMAT && err && errlen && !err[0])
-        set_err(err, errlen, "%s: state layout differs from this optimizer", path);
-    free(want.p);
-    free(d);
-    return st;
 }

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "kernels/cpu.h"
+#include "common/hash.h"
 #include "common/rng.h"
 #include "kernels/update.h"
 #include "optim/optim.h"
@@ -950,6 +951,21 @@ static void spit(const char *path, const void *p, size_t len)
     assert_int_equal(fclose(f), 0);
 }
 
+/* path = d with n bytes at off replaced by v and the checksum recomputed:
+ * what a file edited on purpose looks like. */
+static void forge(const char *path, const unsigned char *d, size_t len, size_t off,
+                  const void *v, size_t n)
+{
+    unsigned char *c = malloc(len);
+    assert_non_null(c);
+    memcpy(c, d, len);
+    memcpy(c + off, v, n);
+    const uint64_t sum = amo_fnv1a64(c, len - 8);
+    memcpy(c + len - 8, &sum, 8);
+    spit(path, c, len);
+    free(c);
+}
+
 static char g_dir[64];
 
 static void tmp_path(char *out, size_t len, const char *name)
@@ -1357,6 +1373,24 @@ static void refusals(const AlgoCase *ac)
     spit(bad, longer, len + 1);
     load_fails(C.o, bad, AMO_EFORMAT, NULL, "one trailing byte");
     free(longer);
+
+    /* Well-formed files whose checksum matches but whose values make no
+     * sense: the counters (clipped steps above the steps taken), a NaN
+     * moment, a negative second moment. */
+    const size_t es = ac->st == OPT_STATE_BF16 ? 2 : 4, nel = (len - 8 - hdr) / es;
+    uint64_t steps;
+    memcpy(&steps, d + 24, 8);
+    forge(bad, d, len, 40, &(uint64_t){ steps + 1 }, 8);
+    load_fails(C.o, bad, AMO_EFORMAT, "counters", "clipped > steps, checksum recomputed");
+    const float nan = NAN, neg = -1.0f;
+    const uint16_t nan16 = 0x7fc0, neg16 = 0xbf80;
+    forge(bad, d, len, hdr, es == 2 ? (const void *)&nan16 : &nan, es);
+    load_fails(C.o, bad, AMO_EFORMAT, "moment", "a NaN moment, checksum recomputed");
+    if (ac->algo != OPT_SGD) { /* v: the last buffer of AMO and Adam, the first of RMSprop */
+        const size_t at = hdr + (ac->algo == OPT_RMSPROP ? 0 : nel - 1) * es;
+        forge(bad, d, len, at, es == 2 ? (const void *)&neg16 : &neg, es);
+        load_fails(C.o, bad, AMO_EFORMAT, "moment", "a negative v, checksum recomputed");
+    }
     free(d);
 
     /* Mismatched: valid files of another run (tag) or optimizer. */
