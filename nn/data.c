@@ -111,6 +111,24 @@ static KnStatus idx_close(gzFile f, const char *path, size_t off, char *err, siz
     return st;
 }
 
+/* Refuses a header that promises more bytes than the file can hold, before
+ * they are allocated (a 26-byte file asked for 2^50: tests/fuzz/corpus/idx/
+ * crash-huge-header).  Deflate expands at most 1032:1
+ * (https://zlib.net/zlib_tech.html), so s bytes hold at most 1032 s, gzip
+ * or not. */
+static KnStatus idx_fits(const char *path, size_t need, char *err, size_t len)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return fail(KN_EIO, err, len, "%s: cannot stat: %s", path, strerror(errno));
+    if ((uint64_t)sb.st_size < (need + 1031) / 1032)
+        return fail(KN_EFORMAT, err, len,
+                    "%s: the dimensions at offset 4 make %zu bytes, more than a %lld-byte "
+                    "file can hold (truncated or corrupted)",
+                    path, need, (long long)sb.st_size);
+    return KN_OK;
+}
+
 KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char *err,
                      size_t errlen)
 {
@@ -135,6 +153,11 @@ KnStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char 
     }
     n = di[0];
     px = (size_t)di[1] * di[2];
+    st = idx_fits(images, 16 + n * px, err, errlen);
+    if (st == KN_OK)
+        st = idx_fits(labels, 8 + n, err, errlen);
+    if (st != KN_OK)
+        goto out;
     d->x = malloc(n * px);
     d->y = malloc(n);
     if (!d->x || !d->y) {
