@@ -190,6 +190,12 @@ static void arena_init(Arena *a, size_t nmax, int nthreads)
     }
 }
 
+static void arena_free(Arena *a)
+{
+    free(a->block);
+    *a = (Arena){ 0 };
+}
+
 /* ---- one benchmark ------------------------------------------------------- */
 
 typedef struct Bench Bench;
@@ -522,6 +528,7 @@ static void parse_options(int argc, char **argv, Options *o)
     }
     if (optind < argc)
         hx_fail(HX_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
+    free(argv); /* split_args' array; the strings are the caller's */
 }
 
 /* ---- CPU levels -------------------------------------------------------- */
@@ -641,6 +648,15 @@ static void meta_str(Meta *m, const char *key, const char *value)
     m->value[m->n] = dup_str(value ? value : "");
     m->n++;
     gb_add_context(key, value ? value : "");
+}
+
+static void meta_free(Meta *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        free(m->key[i]);
+        free(m->value[i]);
+    }
+    m->n = 0;
 }
 
 static void meta_int(Meta *m, const char *key, long long value)
@@ -788,16 +804,17 @@ static void describe_run(Meta *m, const HxInvocation *whole, const Options *o,
  * user's win. */
 typedef struct Outputs {
     char *csv, *meta, *gb, *gb_tmp; /* gb_tmp: NULL when the user chose gb */
+    char *gb_flag;                  /* the --benchmark_out flag we add, or NULL */
 } Outputs;
 
 static Outputs plan_outputs(Options *o, const char *name, char *argv0)
 {
     Outputs out = { path_join(o->out, name, ".csv"), path_join(o->out, name, "_meta.csv"),
-                    NULL, NULL };
+                    NULL, NULL, NULL };
     o->gb_argv[0] = argv0; /* Google Benchmark's "executable" */
     if (o->gb_out) {
         check_out_file(o->gb_out);
-        out.gb = (char *)o->gb_out;
+        out.gb = dup_str(o->gb_out);
         return out;
     }
     const char *fmt = o->gb_out_format ? o->gb_out_format : "json";
@@ -807,7 +824,7 @@ static Outputs plan_outputs(Options *o, const char *name, char *argv0)
     const size_t len = strlen(o->out) + strlen(name) + strlen(ext) + 8;
     out.gb_tmp = hx_malloc(len);
     snprintf(out.gb_tmp, len, "%s/.%s%s.tmp", o->out, name, ext);
-    char *flag = hx_malloc(len + 16);
+    char *flag = out.gb_flag = hx_malloc(len + 16);
     snprintf(flag, len + 16, "--benchmark_out=%s", out.gb_tmp);
     const int add = o->gb_out_format ? 1 : 2;
     memmove(o->gb_argv + 1 + add, o->gb_argv + 1, (size_t)(o->gb_argc - 1) * sizeof(char *));
@@ -817,6 +834,16 @@ static Outputs plan_outputs(Options *o, const char *name, char *argv0)
     o->gb_argc += add;
     o->gb_argv[o->gb_argc] = NULL;
     return out;
+}
+
+static void outputs_free(Outputs *out)
+{
+    free(out->csv);
+    free(out->meta);
+    free(out->gb);
+    free(out->gb_tmp);
+    free(out->gb_flag);
+    *out = (Outputs){ 0 };
 }
 
 /* For each level and size, each kernel and then its limit: Google Benchmark
@@ -929,10 +956,13 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
         snprintf(name, sizeof name, "kernels_%s_t%d", arches[0], threads);
     else
         snprintf(name, sizeof name, "kernels_t%d", threads);
-    const Outputs out = plan_outputs(&o, name, whole->argv[0]);
+    Outputs out = plan_outputs(&o, name, whole->argv[0]);
     if (gb_init(&o.gb_argc, o.gb_argv) != 0)
         hx_fail(HX_EXIT_USAGE, "unknown Google Benchmark flag or value '%s' (its flags take "
                 "the form --benchmark_NAME=VALUE)", o.gb_argv[1]);
+    /* Google Benchmark has copied its flags (it keeps argv[0], the caller's) */
+    free(o.gb_argv);
+    o.gb_argv = NULL;
 
     const AmoStatus pin = hx_set_threads(threads, NULL);
     if (pin != AMO_OK)
@@ -961,8 +991,15 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
         hx_fail(HX_EXIT_FAIL, "Google Benchmark failed (internal error)");
     if (matched == 0)
         hx_fail(HX_EXIT_USAGE, "no benchmark matches the --benchmark_filter given");
-    if (o.gb_list)
-        return HX_EXIT_OK;
-    measure_peaks(&b, arches, narch, &meta);
-    return finish(&b, &out, &meta, t0);
+    int rc = HX_EXIT_OK;
+    if (!o.gb_list) {
+        measure_peaks(&b, arches, narch, &meta);
+        rc = finish(&b, &out, &meta, t0);
+    }
+    arena_free(&b.arena);
+    free(b.jobs);
+    free(b.meas);
+    meta_free(&meta);
+    outputs_free(&out);
+    return rc;
 }
