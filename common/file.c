@@ -24,6 +24,22 @@ static AmoStatus not_regular(const char *path, mode_t mode, char *err, size_t le
     return amo_err(AMO_EIO, err, len, "%s: not a regular file (it is %s)", path, what);
 }
 
+AmoStatus amo_file_size(const char *path, size_t *size, char *err, size_t len)
+{
+    struct stat sb;
+    *size = 0;
+    if (stat(path, &sb) != 0) {
+        const int e = errno;
+        amo_err(AMO_EIO, err, len, "%s: cannot stat: %s", path, strerror(e));
+        errno = e; /* ENOENT: the caller may say what was expected there */
+        return AMO_EIO;
+    }
+    if (!S_ISREG(sb.st_mode))
+        return not_regular(path, sb.st_mode, err, len);
+    *size = (size_t)sb.st_size;
+    return AMO_OK;
+}
+
 /* O_NONBLOCK, because opening a FIFO that has no writer blocks for good;
  * fstat on the descriptor leaves no gap between the check and the open. */
 AmoStatus amo_read_file(const char *path, unsigned char **data, size_t *n, char *err,

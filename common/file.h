@@ -18,6 +18,10 @@
 AmoStatus amo_read_file(const char *path, unsigned char **data, size_t *len, char *err,
                         size_t errlen);
 
+/* The size of the regular file at path (stat: no open, so a FIFO cannot
+ * block); anything else is refused as amo_read_file refuses it. */
+AmoStatus amo_file_size(const char *path, size_t *size, char *err, size_t errlen);
+
 /* A file being written through its temporary ".NAME.PID.K.tmp" in the same
  * directory (hidden, and ending in ".tmp" so leftovers are easy to spot). */
 typedef struct AmoFile AmoFile;

@@ -1,31 +1,18 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define ZLIB_CONST /* next_in points into the file's bytes, which are only read */
 #include <zlib.h>
 
+#include "common/err.h"
+#include "common/file.h"
 #include "common/rng.h"
 #include "nn/data.h"
-
-static AmoStatus fail(AmoStatus st, char *err, size_t len, const char *fmt, ...)
-{
-    if (err && len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, len, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 void nn_data_free(NnDataset *d)
 {
@@ -39,59 +26,6 @@ void nn_data_free(NnDataset *d)
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 /* ---- files -------------------------------------------------------------------- */
-
-static AmoStatus not_regular(const char *path, mode_t mode, char *err, size_t len)
-{
-    const char *what = S_ISDIR(mode)    ? "a directory"
-                       : S_ISFIFO(mode) ? "a FIFO"
-                       : S_ISCHR(mode)  ? "a character device"
-                       : S_ISBLK(mode)  ? "a block device"
-                       : S_ISSOCK(mode) ? "a socket"
-                                        : "of an unknown kind";
-    return fail(AMO_EIO, err, len, "%s: not a regular file (it is %s)", path, what);
-}
-
-/* The whole regular file at path into *buf (the caller frees it).
- * O_NONBLOCK, because opening a FIFO that has no writer blocks for good
- * (gzopen hung there); fstat on the descriptor leaves no gap between the
- * check and the open. */
-static AmoStatus load_file(const char *path, unsigned char **buf, size_t *n, char *err, size_t len)
-{
-    *buf = NULL;
-    *n = 0;
-    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return fail(AMO_EIO, err, len, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    AmoStatus st = AMO_OK;
-    if (fstat(fd, &sb) != 0)
-        st = fail(AMO_EIO, err, len, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        st = not_regular(path, sb.st_mode, err, len);
-    else if ((uintmax_t)sb.st_size >= SIZE_MAX || !(*buf = malloc((size_t)sb.st_size + 1)))
-        st = fail(AMO_ENOMEM, err, len, "%s: out of memory for its %lld bytes", path,
-                  (long long)sb.st_size);
-    size_t done = 0;
-    while (st == AMO_OK && done < (size_t)sb.st_size) {
-        const ssize_t r = read(fd, *buf + done, min_size((size_t)sb.st_size - done, 1u << 30));
-        if (r > 0)
-            done += (size_t)r;
-        else if (r < 0 && errno != EINTR)
-            st = fail(AMO_EIO, err, len, "%s: read error at offset %zu: %s", path, done,
-                      strerror(errno));
-        else if (r == 0)
-            st = fail(AMO_EIO, err, len, "%s: ends at offset %zu, not %lld: changed while read",
-                      path, done, (long long)sb.st_size);
-    }
-    close(fd);
-    if (st != AMO_OK) {
-        free(*buf);
-        *buf = NULL;
-        return st;
-    }
-    *n = done;
-    return AMO_OK;
-}
 
 /* ---- decompressed bytes ----------------------------------------------------------- */
 
@@ -125,7 +59,7 @@ static AmoStatus src_open(Src *s, const char *name, const void *buf, size_t len,
     s->gz = len >= 2 && s->buf[0] == 0x1f && s->buf[1] == 0x8b;
     if (s->gz && inflateInit2(&s->z, -MAX_WBITS) != Z_OK) {
         s->gz = 0;
-        return fail(AMO_ENOMEM, err, errlen, "%s: out of memory for zlib", name);
+        return amo_err(AMO_ENOMEM, err, errlen, "%s: out of memory for zlib", name);
     }
     return AMO_OK;
 }
@@ -138,7 +72,7 @@ static void src_close(Src *s)
 
 static AmoStatus member_cut(const Src *s, char *err, size_t len)
 {
-    return fail(AMO_EFORMAT, err, len,
+    return amo_err(AMO_EFORMAT, err, len,
                 "%s: gzip member at compressed offset %zu: truncated at compressed offset %zu, "
                 "in its header",
                 s->name, s->pos, s->len);
@@ -150,7 +84,7 @@ static AmoStatus member_header(Src *s, char *err, size_t len)
     const unsigned char *p = s->buf + s->pos;
     const size_t left = s->len - s->pos;
     if (left < 2 || p[0] != 0x1f || p[1] != 0x8b)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: %zu bytes of trailing data at compressed offset %zu, after the gzip "
                     "stream (not a gzip member)",
                     s->name, left, s->pos);
@@ -158,12 +92,12 @@ static AmoStatus member_header(Src *s, char *err, size_t len)
         return member_cut(s, err, len);
     const unsigned flg = p[3];
     if (p[2] != 8)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: compression method %u at "
                     "offset %zu (8, deflate, is the only one)",
                     s->name, s->pos, p[2], s->pos + 2);
     if (flg & 0xe0)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: reserved flags %#x at offset %zu",
                     s->name, s->pos, flg & 0xe0, s->pos + 3);
     size_t k = 10; /* ID1 ID2 CM FLG MTIME(4) XFL OS */
@@ -183,11 +117,11 @@ static AmoStatus member_header(Src *s, char *err, size_t len)
     if (end > left)
         return member_cut(s, err, len);
     if ((flg & 2) && (crc32_z(0, p, k) & 0xffff) != (unsigned)(p[k] | p[k + 1] << 8))
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: header CRC mismatch at offset %zu",
                     s->name, s->pos, s->pos + k);
     if (inflateReset(&s->z) != Z_OK)
-        return fail(AMO_EFORMAT, err, len, "%s: zlib could not restart", s->name);
+        return amo_err(AMO_EFORMAT, err, len, "%s: zlib could not restart", s->name);
     s->member = s->pos;
     s->pos += end;
     s->in_member = 1;
@@ -203,19 +137,19 @@ static AmoStatus member_trailer(Src *s, char *err, size_t len)
     const size_t left = s->len - s->pos;
     const unsigned char *t = s->buf + s->pos;
     if (left < 8)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: truncated at compressed offset "
                     "%zu, in its 8-byte CRC-32 and length trailer (%zu of its bytes there)",
                     s->name, s->member, s->len, left);
     if (le32(t) != s->crc)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: CRC-32 mismatch: the trailer at "
                     "compressed offset %zu says %08x, the %zu bytes it decompresses to (from "
                     "offset %zu) have %08x",
                     s->name, s->member, s->pos, (unsigned)le32(t), s->member_out,
                     s->out - s->member_out, (unsigned)s->crc);
     if (le32(t + 4) != (uint32_t)s->member_out)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: length mismatch: the trailer at "
                     "compressed offset %zu says %u bytes (mod 2^32), %zu were decompressed",
                     s->name, s->member, s->pos + 4, (unsigned)le32(t + 4), s->member_out);
@@ -244,13 +178,13 @@ static AmoStatus member_inflate(Src *s, unsigned char *dst, size_t n, size_t *do
     if (r == Z_OK)
         return AMO_OK;
     if (r == Z_MEM_ERROR)
-        return fail(AMO_ENOMEM, err, len, "%s: out of memory for zlib", s->name);
+        return amo_err(AMO_ENOMEM, err, len, "%s: out of memory for zlib", s->name);
     if (r == Z_BUF_ERROR && s->pos == s->len)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: gzip member at compressed offset %zu: truncated at compressed offset "
                     "%zu, in its deflate data (decompressed offset %zu)",
                     s->name, s->member, s->pos, s->out);
-    return fail(AMO_EFORMAT, err, len,
+    return amo_err(AMO_EFORMAT, err, len,
                 "%s: gzip member at compressed offset %zu: corrupt deflate data before "
                 "compressed offset %zu (decompressed offset %zu): %s",
                 s->name, s->member, s->pos, s->out, s->z.msg ? s->z.msg : "zlib error");
@@ -283,7 +217,7 @@ static AmoStatus src_pull(Src *s, unsigned char *dst, size_t n, size_t *got, cha
 
 static AmoStatus src_short(const Src *s, size_t end, size_t missing, char *err, size_t len)
 {
-    return fail(AMO_EFORMAT, err, len, "%s: truncated at offset %zu%s (%zu more bytes expected)",
+    return amo_err(AMO_EFORMAT, err, len, "%s: truncated at offset %zu%s (%zu more bytes expected)",
                 s->name, end, s->gz ? " of the decompressed data" : "", missing);
 }
 
@@ -307,7 +241,7 @@ static AmoStatus src_can_hold(const Src *s, size_t n, char *err, size_t len)
     if (!s->gz && n > left)
         return src_short(s, s->len, n - left, err, len);
     if (s->gz && n / 1032 > left + 1)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: truncated: %zu bytes expected from offset %zu of the decompressed "
                     "data, and the %zu compressed bytes left hold at most %zu (deflate expands "
                     "at most 1032:1)",
@@ -324,7 +258,7 @@ static AmoStatus src_end(Src *s, char *err, size_t len)
     const size_t at = s->out;
     const AmoStatus st = src_pull(s, &extra, 1, &got, err, len);
     if (st == AMO_OK && got)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: unexpected data after the last item at offset %zu%s", s->name, at,
                     s->gz ? " of the decompressed data" : "");
     return st;
@@ -346,7 +280,7 @@ static AmoStatus idx_header(Src *s, int ndim, uint32_t *dims, char *err, size_t 
     unsigned char h[16];
     AmoStatus st = src_read(s, h, 4, err, len);
     if (st == AMO_OK && (h[0] || h[1] || h[2] != 0x08 || h[3] != ndim))
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: bad magic %02x%02x%02x%02x at offset 0 (expected 000008%02x: IDX, "
                     "unsigned bytes, %d dimensions)",
                     s->name, h[0], h[1], h[2], h[3], ndim, ndim);
@@ -362,20 +296,20 @@ static AmoStatus idx_sizes(const char *images, const uint32_t *di, const char *l
                           uint32_t nlabels, char *err, size_t len)
 {
     if (di[0] != nlabels)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s has %u images and %s %u labels (the counts at offset 4 do not match)",
                     images, di[0], labels, nlabels);
     if (di[0] == 0)
-        return fail(AMO_EFORMAT, err, len, "%s: 0 images at offset 4", images);
+        return amo_err(AMO_EFORMAT, err, len, "%s: 0 images at offset 4", images);
     if (di[0] > IDX_MAX_N)
-        return fail(AMO_EFORMAT, err, len, "%s: %u images at offset 4: more than the %u allowed",
+        return amo_err(AMO_EFORMAT, err, len, "%s: %u images at offset 4: more than the %u allowed",
                     images, di[0], IDX_MAX_N);
     if (di[1] == 0 || di[2] == 0 || di[1] > IDX_MAX_SIDE || di[2] > IDX_MAX_SIDE)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: %u x %u images at offset 8: each side must be in 1..%u", images, di[1],
                     di[2], IDX_MAX_SIDE);
     if ((uint64_t)di[0] * di[1] * di[2] > SIZE_MAX) /* 32-bit machines */
-        return fail(AMO_EFORMAT, err, len, "%s: %u x %u x %u pixels at offset 4: more than %zu",
+        return amo_err(AMO_EFORMAT, err, len, "%s: %u x %u x %u pixels at offset 4: more than %zu",
                     images, di[0], di[1], di[2], (size_t)SIZE_MAX);
     return AMO_OK;
 }
@@ -405,7 +339,7 @@ AmoStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, si
     if (st == AMO_OK)
         st = src_can_hold(&sl, n, err, errlen);
     if (st == AMO_OK && (!(d->x = malloc(n * px)) || !(d->y = malloc(n))))
-        st = fail(AMO_ENOMEM, err, errlen, "%s: out of memory for %zu images", images, n);
+        st = amo_err(AMO_ENOMEM, err, errlen, "%s: out of memory for %zu images", images, n);
     if (st == AMO_OK)
         st = src_read(&si, d->x, n * px, err, errlen);
     if (st == AMO_OK)
@@ -416,7 +350,7 @@ AmoStatus nn_data_idx_mem(NnDataset *d, const char *images, const void *ibuf, si
         st = src_end(&sl, err, errlen);
     for (size_t i = 0; st == AMO_OK && i < n; i++)
         if (d->y[i] > 9)
-            st = fail(AMO_EFORMAT, err, errlen, "%s: label %u at offset %zu is not in 0..9",
+            st = amo_err(AMO_EFORMAT, err, errlen, "%s: label %u at offset %zu is not in 0..9",
                       labels, d->y[i], 8 + i);
     src_close(&si);
     src_close(&sl);
@@ -434,9 +368,9 @@ AmoStatus nn_data_idx(NnDataset *d, const char *images, const char *labels, char
     memset(d, 0, sizeof(*d));
     unsigned char *bi = NULL, *bl = NULL;
     size_t ni = 0, nl = 0;
-    AmoStatus st = load_file(images, &bi, &ni, err, errlen);
+    AmoStatus st = amo_read_file(images, &bi, &ni, err, errlen);
     if (st == AMO_OK)
-        st = load_file(labels, &bl, &nl, err, errlen);
+        st = amo_read_file(labels, &bl, &nl, err, errlen);
     if (st == AMO_OK)
         st = nn_data_idx_mem(d, images, bi, ni, labels, bl, nl, err, errlen);
     free(bi);
@@ -461,7 +395,7 @@ AmoStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char
     struct stat sb;
     pick(a, sizeof a, dir, "train-images-idx3-ubyte");
     if (stat(a, &sb) != 0)
-        return fail(AMO_EIO, err, errlen,
+        return amo_err(AMO_EIO, err, errlen,
                     "no Fashion-MNIST/MNIST in %s (looked for train-images-idx3-ubyte[.gz]): "
                     "install the Debian package dataset-fashion-mnist, or name the directory",
                     dir);
@@ -473,7 +407,7 @@ AmoStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char
     pick(b, sizeof b, dir, "t10k-labels-idx1-ubyte");
     st = nn_data_idx(test, a, b, err, errlen);
     if (st == AMO_OK && (test->h != train->h || test->w != train->w)) {
-        st = fail(AMO_EFORMAT, err, errlen,
+        st = amo_err(AMO_EFORMAT, err, errlen,
                   "%s: %d x %d images at offset 8, the training images are %d x %d", a,
                   test->h, test->w, train->h, train->w);
         nn_data_free(test);
@@ -490,12 +424,12 @@ AmoStatus nn_data_mnist(NnDataset *train, NnDataset *test, const char *dir, char
 static AmoStatus cifar_size(const char *name, size_t size, char *err, size_t len)
 {
     if (size == 0 || size % CIFAR_REC)
-        return fail(AMO_EFORMAT, err, len,
+        return amo_err(AMO_EFORMAT, err, len,
                     "%s: %zu bytes is not a whole number of %d-byte records "
                     "(truncated record at offset %zu)",
                     name, size, CIFAR_REC, size / CIFAR_REC * CIFAR_REC);
     if (size / CIFAR_REC > INT_MAX)
-        return fail(AMO_EFORMAT, err, len, "%s: %zu records, more than %d", name,
+        return amo_err(AMO_EFORMAT, err, len, "%s: %zu records, more than %d", name,
                     size / CIFAR_REC, INT_MAX);
     return AMO_OK;
 }
@@ -507,7 +441,7 @@ static AmoStatus cifar_records(uint8_t *x, uint8_t *y, const char *name, const u
     for (size_t r = 0; r < nrec; r++) {
         const unsigned char *rec = buf + r * CIFAR_REC;
         if (rec[0] > 9)
-            return fail(AMO_EFORMAT, err, len, "%s: label %u at offset %zu is not in 0..9", name,
+            return amo_err(AMO_EFORMAT, err, len, "%s: label %u at offset %zu is not in 0..9", name,
                         rec[0], r * CIFAR_REC);
         y[r] = rec[0];
         memcpy(x + r * 3072, rec + 1, 3072);
@@ -526,7 +460,7 @@ AmoStatus nn_data_cifar_mem(NnDataset *d, const char *name, const void *buf, siz
     d->x = malloc(n * 3072);
     d->y = malloc(n);
     st = d->x && d->y ? cifar_records(d->x, d->y, name, buf, n, err, errlen)
-                      : fail(AMO_ENOMEM, err, errlen, "%s: out of memory for %zu images", name, n);
+                      : amo_err(AMO_ENOMEM, err, errlen, "%s: out of memory for %zu images", name, n);
     if (st != AMO_OK) {
         nn_data_free(d);
         return st;
@@ -540,37 +474,36 @@ static AmoStatus cifar_files(NnDataset *d, const char *dir, const char *const *n
 {
     memset(d, 0, sizeof(*d));
     char path[4096];
-    size_t total = 0, sizes[8];
-    struct stat sb;
-    /* every size first, for one allocation (load_file checks again) */
+    size_t total = 0, sizes[8], size;
+    /* every size first, for one allocation (amo_read_file checks again) */
     for (int i = 0; i < count; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (stat(path, &sb) != 0)
-            return fail(AMO_EIO, err, errlen,
-                        "%s: missing (CIFAR-10 binary version: data_batch_1.bin .. "
-                        "data_batch_5.bin and test_batch.bin)",
-                        path);
-        if (!S_ISREG(sb.st_mode))
-            return not_regular(path, sb.st_mode, err, errlen);
-        const AmoStatus st = cifar_size(path, (size_t)sb.st_size, err, errlen);
+        AmoStatus st = amo_file_size(path, &size, err, errlen);
+        if (st != AMO_OK && errno == ENOENT)
+            return amo_err(AMO_EIO, err, errlen,
+                           "%s: missing (CIFAR-10 binary version: data_batch_1.bin .. "
+                           "data_batch_5.bin and test_batch.bin)",
+                           path);
+        if (st == AMO_OK)
+            st = cifar_size(path, size, err, errlen);
         if (st != AMO_OK)
             return st;
-        sizes[i] = (size_t)sb.st_size / CIFAR_REC;
+        sizes[i] = size / CIFAR_REC;
         total += sizes[i];
     }
     d->x = malloc(total * 3072);
     d->y = malloc(total);
     AmoStatus st = AMO_OK;
     if (!d->x || !d->y)
-        st = fail(AMO_ENOMEM, err, errlen, "out of memory for %zu CIFAR-10 images", total);
+        st = amo_err(AMO_ENOMEM, err, errlen, "out of memory for %zu CIFAR-10 images", total);
     size_t k = 0;
     for (int i = 0; i < count && st == AMO_OK; k += sizes[i++]) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         unsigned char *buf;
         size_t len;
-        st = load_file(path, &buf, &len, err, errlen);
+        st = amo_read_file(path, &buf, &len, err, errlen);
         if (st == AMO_OK && len != sizes[i] * CIFAR_REC)
-            st = fail(AMO_EIO, err, errlen, "%s: %zu bytes, not %zu: changed while read", path,
+            st = amo_err(AMO_EIO, err, errlen, "%s: %zu bytes, not %zu: changed while read", path,
                       len, sizes[i] * CIFAR_REC);
         if (st == AMO_OK)
             st = cifar_records(d->x + k * 3072, d->y + k, path, buf, sizes[i], err, errlen);
@@ -661,7 +594,7 @@ AmoStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s,
 {
     memset(s, 0, sizeof(*s));
     if (nval < 0 || nval >= d->n)
-        return fail(AMO_EINVAL, err, errlen, "validation size %d: must be in [0, %d)", nval, d->n);
+        return amo_err(AMO_EINVAL, err, errlen, "validation size %d: must be in [0, %d)", nval, d->n);
     int *perm = malloc((size_t)d->n * sizeof(int));
     int *count = calloc((size_t)d->classes, sizeof(int));
     s->val = malloc((size_t)(nval ? nval : 1) * sizeof(int));
@@ -670,7 +603,7 @@ AmoStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s,
         free(perm);
         free(count);
         nn_split_free(s);
-        return fail(AMO_ENOMEM, err, errlen, "out of memory for the split");
+        return amo_err(AMO_ENOMEM, err, errlen, "out of memory for the split");
     }
     for (int i = 0; i < d->n; i++)
         perm[i] = i;
@@ -694,7 +627,7 @@ AmoStatus nn_data_split(const NnDataset *d, int nval, uint64_t seed, NnSplit *s,
     if (s->nval != nval) {
         const int got = s->nval;
         nn_split_free(s);
-        return fail(AMO_EINVAL, err, errlen,
+        return amo_err(AMO_EINVAL, err, errlen,
                     "validation size %d: the classes are too small for a stratified split "
                     "(got %d)", nval, got);
     }
