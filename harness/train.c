@@ -6,30 +6,18 @@
  *     for each step:  batch -> forward -> loss -> backward -> opt_step
  *     every eval_every steps: validation (and test) accuracy, checkpoint */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <hwloc.h>
-#include <zlib.h>
-
-#include "harness/checkpoint.h"
 #include "harness/common.h"
-#include "harness/csv.h"
 #include "harness/error.h"
+#include "harness/run.h"
 #include "harness/timer.h"
-#include "harness/train.h"
-#include "kernels/cpu.h"
-#include "kernels/update.h"
-#include "nn/data.h"
 #include "nn/loss.h"
 #include "nn/resnet.h"
-#include "harness/threads.h"
 
 /* ---- specification ----------------------------------------------------------- */
 
@@ -100,64 +88,6 @@ void hx_train_run_id(HxTrainSpec *s)
              hyp, clip, isfinite(c->lo) || isfinite(c->hi) ? "-bounds" : "",
              (unsigned long long)s->seed, h);
 }
-
-/* ---- rows kept in memory, written whole at checkpoints -------------------------- */
-
-typedef struct Rows {
-    HxStepRow *s;
-    HxConvRow *c;
-    size_t ns, nc, caps, capc;
-} Rows;
-
-static void push_step(Rows *r, const HxStepRow *x)
-{
-    if (r->ns == r->caps) {
-        r->caps = r->caps ? 2 * r->caps : 1024;
-        r->s = realloc(r->s, r->caps * sizeof(*r->s));
-        if (!r->s)
-            hx_fail(HX_EXIT_FAIL, "out of memory for step rows");
-    }
-    r->s[r->ns++] = *x;
-}
-
-static void push_conv(Rows *r, const HxConvRow *x)
-{
-    if (r->nc == r->capc) {
-        r->capc = r->capc ? 2 * r->capc : 64;
-        r->c = realloc(r->c, r->capc * sizeof(*r->c));
-        if (!r->c)
-            hx_fail(HX_EXIT_FAIL, "out of memory for evaluation rows");
-    }
-    r->c[r->nc++] = *x;
-}
-
-/* ---- the run's state --------------------------------------------------------- */
-
-typedef struct Run {
-    const HxTrainSpec *s;
-    char dir[4096];
-    NnDataset train, test;
-    NnSplit split;
-    int *test_idx;          /* 0 .. test.n - 1, the test batcher's list */
-    NnBatcher tb, vb, eb;
-    NnResNet *net;
-    Opt *opt;
-    OptTensor *tensors;
-    int ntensors;
-    float *x;
-    int *y;
-    float *prev;            /* the parameters before the step (update size)   */
-    long total_steps, steps_per_epoch, eval_every;
-    /* progress, all in the checkpoint */
-    long step;
-    double wall0;           /* wall seconds before this process (resumed runs) */
-    double train_s;         /* seconds inside training steps                   */
-    double run_loss;        /* running training loss and accuracy since the   */
-    double run_correct, run_seen; /* last evaluation                           */
-    Rows rows;
-    HxTrainResult res;
-    double last_progress;   /* wall time of the last progress line         */
-} Run;
 
 /* ---- data, model, optimizer ---------------------------------------------------- */
 
@@ -233,35 +163,17 @@ static void load_data(Run *r)
 static void build_model(Run *r)
 {
     const HxTrainSpec *s = r->s;
-    NnResNetConfig cfg = { .depth = s->depth, .stem = NN_STEM_CIFAR, .width = s->width,
-                           .in_ch = r->train.c, .classes = r->train.classes, .batch = s->batch,
-                           .h = r->train.h, .w = r->train.w, .bf16 = s->bf16,
-                           .conv_algo = s->conv_algo, .seed = s->seed };
-    char err[1024] = "";
-    /* Threads first: oneDNN fixes a primitive's thread count when it creates
-     * it, so --threads must be set before the network exists. */
-    int threads = 1;
-    (void)hx_set_threads(s->threads, &threads); /* (a failed pinning is no error) */
-    if (nn_resnet_create(&r->net, &cfg, err, sizeof err) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "model: %s", err);
-    size_t np;
-    float *p = nn_resnet_params(r->net, &np);
-    float *g = nn_resnet_grads(r->net);
-    const NnParamInfo *pi = nn_resnet_tensors(r->net, &r->ntensors);
-    r->tensors = hx_malloc((size_t)r->ntensors * sizeof(*r->tensors));
-    for (int i = 0; i < r->ntensors; i++)
-        r->tensors[i] = (OptTensor){
-            .param = p + pi[i].offset, .grad = g + pi[i].offset, .n = pi[i].count,
-            /* no weight decay on batch-norm affine parameters and biases */
-            .no_decay = pi[i].kind != NN_CONV_WEIGHT && pi[i].kind != NN_FC_WEIGHT };
+    const NnResNetConfig cfg = { .depth = s->depth, .stem = NN_STEM_CIFAR, .width = s->width,
+                                 .in_ch = r->train.c, .classes = r->train.classes,
+                                 .batch = s->batch, .h = r->train.h, .w = r->train.w,
+                                 .bf16 = s->bf16, .conv_algo = s->conv_algo, .seed = s->seed };
     OptConfig oc = s->opt;
-    oc.threads = threads;
     oc.seed = s->seed;
     if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
         oc.total_steps = (uint64_t)r->total_steps;
-    const AmoStatus ost = opt_create(&r->opt, &oc, r->tensors, r->ntensors, err, sizeof err);
-    if (ost != AMO_OK)
-        hx_fail(ost == AMO_EINVAL ? HX_EXIT_USAGE : HX_EXIT_FAIL, "optimizer: %s", err);
+    hx_model_create(&r->m, &cfg, oc, s->threads);
+    size_t np;
+    nn_resnet_params(r->m.net, &np);
     const size_t img = (size_t)r->train.c * r->train.h * r->train.w;
     r->x = hx_malloc((size_t)s->batch * img * sizeof(float));
     r->y = hx_malloc((size_t)s->batch * sizeof(int));
@@ -289,9 +201,9 @@ static void evaluate(Run *r, NnBatcher *b, double *loss, double *acc)
     nn_batcher_seek(b, 0, 0);
     int cnt;
     while ((cnt = nn_batcher_next(b, r->x, r->y)) > 0) {
-        if (nn_resnet_forward(r->net, r->x, 0) != AMO_OK)
-            hx_fail(HX_EXIT_FAIL, "evaluation forward: %s", nn_resnet_error(r->net));
-        const float *z = nn_resnet_logits(r->net);
+        if (nn_resnet_forward(r->m.net, r->x, 0) != AMO_OK)
+            hx_fail(HX_EXIT_FAIL, "evaluation forward: %s", nn_resnet_error(r->m.net));
+        const float *z = nn_resnet_logits(r->m.net);
         double l = 0;
         nn_xent_smooth(&l, NULL, z, r->y, cnt, K, 0.0f); /* NaN logits give NaN loss */
         lsum += l * cnt;
@@ -301,338 +213,6 @@ static void evaluate(Run *r, NnBatcher *b, double *loss, double *acc)
     }
     *loss = seen ? lsum / (double)seen : NAN;
     *acc = seen ? (double)correct / (double)seen : NAN;
-}
-
-/* ---- files ----------------------------------------------------------------------- */
-
-static void path_in(char *buf, size_t len, const char *dir, const char *name)
-{
-    if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
-        hx_fail(HX_EXIT_USAGE, "--out: path too long: %s/%s", dir, name);
-}
-
-static const char *const step_cols[] = {
-    "run_id", "step", "epoch", "wall_s", "data_ms", "forward_ms", "backward_ms", "optimizer_ms",
-    "loss", "lr", "grad_norm", "clipped", "skipped", "images_per_s", "update_norm", "at_bound",
-};
-
-/* The configuration columns shared by convergence.csv and summary.csv. */
-static const char *const cfg_cols[] = {
-    "run_id", "dataset", "model", "width", "bf16", "optimizer", "lr", "beta", "gamma", "eps",
-    "bias_correction", "momentum", "dampening", "nesterov", "alpha", "clip", "tau", "lo", "hi",
-    "weight_decay", "decay_mode", "schedule", "warmup", "label_smoothing", "seed", "batch",
-    "threads", "kernel_level", "conv_algo",
-};
-#define NCFG (int)(sizeof(cfg_cols) / sizeof(cfg_cols[0]))
-
-static const char *const conv_cols[] = {
-    "step", "epoch", "wall_s", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss",
-    "test_acc",
-};
-
-static const char *const sched_names[] = { "constant", "step", "cosine", "invsqrt" };
-
-static void put_cfg(HxCsv *w, const Run *r)
-{
-    const HxTrainSpec *s = r->s;
-    const OptConfig *c = &s->opt;
-    char model[32];
-    snprintf(model, sizeof model, "resnet%d", s->depth);
-    hx_csv_str(w, s->run_id);
-    hx_csv_str(w, s->dataset);
-    hx_csv_str(w, model);
-    hx_csv_num(w, s->width);
-    hx_csv_int(w, s->bf16);
-    hx_csv_str(w, opt_algo_name(c->algo));
-    hx_csv_num(w, c->lr);
-    hx_csv_num(w, c->beta);
-    hx_csv_num(w, c->gamma);
-    hx_csv_num(w, c->eps);
-    hx_csv_int(w, c->algo == OPT_ADAM || c->bias_correction);
-    hx_csv_num(w, c->momentum);
-    hx_csv_num(w, c->dampening);
-    hx_csv_int(w, c->nesterov);
-    hx_csv_num(w, c->alpha);
-    hx_csv_int(w, c->clip);
-    hx_csv_num(w, c->tau);
-    hx_csv_num(w, c->lo);
-    hx_csv_num(w, c->hi);
-    hx_csv_num(w, c->weight_decay);
-    hx_csv_str(w, c->decay_mode == OPT_DECAY_L2 ? "l2" : "decoupled");
-    hx_csv_str(w, sched_names[c->schedule]);
-    hx_csv_int(w, (int64_t)c->warmup);
-    hx_csv_num(w, s->smoothing);
-    hx_csv_int(w, (int64_t)s->seed);
-    hx_csv_int(w, s->batch);
-    hx_csv_int(w, r->opt ? opt_threads(r->opt) : s->threads);
-    hx_csv_str(w, kn_kernel_level(c->state == OPT_STATE_BF16 ? KN_K_AMO_BF16 : KN_K_AMO));
-    hx_csv_str(w, hx_conv_algo_names[s->conv_algo]);
-}
-
-static HxCsv *csv_open(const char *path, const char *const *cols, int n)
-{
-    HxCsv *w;
-    if (hx_csv_open(&w, path, cols, n) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", path, strerror(errno));
-    return w;
-}
-
-static void csv_close(HxCsv *w, const char *path)
-{
-    if (hx_csv_close(w) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(errno));
-}
-
-static void write_steps_csv(const Run *r)
-{
-    char path[4200];
-    path_in(path, sizeof path, r->dir, "steps.csv");
-    HxCsv *w = csv_open(path, step_cols, (int)(sizeof step_cols / sizeof *step_cols));
-    for (size_t i = 0; i < r->rows.ns; i++) {
-        const HxStepRow *x = &r->rows.s[i];
-        hx_csv_str(w, r->s->run_id);
-        hx_csv_int(w, (int64_t)x->step);
-        hx_csv_num(w, x->epoch);
-        hx_csv_num(w, x->wall);
-        hx_csv_num(w, x->data_ms);
-        hx_csv_num(w, x->fwd_ms);
-        hx_csv_num(w, x->bwd_ms);
-        hx_csv_num(w, x->opt_ms);
-        hx_csv_num(w, x->loss);
-        hx_csv_num(w, x->lr);
-        hx_csv_num(w, x->gnorm);
-        hx_csv_int(w, (int64_t)x->clipped);
-        hx_csv_int(w, (int64_t)x->skipped);
-        hx_csv_num(w, x->ips);
-        hx_csv_num(w, x->update_norm);
-        hx_csv_int(w, (int64_t)x->at_bound);
-        hx_csv_end_row(w);
-    }
-    csv_close(w, path);
-}
-
-static void write_conv_csv(const Run *r)
-{
-    char path[4200];
-    path_in(path, sizeof path, r->dir, "convergence.csv");
-    const char *cols[NCFG + 9];
-    memcpy(cols, cfg_cols, sizeof cfg_cols);
-    memcpy(cols + NCFG, conv_cols, sizeof conv_cols);
-    HxCsv *w = csv_open(path, cols, NCFG + 9);
-    for (size_t i = 0; i < r->rows.nc; i++) {
-        const HxConvRow *x = &r->rows.c[i];
-        put_cfg(w, r);
-        hx_csv_int(w, (int64_t)x->step);
-        hx_csv_num(w, x->epoch);
-        hx_csv_num(w, x->wall);
-        hx_csv_num(w, x->train_loss);
-        hx_csv_num(w, x->train_acc);
-        hx_csv_num(w, x->val_loss);
-        hx_csv_num(w, x->val_acc);
-        hx_csv_num(w, x->test_loss);
-        hx_csv_num(w, x->test_acc);
-        hx_csv_end_row(w);
-    }
-    csv_close(w, path);
-}
-
-static const char *const sum_cols[] = {
-    "steps", "train_seconds", "wall_s", "images_per_s", "final_val_loss", "final_val_acc",
-    "best_val_acc", "best_val_step", "final_test_acc", "clipped_steps", "skipped_steps",
-    "diverged", "data_ms", "forward_ms", "backward_ms", "optimizer_ms",
-    "target1", "steps_to_target1", "seconds_to_target1", "reached_target1",
-    "target2", "steps_to_target2", "seconds_to_target2", "reached_target2",
-    "target3", "steps_to_target3", "seconds_to_target3", "reached_target3",
-    "target4", "steps_to_target4", "seconds_to_target4", "reached_target4",
-};
-#define NSUM (int)(sizeof(sum_cols) / sizeof(sum_cols[0]))
-
-static void write_summary_csv(const Run *r, double wall)
-{
-    char path[4200];
-    path_in(path, sizeof path, r->dir, "summary.csv");
-    const char *cols[NCFG + NSUM];
-    memcpy(cols, cfg_cols, sizeof cfg_cols);
-    memcpy(cols + NCFG, sum_cols, sizeof sum_cols);
-    HxCsv *w = csv_open(path, cols, NCFG + NSUM);
-    const HxTrainResult *x = &r->res;
-    put_cfg(w, r);
-    hx_csv_int(w, x->steps);
-    hx_csv_num(w, x->seconds);
-    hx_csv_num(w, wall);
-    hx_csv_num(w, x->images_per_s);
-    hx_csv_num(w, x->final_val_loss);
-    hx_csv_num(w, x->final_val_acc);
-    hx_csv_num(w, x->best_val_acc);
-    hx_csv_int(w, x->best_val_step);
-    hx_csv_num(w, x->final_test_acc);
-    hx_csv_int(w, (int64_t)x->clipped);
-    hx_csv_int(w, (int64_t)x->skipped);
-    hx_csv_int(w, x->diverged);
-    hx_csv_num(w, x->ms_data);
-    hx_csv_num(w, x->ms_forward);
-    hx_csv_num(w, x->ms_backward);
-    hx_csv_num(w, x->ms_optim);
-    for (int k = 0; k < HX_MAX_TARGETS; k++) {
-        if (k < r->s->ntargets) {
-            hx_csv_num(w, r->s->targets[k]);
-            hx_csv_int(w, x->steps_to[k]);
-            hx_csv_num(w, x->seconds_to[k]);
-            hx_csv_int(w, x->reached[k]);
-        } else {
-            for (int j = 0; j < 4; j++)
-                hx_csv_str(w, NULL);
-        }
-    }
-    hx_csv_end_row(w);
-    csv_close(w, path);
-}
-
-/* ---- checkpoints ------------------------------------------------------------------
- * checkpoint.bin (harness/checkpoint.c) holds the progress, the rows so far,
- * the parameters and batch-norm statistics; the optimizer's state is in
- * optim-STEP.state (opt_save), named by the step so that the checkpoint never
- * points at a newer one.  Both carry the run id; both are written to
- * temporaries and renamed, the checkpoint last. */
-
-/* What this run is: written into its checkpoints, and what one must match. */
-static HxCkptRun ckpt_run(const Run *r)
-{
-    size_t np, ns;
-    nn_resnet_params(r->net, &np);
-    nn_resnet_stats(r->net, &ns);
-    return (HxCkptRun){ .run_id = r->s->run_id, .total_steps = r->total_steps,
-                        .steps_per_epoch = r->steps_per_epoch, .eval_every = r->eval_every,
-                        .batch = r->s->batch, .ntrain = r->split.ntrain, .nval = r->split.nval,
-                        .ntest = r->test.n, .nparams = np, .nstats = ns };
-}
-
-static void save_checkpoint(Run *r, double wall)
-{
-    char path[4200], name[64], err[1024] = "";
-    snprintf(name, sizeof name, "optim-%ld.state", r->step);
-    path_in(path, sizeof path, r->dir, name);
-    if (opt_save(r->opt, path, hx_run_tag(r->s->run_id), err, sizeof err) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "checkpoint: %s", err);
-    size_t np, ns;
-    const HxCkptRun run = ckpt_run(r);
-    const HxCheckpoint ck = {
-        .step = r->step, .epoch = (int64_t)r->tb.epoch, .pos = r->tb.pos, .wall = wall,
-        .train_s = r->train_s, .run_loss = r->run_loss, .run_correct = r->run_correct,
-        .run_seen = r->run_seen, .res = r->res, .steps = r->rows.s, .conv = r->rows.c,
-        .nsteps = r->rows.ns, .nconv = r->rows.nc, .params = nn_resnet_params(r->net, &np),
-        .stats = nn_resnet_stats(r->net, &ns) };
-    path_in(path, sizeof path, r->dir, "checkpoint.bin");
-    hx_checkpoint_save(path, &run, &ck);
-    /* The CSVs so far, so an interrupted run has them too. */
-    write_steps_csv(r);
-    write_conv_csv(r);
-    /* Older optimizer states are no longer referenced. */
-    DIR *d = opendir(r->dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        long k;
-        if (sscanf(e->d_name, "optim-%ld.state", &k) == 1 && k != r->step &&
-            strstr(e->d_name, ".state") && !strstr(e->d_name, ".tmp")) {
-            path_in(path, sizeof path, r->dir, e->d_name);
-            remove(path);
-        }
-    }
-    if (d)
-        closedir(d);
-}
-
-/* Returns 1 if a checkpoint was loaded.  The optimizer state must be the
- * one saved with it: its run's tag, and as many steps, skipped and clipped
- * ones as the checkpoint counts (a state renamed from another step has
- * other counts). */
-static int load_checkpoint(Run *r)
-{
-    char path[4200], err[1024] = "";
-    path_in(path, sizeof path, r->dir, "checkpoint.bin");
-    const HxCkptRun want = ckpt_run(r);
-    HxCheckpoint ck;
-    if (!hx_checkpoint_load(path, &want, &ck))
-        return 0;
-    char name[64];
-    snprintf(name, sizeof name, "optim-%lld.state", (long long)ck.step);
-    char opath[4200];
-    path_in(opath, sizeof opath, r->dir, name);
-    if (opt_load(r->opt, opath, hx_run_tag(r->s->run_id), err, sizeof err) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "resume: %s", err);
-    const uint64_t steps = opt_steps(r->opt), skipped = opt_skipped(r->opt),
-                   clipped = opt_clipped(r->opt);
-    if (steps + skipped != (uint64_t)ck.step || skipped != ck.res.skipped ||
-        clipped != ck.res.clipped)
-        hx_fail(HX_EXIT_FAIL, "%s: %llu steps (%llu of them skipped, %llu clipped), but %s is "
-                "at step %lld (%llu skipped, %llu clipped): not the state saved with it", opath,
-                (unsigned long long)(steps + skipped), (unsigned long long)skipped,
-                (unsigned long long)clipped, path, (long long)ck.step,
-                (unsigned long long)ck.res.skipped, (unsigned long long)ck.res.clipped);
-    size_t np, ns;
-    float *p = nn_resnet_params(r->net, &np), *st = nn_resnet_stats(r->net, &ns);
-    memcpy(p, ck.params, np * sizeof(float)); /* the sizes checked by the parse */
-    memcpy(st, ck.stats, ns * sizeof(float));
-    free(r->rows.s);
-    free(r->rows.c);
-    r->rows = (Rows){ .s = ck.steps, .c = ck.conv, .ns = ck.nsteps, .nc = ck.nconv,
-                      .caps = ck.nsteps, .capc = ck.nconv };
-    ck.steps = NULL; /* the run's rows now */
-    ck.conv = NULL;
-    r->step = ck.step;
-    nn_batcher_seek(&r->tb, (uint64_t)ck.epoch, (int)ck.pos);
-    r->wall0 = ck.wall;
-    r->train_s = ck.train_s;
-    r->run_loss = ck.run_loss;
-    r->run_correct = ck.run_correct;
-    r->run_seen = ck.run_seen;
-    r->res = ck.res;
-    hx_checkpoint_free(&ck);
-    return 1;
-}
-
-/* ---- metadata ----------------------------------------------------------------------- */
-
-static void write_metadata(const Run *r, const HxInvocation *whole)
-{
-    char path[4200], ts[32];
-    path_in(path, sizeof path, r->dir, "metadata.json");
-    hx_utc_timestamp(ts, sizeof ts);
-    HxTopology t;
-    const int have_topo = hx_topology(&t) == AMO_OK;
-    NnResNetInfo ni;
-    nn_resnet_info(r->net, &ni);
-    HxJson *j = hx_json_open(path);
-    char *cmd = hx_command_line(whole);
-    hx_json_str(j, "command", cmd);
-    free(cmd);
-    hx_json_str(j, "run_id", r->s->run_id);
-    hx_json_str(j, "date_utc", ts);
-    hx_json_str(j, "amo_version", hx_version());
-    hx_json_str(j, "git_commit", hx_git_commit());
-    hx_json_str(j, "kernel_level", kn_kernel_level(r->s->opt.state == OPT_STATE_BF16
-                                                        ? KN_K_AMO_BF16 : KN_K_AMO));
-    hx_json_str(j, "cpu_detected_level", kn_cpu_level_name(kn_cpu_detected()));
-    hx_json_str(j, "onednn_isa", nn_resnet_isa(r->net));
-    hx_json_str(j, "onednn_version", hx_onednn_version());
-    hx_json_str(j, "zlib_version", zlibVersion());
-    char hw[32];
-    snprintf(hw, sizeof hw, "%u.%u.%u", HWLOC_API_VERSION >> 16, (HWLOC_API_VERSION >> 8) & 0xff,
-             HWLOC_API_VERSION & 0xff);
-    hx_json_str(j, "hwloc_api_version", hw);
-    hx_json_str(j, "compiler", __VERSION__);
-    hx_json_str(j, "dtype", ni.dtype);
-    hx_json_str(j, "conv_algo", hx_conv_algo_names[r->s->conv_algo]);
-    hx_json_int(j, "winograd_convolutions", ni.wino_convs);
-    hx_json_int(j, "parameters", (long long)ni.nparams);
-    hx_json_str(j, "topology", have_topo ? t.summary : "unknown");
-    hx_json_int(j, "threads", opt_threads(r->opt));
-    hx_json_int(j, "train_examples", r->split.ntrain);
-    hx_json_int(j, "val_examples", r->split.nval);
-    hx_json_int(j, "test_examples", r->test.n);
-    hx_json_int(j, "total_steps", r->total_steps);
-    hx_json_int(j, "eval_every", r->eval_every);
-    hx_json_close(j);
 }
 
 /* ---- progress ------------------------------------------------------------------------ */
@@ -668,7 +248,7 @@ static void eval_point(Run *r, double wall, int final)
     evaluate(r, &r->vb, &c.val_loss, &c.val_acc);
     if (final || s->test_every_eval)
         evaluate(r, &r->eb, &c.test_loss, &c.test_acc);
-    push_conv(&r->rows, &c);
+    hx_rows_push_conv(&r->rows, &c);
     r->run_loss = r->run_correct = r->run_seen = 0;
     HxTrainResult *x = &r->res;
     if (c.val_acc > x->best_val_acc || x->best_val_step < 0) {
@@ -709,30 +289,20 @@ static void one_step(Run *r, double wall)
     const int K = r->train.classes;
     HxStepRow row = { .step = (double)r->step + 1 };
     size_t np;
-    float *theta = nn_resnet_params(r->net, &np);
+    float *theta = nn_resnet_params(r->m.net, &np);
     memcpy(r->prev, theta, np * sizeof(float)); /* untimed: for the update size */
     double t0 = hx_now();
     if (!nn_batcher_next(&r->tb, r->x, r->y)) /* end of an epoch: the next one begins */
         nn_batcher_next(&r->tb, r->x, r->y);
     const double t1 = hx_now();
-    float loss = NAN;
-    if (nn_resnet_forward(r->net, r->x, 1) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "forward at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
     /* A non-finite loss is recorded, its gradients make the optimizer skip
      * the step, and the run is marked diverged. */
-    const AmoStatus ls = nn_resnet_loss(r->net, r->y, r->s->smoothing, &loss);
-    if (ls != AMO_OK && ls != AMO_ENONFINITE)
-        hx_fail(HX_EXIT_FAIL, "loss at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
-    const double t2 = hx_now();
-    if (nn_resnet_backward(r->net) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "backward at step %ld: %s", r->step + 1, nn_resnet_error(r->net));
-    const double t3 = hx_now();
+    float loss;
     OptStepInfo info;
-    const AmoStatus st = opt_step(r->opt, &info);
-    if (st != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "optimizer step %ld: %s", r->step + 1, amo_status_str(st));
+    HxStepTimes tm;
+    hx_model_step(&r->m, r->x, r->y, r->s->smoothing, r->step + 1, &loss, &info, &tm);
     const double t4 = hx_now();
-    const float *z = nn_resnet_logits(r->net);
+    const float *z = nn_resnet_logits(r->m.net);
     int correct = 0;
     for (int i = 0; i < r->s->batch; i++)
         correct += argmax(z + (size_t)i * K, K) == r->y[i];
@@ -744,9 +314,9 @@ static void one_step(Run *r, double wall)
     row.epoch = (double)r->step / (double)r->steps_per_epoch;
     row.wall = wall + (t4 - t0);
     row.data_ms = (t1 - t0) * 1e3;
-    row.fwd_ms = (t2 - t1) * 1e3;
-    row.bwd_ms = (t3 - t2) * 1e3;
-    row.opt_ms = (t4 - t3) * 1e3;
+    row.fwd_ms = tm.forward * 1e3;
+    row.bwd_ms = tm.backward * 1e3;
+    row.opt_ms = tm.optimizer * 1e3;
     row.loss = loss;
     row.lr = info.lr;
     row.gnorm = info.grad_norm;
@@ -754,7 +324,7 @@ static void one_step(Run *r, double wall)
     row.skipped = info.skipped;
     row.ips = r->s->batch / (t4 - t0);
     update_size(r, theta, np, &row);
-    push_step(&r->rows, &row);
+    hx_rows_push_step(&r->rows, &row);
     r->res.clipped += (uint64_t)info.clipped;
     r->res.skipped += (uint64_t)info.skipped;
     if (!isfinite(loss) || r->res.skipped * 10 > (uint64_t)r->step + 10)
@@ -788,8 +358,7 @@ static void finish_result(Run *r)
 
 static void free_run(Run *r)
 {
-    opt_destroy(r->opt);
-    nn_resnet_destroy(r->net);
+    hx_model_destroy(&r->m);
     nn_batcher_free(&r->tb);
     nn_batcher_free(&r->vb);
     nn_batcher_free(&r->eb);
@@ -797,7 +366,6 @@ static void free_run(Run *r)
     nn_data_free(&r->train);
     nn_data_free(&r->test);
     free(r->test_idx);
-    free(r->tensors);
     free(r->x);
     free(r->y);
     free(r->prev);
@@ -805,48 +373,17 @@ static void free_run(Run *r)
     free(r->rows.c);
 }
 
-static int file_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* A finished run keeps its results only: the optimizer states, and the
- * temporaries a killed process left behind (checkpoint.bin.tmp,
- * metadata.json.tmp, the CSV writer's ".NAME.csv.XXXXXX"). */
-static void remove_leftovers(const char *dir)
-{
-    static const char *const csvs[] = { ".steps.csv.", ".convergence.csv.", ".summary.csv." };
-    char path[4200];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        const char *n = e->d_name;
-        const size_t len = strlen(n);
-        int gone = !strncmp(n, "optim-", 6) || !strncmp(n, "checkpoint.bin", 14) ||
-                   (len > 4 && !strcmp(n + len - 4, ".tmp"));
-        for (int i = 0; i < 3; i++)
-            gone |= !strncmp(n, csvs[i], strlen(csvs[i]));
-        if (gone) {
-            path_in(path, sizeof path, dir, n);
-            remove(path);
-        }
-    }
-    if (d)
-        closedir(d);
-}
-
 void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult *res)
 {
     Run r = { .s = s };
     char path[4200], runs[4200];
-    path_in(runs, sizeof runs, s->out, "runs");
-    path_in(r.dir, sizeof r.dir, runs, s->run_id);
-    path_in(path, sizeof path, r.dir, "summary.csv");
-    const int finished = file_exists(path);
+    hx_path_in(runs, sizeof runs, s->out, "runs");
+    hx_path_in(r.dir, sizeof r.dir, runs, s->run_id);
+    hx_path_in(path, sizeof path, r.dir, "summary.csv");
+    const int finished = hx_file_exists(path);
     char ck[4200];
-    path_in(ck, sizeof ck, r.dir, "checkpoint.bin");
-    if ((finished || file_exists(ck)) && !s->resume)
+    hx_path_in(ck, sizeof ck, r.dir, "checkpoint.bin");
+    if ((finished || hx_file_exists(ck)) && !s->resume)
         hx_fail(HX_EXIT_USAGE, "--out %s: run %s is already there; pass --resume to continue "
                 "or skip it, or choose another --out", s->out, s->run_id);
     if (finished) {
@@ -854,7 +391,7 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         res->already_done = 1;
         /* A kill between the summary's rename and the checkpoint's removal
          * below left them: the run is finished, they go now. */
-        remove_leftovers(r.dir);
+        hx_run_remove_leftovers(r.dir);
         if (!s->quiet)
             fprintf(stderr, "%s: finished before, skipped\n", s->run_id);
         return;
@@ -869,8 +406,8 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
     /* only now: a run refused for its data or settings leaves no directory */
     hx_out_dir("--out", r.dir);
     r.res.best_val_step = -1;
-    const int resumed = s->resume && load_checkpoint(&r);
-    write_metadata(&r, whole);
+    const int resumed = s->resume && hx_run_load_checkpoint(&r);
+    hx_run_write_metadata(&r, whole);
     if (resumed && !s->quiet)
         fprintf(stderr, "%s: resumed at step %ld\n", s->run_id, r.step);
     const long ckpt = s->ckpt_every > 0 ? s->ckpt_every : r.eval_every;
@@ -885,137 +422,18 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         if (r.step % r.eval_every == 0 || last) {
             eval_point(&r, hx_now() - start, last);
             if (r.step >= next_ckpt && !last) {
-                save_checkpoint(&r, hx_now() - start);
+                hx_run_save_checkpoint(&r, hx_now() - start);
                 next_ckpt = (r.step / ckpt + 1) * ckpt;
             }
         }
     }
     finish_result(&r);
     const double wall = hx_now() - start;
-    write_steps_csv(&r);
-    write_conv_csv(&r);
-    write_summary_csv(&r, wall); /* last: its presence marks the run finished */
+    hx_run_write_steps(&r);
+    hx_run_write_conv(&r);
+    hx_run_write_summary(&r, wall); /* last: its presence marks the run finished */
     remove(ck);
-    remove_leftovers(r.dir);
+    hx_run_remove_leftovers(r.dir);
     *res = r.res;
     free_run(&r);
-}
-
-/* ---- the combined CSVs ------------------------------------------------------------------ */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* OUT/NAME = the header of the first OUT/runs/x/NAME and the data rows of
- * all of them, in the order of the run names; written through the CSV
- * writer's temporary-and-rename. */
-static void combine_one(const char *out, char **names, int n, const char *file)
-{
-    char dst[4200], src[4300];
-    path_in(dst, sizeof dst, out, file);
-    /* One temporary per process: runs in parallel into one OUT each combine,
-     * and each rename is whole (the last one lists every run; 'combine' redoes it). */
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
-    FILE *w = fopen(tmp, "wb");
-    if (!w)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", tmp, strerror(errno));
-    int header_done = 0, any = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    for (int i = 0; i < n; i++) {
-        snprintf(src, sizeof src, "%s/runs/%s/%s", out, names[i], file);
-        FILE *f = fopen(src, "rb");
-        if (!f)
-            continue;
-        ssize_t len;
-        int first = 1;
-        while ((len = getline(&line, &cap, f)) > 0) {
-            if (first && header_done) {
-                first = 0;
-                continue;
-            }
-            first = 0;
-            header_done = 1;
-            any = 1;
-            fwrite(line, 1, (size_t)len, w);
-        }
-        fclose(f);
-    }
-    free(line);
-    const int ok = fflush(w) == 0 && !ferror(w);
-    if (fclose(w) != 0 || !ok)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", tmp, strerror(errno));
-    if (!any)
-        remove(tmp);
-    else if (rename(tmp, dst) != 0)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", dst, strerror(errno));
-}
-
-void hx_train_combine(const char *out)
-{
-    char runs[4200];
-    path_in(runs, sizeof runs, out, "runs");
-    DIR *d = opendir(runs);
-    if (!d)
-        return;
-    char **names = NULL;
-    int n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 64;
-            names = realloc(names, (size_t)cap * sizeof(*names));
-            if (!names)
-                hx_fail(HX_EXIT_FAIL, "out of memory listing %s", runs);
-        }
-        names[n] = hx_malloc(strlen(e->d_name) + 1);
-        strcpy(names[n++], e->d_name);
-    }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof(*names), cmp_str);
-    combine_one(out, names, n, "summary.csv");
-    combine_one(out, names, n, "convergence.csv");
-    combine_one(out, names, n, "steps.csv");
-    for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
-/* The runs by number (their ids are 40-70 characters), then a table that
- * fits 100 columns with up to four targets. */
-void hx_train_print_table(const HxTrainSpec *specs, const HxTrainResult *res, int n)
-{
-    printf("\n");
-    for (int i = 0; i < n; i++)
-        printf("%2d  %s%s\n", i + 1, specs[i].run_id, res[i].diverged ? "  DIVERGED" : "");
-    printf("\n %-2s %6s %6s %6s %6s %7s %5s %4s", "#", "val", "best", "test", "img/s", "train_s",
-           "clip%", "skip");
-    for (int k = 0; n > 0 && k < specs[0].ntargets; k++)
-        printf(" steps@%-4.2f", specs[0].targets[k]);
-    printf("\n");
-    int censored = 0;
-    for (int i = 0; i < n; i++) {
-        const HxTrainResult *x = &res[i];
-        printf("%2d  %6.4f %6.4f %6.4f %6.0f %7.1f %5.1f %4llu", i + 1, x->final_val_acc,
-               x->best_val_acc, x->final_test_acc, x->images_per_s, x->seconds,
-               x->steps ? 100.0 * (double)x->clipped / (double)x->steps : 0.0,
-               (unsigned long long)x->skipped);
-        for (int k = 0; k < specs[i].ntargets; k++) {
-            if (x->reached[k]) {
-                printf(" %10ld", x->steps_to[k]);
-            } else {
-                printf(" %9ld+", x->steps_to[k] - 1);
-                censored = 1;
-            }
-        }
-        printf("\n");
-    }
-    printf("\nval, test: accuracy at the end (best: the best validation); steps@T: the first\n"
-           "evaluation step whose validation accuracy reached T%s\n",
-           censored ? "; N+: not reached in the run's N steps" : "");
 }
