@@ -13,8 +13,10 @@ void hx_model_create(HxModel *m, const NnResNetConfig *cfg, OptConfig oc, int th
     *m = (HxModel){ 0 };
     m->threads = 1;
     (void)hx_set_threads(threads, &m->threads); /* (a failed pinning is no error) */
-    if (nn_resnet_create(&m->net, cfg, err, sizeof err) != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "model: %s", err);
+    const AmoStatus ms = nn_resnet_create(&m->net, cfg, err, sizeof err);
+    if (ms != AMO_OK) /* a setting this model or CPU cannot take is a usage error */
+        hx_fail(ms == AMO_EINVAL || ms == AMO_EUNSUPPORTED ? HX_EXIT_USAGE : HX_EXIT_FAIL,
+                "model: %s", err);
     size_t np;
     float *p = nn_resnet_params(m->net, &np);
     float *g = nn_resnet_grads(m->net);

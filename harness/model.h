@@ -17,8 +17,9 @@ typedef struct HxModel {
 } HxModel;
 
 /* Sets and pins the threads (hx_set_threads), builds the network and the
- * optimizer (oc.threads is set here).  Exits through hx_fail: the model's
- * errors as failures, an optimizer setting out of range as a usage error. */
+ * optimizer (oc.threads is set here).  Exits through hx_fail: a setting the
+ * model, the CPU or the optimizer cannot take as a usage error, anything
+ * else as a failure. */
 void hx_model_create(HxModel *m, const NnResNetConfig *cfg, OptConfig oc, int threads);
 void hx_model_destroy(HxModel *m);
 

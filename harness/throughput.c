@@ -10,13 +10,13 @@
 #include "harness/common.h"
 #include "harness/error.h"
 #include "harness/limit.h"
+#include "harness/model.h"
 #include "harness/parse.h"
 #include "harness/timer.h"
 #include "common/rng.h"
 #include "kernels/update.h"
 #include "nn/resnet.h"
 #include "optim/optim.h"
-#include "harness/threads.h"
 
 static void usage(void)
 {
@@ -69,9 +69,16 @@ static double conv_macs(const NnResNet *net, double *first)
     return macs;
 }
 
-int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
+/* What a sitting measures: the model, its threads and steps. */
+typedef struct Options {
+    NnResNetConfig cfg;
+    int threads;
+    long steps;
+    const char *arch;
+} Options;
+
+static void parse(int argc, char **argv, Options *o)
 {
-    (void)whole;
     static const struct option opts[] = {
         { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' }, { "hw", 1, 0, 'H' },
         { "in-ch", 1, 0, 'c' }, { "classes", 1, 0, 'k' }, { "stem", 1, 0, 'S' },
@@ -82,120 +89,103 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     static const char *const models[] = { "resnet18", "resnet34", "resnet50", NULL };
     static const char *const stems[] = { "cifar", "imagenet", NULL };
     static const char *const gemms[] = { "auto", "off", "all", NULL }; /* NN_CONV_GEMM_* */
-    NnResNetConfig cfg = { .depth = 18, .stem = NN_STEM_CIFAR, .width = 1.0, .in_ch = 3,
-                           .classes = 10, .batch = 128, .h = 32, .w = 32, .seed = 1 };
-    int threads = 0;
-    long steps = 10;
-    const char *arch = NULL;
+    NnResNetConfig *cfg = &o->cfg;
+    *o = (Options){ .cfg = { .depth = 18, .stem = NN_STEM_CIFAR, .width = 1.0, .in_ch = 3,
+                             .classes = 10, .batch = 128, .h = 32, .w = 32, .seed = 1 },
+                    .steps = 10 };
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': cfg.depth = (int[]){ 18, 34, 50 }[hx_parse_choice("--model", optarg, models)]; break;
-        case 'b': cfg.batch = (int)hx_parse_long("--batch", optarg, 1, 1 << 14); break;
-        case 'H': cfg.h = cfg.w = (int)hx_parse_long("--hw", optarg, 1, 4096); break;
-        case 'c': cfg.in_ch = (int)hx_parse_long("--in-ch", optarg, 1, 64); break;
-        case 'k': cfg.classes = (int)hx_parse_long("--classes", optarg, 1, 100000); break;
-        case 'S': cfg.stem = (NnStem)hx_parse_choice("--stem", optarg, stems); break;
+        case 'm': cfg->depth = (int[]){ 18, 34, 50 }[hx_parse_choice("--model", optarg, models)]; break;
+        case 'b': cfg->batch = (int)hx_parse_long("--batch", optarg, 1, 1 << 14); break;
+        case 'H': cfg->h = cfg->w = (int)hx_parse_long("--hw", optarg, 1, 4096); break;
+        case 'c': cfg->in_ch = (int)hx_parse_long("--in-ch", optarg, 1, 64); break;
+        case 'k': cfg->classes = (int)hx_parse_long("--classes", optarg, 1, 100000); break;
+        case 'S': cfg->stem = (NnStem)hx_parse_choice("--stem", optarg, stems); break;
         case 'w': {
             char *end;
-            cfg.width = strtod(optarg, &end);
-            if (*end || !(cfg.width >= 1.0 / 64 && cfg.width <= 8))
+            cfg->width = strtod(optarg, &end);
+            if (*end || !(cfg->width >= 1.0 / 64 && cfg->width <= 8))
                 hx_fail(HX_EXIT_USAGE, "--width '%s': expected a number in [1/64, 8]", optarg);
             break;
         }
-        case 'f': cfg.bf16 = 1; break;
-        case 'G': cfg.conv_gemm = hx_parse_choice("--conv-gemm", optarg, gemms); break;
-        case 'A': cfg.conv_algo = hx_parse_choice("--conv-algo", optarg, hx_conv_algo_names); break;
-        case 't': threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
-        case 'n': steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
-        case 'a': arch = optarg; break;
-        case 'h': usage(); return HX_EXIT_OK;
+        case 'f': cfg->bf16 = 1; break;
+        case 'G': cfg->conv_gemm = hx_parse_choice("--conv-gemm", optarg, gemms); break;
+        case 'A': cfg->conv_algo = hx_parse_choice("--conv-algo", optarg, hx_conv_algo_names); break;
+        case 't': o->threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
+        case 'n': o->steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
+        case 'a': o->arch = optarg; break;
+        case 'h': usage(); exit(HX_EXIT_OK);
         default: hx_getopt_fail(c, argv);
         }
     }
     if (optind < argc)
         hx_fail(HX_EXIT_USAGE, "unexpected argument '%s'", argv[optind]);
-    hx_apply_arch(arch);
-    /* Threads before the network: oneDNN fixes a primitive's thread count
-     * when it creates it. */
-    (void)hx_set_threads(threads, &threads); /* (a failed pinning is no error) */
+}
 
-    NnResNet *net;
-    char err[1024] = "";
-    if (nn_resnet_create(&net, &cfg, err, sizeof err) != AMO_OK)
-        hx_fail(HX_EXIT_USAGE, "model: %s", err);
-    int nt;
-    size_t np;
-    float *p = nn_resnet_params(net, &np);
-    float *g = nn_resnet_grads(net);
-    const NnParamInfo *pi = nn_resnet_tensors(net, &nt);
-    OptTensor *ts = hx_malloc((size_t)nt * sizeof(*ts));
-    for (int i = 0; i < nt; i++)
-        ts[i] = (OptTensor){ p + pi[i].offset, g + pi[i].offset, pi[i].count,
-                             pi[i].kind != NN_CONV_WEIGHT && pi[i].kind != NN_FC_WEIGHT };
-    OptConfig oc = opt_config_default(OPT_AMO);
-    oc.threads = threads;
-    Opt *opt;
-    if (opt_create(&opt, &oc, ts, nt, err, sizeof err) != AMO_OK)
-        hx_fail(HX_EXIT_USAGE, "optimizer: %s", err);
+/* Seconds summed over the timed steps. */
+typedef struct Times {
+    double forward, backward, optimizer, sync, grads;
+} Times;
 
-    const size_t img = (size_t)cfg.in_ch * cfg.h * cfg.w;
-    float *x = hx_malloc((size_t)cfg.batch * img * sizeof(float));
-    int *y = hx_malloc((size_t)cfg.batch * sizeof(int));
+/* Two warm-up steps (first touch, oneDNN's caches), then the timed ones on
+ * one random batch. */
+static Times run(HxModel *m, const NnResNetConfig *cfg, long steps)
+{
+    const size_t img = (size_t)cfg->in_ch * cfg->h * cfg->w;
+    float *x = hx_malloc((size_t)cfg->batch * img * sizeof(float));
+    int *y = hx_malloc((size_t)cfg->batch * sizeof(int));
     AmoRng r = amo_rng(7);
-    for (size_t i = 0; i < (size_t)cfg.batch * img; i++)
+    for (size_t i = 0; i < (size_t)cfg->batch * img; i++)
         x[i] = (float)amo_rng_normal(&r);
-    for (int i = 0; i < cfg.batch; i++)
-        y[i] = (int)amo_rng_below(&r, (uint64_t)cfg.classes);
-
-    double tf = 0, tb = 0, to = 0, tsync = 0, tgrad = 0;
+    for (int i = 0; i < cfg->batch; i++)
+        y[i] = (int)amo_rng_below(&r, (uint64_t)cfg->classes);
+    Times t = { 0 };
     for (long s = -2; s < steps; s++) {
         float loss;
-        const double t0 = hx_now();
-        if (nn_resnet_forward(net, x, 1) != AMO_OK ||
-            nn_resnet_loss(net, y, 0.1f, &loss) == AMO_EINVAL)
-            hx_fail(HX_EXIT_FAIL, "forward: %s", nn_resnet_error(net));
-        const double t1 = hx_now();
-        if (nn_resnet_backward(net) != AMO_OK)
-            hx_fail(HX_EXIT_FAIL, "backward: %s", nn_resnet_error(net));
-        const double t2 = hx_now();
         OptStepInfo info;
-        if (opt_step(opt, &info) != AMO_OK)
-            hx_fail(HX_EXIT_FAIL, "optimizer step failed");
-        const double t3 = hx_now();
+        HxStepTimes st;
+        hx_model_step(m, x, y, 0.1f, s + 3, &loss, &info, &st);
         if (s < 0)
-            continue; /* warm-up: first-touch, oneDNN's caches */
+            continue;
         NnTiming tm;
-        nn_resnet_timing(net, &tm);
-        tf += t1 - t0;
-        tb += t2 - t1;
-        to += t3 - t2;
-        tsync += tm.sync_ms * 1e-3;
-        tgrad += tm.grads_ms * 1e-3;
+        nn_resnet_timing(m->net, &tm);
+        t.forward += st.forward;
+        t.backward += st.backward;
+        t.optimizer += st.optimizer;
+        t.sync += tm.sync_ms * 1e-3;
+        t.grads += tm.grads_ms * 1e-3;
     }
+    free(x);
+    free(y);
+    return t;
+}
+
+static void report(const HxModel *m, const NnResNetConfig *cfg, long steps, const Times *t)
+{
     double first;
-    const double macs = conv_macs(net, &first);
+    const double macs = conv_macs(m->net, &first);
     /* forward, backward data (not for the first convolution: the input
      * needs no gradient) and backward weights: 2 flops per multiply-add */
     const double conv_flops = 2.0 * (3.0 * macs - first) * (double)steps;
-    const double peak = hx_fma_peak_gflops(opt_threads(opt));
-    const double total = tf + tb + to;
+    const double peak = hx_fma_peak_gflops(opt_threads(m->opt));
+    const double tf = t->forward, tb = t->backward, to = t->optimizer, total = tf + tb + to;
     NnResNetInfo ni;
-    nn_resnet_info(net, &ni);
+    nn_resnet_info(m->net, &ni);
     printf("model        resnet%d %s stem, width %g, %d x %d x %d x %d, %s, %zu parameters\n",
-           cfg.depth, cfg.stem == NN_STEM_CIFAR ? "cifar" : "imagenet", cfg.width, cfg.batch,
-           cfg.in_ch, cfg.h, cfg.w, ni.dtype, ni.nparams);
-    printf("threads      %d; oneDNN ISA %s; update kernel %s\n", opt_threads(opt), ni.isa,
+           cfg->depth, cfg->stem == NN_STEM_CIFAR ? "cifar" : "imagenet", cfg->width, cfg->batch,
+           cfg->in_ch, cfg->h, cfg->w, ni.dtype, ni.nparams);
+    printf("threads      %d; oneDNN ISA %s; update kernel %s\n", opt_threads(m->opt), ni.isa,
            kn_kernel_level(KN_K_AMO));
     printf("convolutions %d by Winograd (%d of their passes), %d with weight gradients by\n"
            "             im2col + matmul, the rest direct\n", ni.wino_convs, ni.wino_passes,
            ni.gemm_convs);
     printf("images/s     %.1f  (%ld steps, %.3f s per step)\n",
-           (double)cfg.batch * (double)steps / total, steps, total / (double)steps);
+           (double)cfg->batch * (double)steps / total, steps, total / (double)steps);
     printf("split        forward %.1f%% (weight sync %.1f%%), backward %.1f%% (gradient "
            "reorders %.1f%%), optimizer %.1f%%\n",
-           100 * tf / total, 100 * tsync / total, 100 * tb / total, 100 * tgrad / total,
+           100 * tf / total, 100 * t->sync / total, 100 * tb / total, 100 * t->grads / total,
            100 * to / total);
     printf("per step     forward %.1f ms, backward %.1f ms, optimizer %.2f ms\n",
            1e3 * tf / (double)steps, 1e3 * tb / (double)steps, 1e3 * to / (double)steps);
@@ -203,7 +193,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     const double per_step = conv_flops / (double)steps * 1e-9;
     /* bf16 on AMX or AVX512_BF16 dot products is not bounded by the fp32 FMA
      * peak; on plain avx512_core oneDNN converts to fp32 and is */
-    const int bf16_native = cfg.bf16 && (strstr(ni.isa, "amx") || strstr(ni.isa, "bf16"));
+    const int bf16_native = cfg->bf16 && (strstr(ni.isa, "amx") || strstr(ni.isa, "bf16"));
     if (bf16_native)
         printf("conv         %.1f GFLOP per step; over the whole forward + backward time "
                "%.1f GFLOP/s in bf16\n             (no fraction of the fp32 FMA peak "
@@ -221,10 +211,18 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
                "             fraction of it (Winograd does fewer multiplies; --conv-algo\n"
                "             direct gives one)\n",
                per_step, gflops, gflops / peak, peak);
-    opt_destroy(opt);
-    nn_resnet_destroy(net);
-    free(ts);
-    free(x);
-    free(y);
+}
+
+int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
+{
+    (void)whole;
+    Options o;
+    parse(argc, argv, &o);
+    hx_apply_arch(o.arch);
+    HxModel m;
+    hx_model_create(&m, &o.cfg, opt_config_default(OPT_AMO), o.threads);
+    const Times t = run(&m, &o.cfg, o.steps);
+    report(&m, &o.cfg, o.steps, &t);
+    hx_model_destroy(&m);
     return HX_EXIT_OK;
 }
