@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "harness/checkpoint.h"
 #include "harness/csv.h"
 #include "harness/error.h"
@@ -48,19 +49,11 @@
 #define CKPT_MAGIC "AMOCKPT1"
 #define CKPT_VERSION 3u
 
-/* ---- writing: twice, once to count the bytes (p NULL), once to write them --- */
+/* ---- writing, into common/file.h's growable buffer ---------------------------- */
 
-typedef struct Wr { unsigned char *p; size_t len; } Wr;
-
-static void put(Wr *w, const void *src, size_t n)
-{
-    if (w->p && n)
-        memcpy(w->p + w->len, src, n);
-    w->len += n;
-}
-
-static void put_i64(Wr *w, int64_t x) { put(w, &x, 8); }
-static void put_f64(Wr *w, double x) { put(w, &x, 8); }
+static void put(AmoBuf *w, const void *src, size_t n) { amo_buf_put(w, src, n); }
+static void put_i64(AmoBuf *w, int64_t x) { put(w, &x, 8); }
+static void put_f64(AmoBuf *w, double x) { put(w, &x, 8); }
 
 /* ---- reading: each get_ checks its field; the first error stops the rest ------- */
 
@@ -222,7 +215,7 @@ static void get_run_id(Rd *r, const char *run_id)
 
 /* The run's result so far, checked against its budget (total steps) and the
  * step it is at.  Accuracies and timings are NaN where nothing was measured. */
-static void put_result(Wr *w, const HxTrainResult *x)
+static void put_result(AmoBuf *w, const HxTrainResult *x)
 {
     put_i64(w, x->steps);
     put_f64(w, x->seconds);
@@ -314,7 +307,7 @@ static const Field conv_fields[] = {
 
 static int is_integer(Kind k) { return k == K_STEP || k == K_FLAG || k == K_PARAMS; }
 
-static void put_row(Wr *w, const Field *f, size_t nf, const void *row)
+static void put_row(AmoBuf *w, const Field *f, size_t nf, const void *row)
 {
     for (size_t i = 0; i < nf; i++) {
         double v;
@@ -371,7 +364,7 @@ static int64_t run_field(const HxCkptRun *run, size_t i)
     return v;
 }
 
-static void put_run(Wr *w, const HxCkptRun *run)
+static void put_run(AmoBuf *w, const HxCkptRun *run)
 {
     for (size_t i = 0; i < sizeof run_fields / sizeof *run_fields; i++)
         put_i64(w, run_field(run, i));
@@ -383,7 +376,7 @@ static void get_run(Rd *r, const HxCkptRun *want)
         get_i64(r, run_fields[i].name, run_field(want, i), run_field(want, i));
 }
 
-static void put_checkpoint(Wr *w, const char *id, const HxCkptRun *run, const HxCheckpoint *ck)
+static void put_checkpoint(AmoBuf *w, const char *id, const HxCkptRun *run, const HxCheckpoint *ck)
 {
     const uint32_t version = CKPT_VERSION;
     put(w, CKPT_MAGIC, 8);
@@ -417,14 +410,14 @@ AmoStatus hx_checkpoint_serialise(const HxCkptRun *run, const HxCheckpoint *ck,
     if (idlen >= sizeof id)
         return AMO_EINVAL;
     memcpy(id, run->run_id, idlen);
-    Wr count = { 0 };
-    put_checkpoint(&count, id, run, ck);
-    Wr w = { malloc(count.len + 8), 0 };
-    if (!w.p)
-        return AMO_ENOMEM;
+    AmoBuf w = { 0 };
     put_checkpoint(&w, id, run, ck);
     const uint64_t sum = amo_fnv1a64(w.p, w.len);
     put(&w, &sum, 8);
+    if (w.oom) {
+        amo_buf_free(&w);
+        return AMO_ENOMEM;
+    }
     *buf = w.p;
     *len = w.len;
     return AMO_OK;
@@ -690,43 +683,16 @@ AmoStatus hx_summary_parse(const char *buf, size_t len, const char *run_id, int6
 
 /* ---- files ------------------------------------------------------------------------- */
 
-/* Through path.tmp, fsync and rename: a kill leaves the old file or the new
- * one, never half of one. */
-static void write_file_atomic(const char *path, const void *data, size_t len)
-{
-    char tmp[4300];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        hx_fail(HX_EXIT_USAGE, "%s: path too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", tmp, strerror(errno));
-    const int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-        const int e = errno;
-        remove(tmp);
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, strerror(e));
-    }
-}
-
 /* The whole file, or NULL if there is none. */
 static unsigned char *read_whole(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return NULL;
-        hx_fail(HX_EXIT_FAIL, "%s: cannot read: %s", path, strerror(errno));
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot read: %s", path, strerror(errno));
-    *len = (size_t)sb.st_size;
-    unsigned char *d = hx_malloc(*len + 1);
-    if (fread(d, 1, *len, f) != *len)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot read: %s", path, strerror(errno));
-    fclose(f);
-    d[*len] = 0;
-    return d;
+    unsigned char *d;
+    char err[4400];
+    if (amo_read_file(path, &d, len, err, sizeof err) == AMO_OK)
+        return d;
+    if (errno == ENOENT)
+        return NULL;
+    hx_fail(HX_EXIT_FAIL, "%s", err);
 }
 
 void hx_checkpoint_save(const char *path, const HxCkptRun *run, const HxCheckpoint *ck)
@@ -736,8 +702,11 @@ void hx_checkpoint_save(const char *path, const HxCkptRun *run, const HxCheckpoi
     const AmoStatus st = hx_checkpoint_serialise(run, ck, &buf, &len);
     if (st != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", path, amo_status_str(st));
-    write_file_atomic(path, buf, len);
+    char err[4400];
+    const AmoStatus ws = amo_write_atomic(path, buf, len, err, sizeof err);
     free(buf);
+    if (ws != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "%s", err);
 }
 
 int hx_checkpoint_load(const char *path, const HxCkptRun *want, HxCheckpoint *ck)

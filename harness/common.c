@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "harness/common.h"
 #include "harness/error.h"
 #include "kernels/cpu.h"
@@ -137,21 +138,18 @@ const char *hx_onednn_version(void)
 /* ---- JSON ----------------------------------------------------------------- */
 
 struct HxJson {
-    FILE *f;
-    char *path, *tmp;
+    AmoFile *file;
+    FILE *f; /* its stream */
     int n;
 };
 
 HxJson *hx_json_open(const char *path)
 {
     HxJson *j = hx_malloc(sizeof *j);
-    j->path = hx_malloc(strlen(path) + 1);
-    strcpy(j->path, path);
-    j->tmp = hx_malloc(strlen(path) + 8);
-    sprintf(j->tmp, "%s.tmp", path);
-    j->f = fopen(j->tmp, "w");
-    if (!j->f)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", j->tmp, strerror(errno));
+    char err[4200];
+    if (amo_file_create(&j->file, path, err, sizeof err) != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "%s", err);
+    j->f = amo_file_stream(j->file);
     j->n = 0;
     fputs("{\n", j->f);
     return j;
@@ -202,14 +200,9 @@ void hx_json_num(HxJson *j, const char *key, double value)
 
 void hx_json_close(HxJson *j)
 {
+    char err[4200];
     fputs("\n}\n", j->f);
-    const int ok = fflush(j->f) == 0 && !ferror(j->f);
-    if (fclose(j->f) != 0 || !ok || rename(j->tmp, j->path) != 0) {
-        const int e = errno;
-        remove(j->tmp);
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", j->path, strerror(e));
-    }
-    free(j->path);
-    free(j->tmp);
+    if (amo_file_commit(j->file, err, sizeof err) != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "%s", err);
     free(j);
 }

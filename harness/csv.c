@@ -8,11 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "harness/csv.h"
 
 struct HxCsv {
-    FILE *f;
-    char *path, *tmp;
+    AmoFile *file;
+    FILE *f;        /* its stream */
     int ncols, col;
     AmoStatus err; /* first error, reported by close, */
     int errnum;   /* and its errno                    */
@@ -83,21 +84,12 @@ AmoStatus hx_csv_end_row(HxCsv *w)
     return w->err;
 }
 
-static void free_writer(HxCsv *w)
-{
-    free(w->path);
-    free(w->tmp);
-    free(w);
-}
-
 void hx_csv_abort(HxCsv *w)
 {
     if (!w)
         return;
-    if (w->f)
-        fclose(w->f);
-    unlink(w->tmp);
-    free_writer(w);
+    amo_file_abort(w->file);
+    free(w);
 }
 
 AmoStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, int ncols)
@@ -108,36 +100,12 @@ AmoStatus hx_csv_open(HxCsv **out, const char *path, const char *const *header, 
     HxCsv *w = calloc(1, sizeof(*w));
     if (!w)
         return AMO_ENOMEM;
-    /* The temporary lives beside path (same file system: rename is atomic),
-     * hidden: ".<name>.XXXXXX". */
-    const char *slash = strrchr(path, '/');
-    const size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
-    const size_t len = strlen(path);
-    w->path = malloc(len + 1);
-    w->tmp = malloc(len + 9);
-    if (!w->path || !w->tmp) {
-        free_writer(w);
-        return AMO_ENOMEM;
+    const AmoStatus fs = amo_file_create(&w->file, path, NULL, 0);
+    if (fs != AMO_OK) {
+        free(w);
+        return fs;
     }
-    memcpy(w->path, path, len + 1);
-    memcpy(w->tmp, path, dirlen);
-    snprintf(w->tmp + dirlen, len + 9 - dirlen, ".%s.XXXXXX", path + dirlen);
-    const int fd = mkstemp(w->tmp);
-    if (fd < 0) {
-        free_writer(w);
-        return AMO_EIO;
-    }
-    /* mkstemp makes the file 0600; results are meant to be shared. */
-    const mode_t mask = umask(0);
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
-    w->f = fdopen(fd, "w");
-    if (!w->f) {
-        close(fd);
-        unlink(w->tmp);
-        free_writer(w);
-        return AMO_EIO;
-    }
+    w->f = amo_file_stream(w->file);
     w->ncols = ncols;
     for (int i = 0; i < ncols; i++)
         hx_csv_str(w, header[i]);
@@ -154,24 +122,18 @@ AmoStatus hx_csv_close(HxCsv *w)
 {
     if (w->col != 0 && w->err == AMO_OK)
         w->err = AMO_EINVAL; /* an unfinished row */
-    note(w, fflush(w->f) == EOF);
-    note(w, fsync(fileno(w->f)) != 0);
-    note(w, fclose(w->f) == EOF);
-    w->f = NULL;
-    if (w->err == AMO_OK)
-        note(w, rename(w->tmp, w->path) != 0);
-    const AmoStatus st = w->err;
-    if (st != AMO_OK)
-        unlink(w->tmp);
+    AmoStatus st = w->err;
+    if (st == AMO_OK) {
+        st = amo_file_commit(w->file, NULL, 0);
+        w->errnum = errno;
+    } else {
+        amo_file_abort(w->file);
+    }
     errno = w->errnum;
-    free_writer(w);
+    free(w);
     return st;
 }
 
-const char *hx_csv_path(const HxCsv *w)
-{
-    return w->path;
-}
 
 /* One record: fields are added to rec->text as they are read; *off follows
  * the reader, so that a failure leaves it at the offending byte. */

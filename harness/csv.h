@@ -1,8 +1,7 @@
-/* The harness's one CSV writer (RFC 4180), and its reader.  Rows go to a temporary file in
- * the destination's directory, which hx_csv_close() renames over the
- * destination: a reader sees the old file or the complete new one, never a
- * half-written one, and a run that dies leaves at most a ".PATH.XXXXXX"
- * temporary, never a truncated PATH.
+/* The harness's one CSV writer (RFC 4180), and its reader.  Rows go through
+ * common/file.h's atomic writer: a reader sees the old file or the complete
+ * new one, never a half-written one, and a run that dies leaves at most a
+ * ".NAME.PID.K.tmp" temporary, never a truncated file.
  *
  * Fields are quoted when they hold a comma, a double quote, CR or LF, or
  * begin or end with a space; quotes inside are doubled.  Numbers are written
@@ -38,9 +37,6 @@ AmoStatus hx_csv_close(HxCsv *w);
 
 /* Removes the temporary and frees w: path is left as it was. */
 void hx_csv_abort(HxCsv *w);
-
-/* The destination path given to hx_csv_open (for messages). */
-const char *hx_csv_path(const HxCsv *w);
 
 /* ---- reading back what the writer wrote ---- */
 

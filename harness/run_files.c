@@ -14,6 +14,7 @@
 #include <hwloc.h>
 #include <zlib.h>
 
+#include "common/file.h"
 #include "harness/common.h"
 #include "harness/csv.h"
 #include "harness/error.h"
@@ -384,23 +385,19 @@ int hx_file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
-/* A finished run keeps its results only: the optimizer states, and the
- * temporaries a killed process left behind (checkpoint.bin.tmp,
- * metadata.json.tmp, the CSV writer's ".NAME.csv.XXXXXX"). */
+/* A finished run keeps its results only: the optimizer states, the
+ * checkpoint, and the temporaries a killed process left behind (every atomic
+ * write's ".NAME.PID.K.tmp", common/file.h). */
 void hx_run_remove_leftovers(const char *dir)
 {
-    static const char *const csvs[] = { ".steps.csv.", ".convergence.csv.", ".summary.csv." };
     char path[4200];
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
         const char *n = e->d_name;
         const size_t len = strlen(n);
-        int gone = !strncmp(n, "optim-", 6) || !strncmp(n, "checkpoint.bin", 14) ||
-                   (len > 4 && !strcmp(n + len - 4, ".tmp"));
-        for (int i = 0; i < 3; i++)
-            gone |= !strncmp(n, csvs[i], strlen(csvs[i]));
-        if (gone) {
+        if (!strncmp(n, "optim-", 6) || !strncmp(n, "checkpoint.bin", 14) ||
+            (len > 4 && !strcmp(n + len - 4, ".tmp"))) {
             hx_path_in(path, sizeof path, dir, n);
             remove(path);
         }
@@ -421,15 +418,15 @@ static int cmp_str(const void *a, const void *b)
  * writer's temporary-and-rename. */
 static void combine_one(const char *out, char **names, int n, const char *file)
 {
-    char dst[4200], src[4300];
+    char dst[4200], src[4300], err[4400];
     hx_path_in(dst, sizeof dst, out, file);
-    /* One temporary per process: runs in parallel into one OUT each combine,
-     * and each rename is whole (the last one lists every run; 'combine' redoes it). */
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
-    FILE *w = fopen(tmp, "wb");
-    if (!w)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot create: %s", tmp, strerror(errno));
+    /* each process writes its own temporary and renames it whole: runs in
+     * parallel into one OUT each combine (the last rename lists every run;
+     * 'combine' redoes it) */
+    AmoFile *af;
+    if (amo_file_create(&af, dst, err, sizeof err) != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "%s", err);
+    FILE *w = amo_file_stream(af);
     int header_done = 0, any = 0;
     char *line = NULL;
     size_t cap = 0;
@@ -453,13 +450,10 @@ static void combine_one(const char *out, char **names, int n, const char *file)
         fclose(f);
     }
     free(line);
-    const int ok = fflush(w) == 0 && !ferror(w);
-    if (fclose(w) != 0 || !ok)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", tmp, strerror(errno));
     if (!any)
-        remove(tmp);
-    else if (rename(tmp, dst) != 0)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot write: %s", dst, strerror(errno));
+        amo_file_abort(af);
+    else if (amo_file_commit(af, err, sizeof err) != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "%s", err);
 }
 
 void hx_train_combine(const char *out)

@@ -207,7 +207,8 @@ else
     expect 1 "checkpoint.bin: .*(truncated|corrupted)" 'truncated checkpoint' \
         -- train $LONG --out "$TMP/damaged" --resume
     # what a kill inside a writer leaves behind: gone once the run finishes
-    for f in checkpoint.bin.tmp optim-999.state.tmp metadata.json.tmp .steps.csv.Ab12Cd; do
+    for f in .checkpoint.bin.4321.0.tmp .optim-999.state.4321.1.tmp .metadata.json.4321.2.tmp \
+             .steps.csv.4321.3.tmp; do
         echo partial >"$rundir/$f"
     done
     # --resume: the rest of the run, and the same results as without the kill
