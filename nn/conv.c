@@ -231,7 +231,7 @@ static AmoStatus conv_forward(NnGraph *g, Conv *cv, NnAct *dst, const NnAct *src
         NN_TRY(nn_graph_mem(g, &cv->xsrc, cv->csrc, NN_BUF_OWN, 0));
         NN_TRY(nn_graph_reorder(g, NN_FWD, src->mem, &src->md, cv->xsrc, cv->csrc));
     }
-    NN_TRY(nn_weights_view(g, &cv->wmem, cv->cw, cv->off, 4, cv->wd));
+    NN_TRY(nn_flat_view(g, &cv->wmem, cv->cw, NN_BUF_PARAMS, cv->off, 4, cv->wd));
     NN_TRY(nn_graph_act(g, dst, nn_query(fwd, dnnl_query_dst_md)));
     const dnnl_exec_arg_t fa[] = {
         {DNNL_ARG_SRC, cv->xsrc}, {DNNL_ARG_WEIGHTS, cv->wmem}, {DNNL_ARG_DST, dst->mem}};
@@ -301,7 +301,8 @@ static AmoStatus conv_backward_weights(NnGraph *g, Conv *cv, const NnAct *dst, i
     cv->npass++;
     cv->nwino += pd_is_wino(bww);
     dnnl_memory_t dwmem, bsrc, bddst;
-    NN_TRY(nn_grads_view(g, &dwmem, nn_query(bww, dnnl_query_diff_weights_md), cv->off, 4, cv->wd));
+    NN_TRY(nn_flat_view(g, &dwmem, nn_query(bww, dnnl_query_diff_weights_md), NN_BUF_GRADS,
+                        cv->off, 4, cv->wd));
     NN_TRY(nn_bwd_view(g, &bsrc, cv->xsrc, cv->csrc, nn_query(bww, dnnl_query_src_md)));
     NN_TRY(nn_bwd_view(g, &bddst, dst->diff, &dst->md, nn_query(bww, dnnl_query_diff_dst_md)));
     const dnnl_exec_arg_t wa[] = {
@@ -320,7 +321,7 @@ static AmoStatus conv_backward_data(NnGraph *g, Conv *cv, const NnAct *dst, cons
     const dnnl_memory_desc_t *bw = nn_query(bwd, dnnl_query_weights_md);
     dnnl_memory_t bwmem = cv->wmem, dsrc, bddst;
     if (!nn_md_equal(bw, cv->cw))
-        NN_TRY(nn_weights_view(g, &bwmem, bw, cv->off, 4, cv->wd));
+        NN_TRY(nn_flat_view(g, &bwmem, bw, NN_BUF_PARAMS, cv->off, 4, cv->wd));
     NN_TRY(nn_bwd_view(g, &bddst, dst->diff, &dst->md, nn_query(bwd, dnnl_query_diff_dst_md)));
     const dnnl_memory_desc_t *dsmd = nn_query(bwd, dnnl_query_diff_src_md);
     NN_TRY(nn_diff_target(g, &dsrc, dsmd, src, diff_src));
@@ -339,10 +340,7 @@ AmoStatus nn_conv(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, in
                           k, k, stride, pad, n, c, h, w, oc));
     if (oc < 1 || k < 1 || stride < 1 || pad < 0)
         return nn_fail(g, AMO_EINVAL, "out channels, kernel and stride must be >= 1, pad >= 0");
-    if (h + 2 * pad < k || w + 2 * pad < k)
-        return nn_fail(g, AMO_EINVAL, "the %dx%d kernel is larger than the padded %ldx%ld "
-                       "input: the output would be smaller than 1x1", k, k, h + 2 * pad,
-                       w + 2 * pad);
+    NN_TRY(nn_window_fits(g, "kernel", k, k, pad, h, w));
     const long oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
     Conv cv = {.sd = {n, c, h, w}, .wd = {oc, c, k, k}, .dd = {n, oc, oh, ow},
                .strides = {stride, stride}, .padding = {pad, pad},

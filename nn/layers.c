@@ -46,32 +46,33 @@ void nn_layer_done(NnGraph *g, const char *op, const NnAct *dst)
 }
 
 /* The working copy, in the layout md a primitive chose, of the plain fp32
- * tensor at params + off: the flat buffer itself when the layouts agree,
- * otherwise a copy that NN_PASS_SYNC refreshes (once per step, after the
- * optimizer; the cost is one read and one write of the tensor). */
-AmoStatus nn_weights_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
-                          size_t off, int ndims, const long *dims)
+ * tensor at off in the flat parameters (kind NN_BUF_PARAMS) or gradients
+ * (NN_BUF_GRADS): the flat buffer itself when the layouts agree, otherwise a
+ * copy that NN_PASS_SYNC refreshes from the parameters (once per step, after
+ * the optimizer: one read and one write of the tensor) or that
+ * NN_PASS_GRADS reorders into the gradients. */
+AmoStatus nn_flat_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md, int kind,
+                       size_t off, int ndims, const long *dims)
 {
     const dnnl_memory_desc_t plain = nn_md_plain(ndims, dims, dnnl_f32);
     if (nn_md_equal(md, &plain))
-        return nn_graph_mem(g, out, md, NN_BUF_PARAMS, off);
+        return nn_graph_mem(g, out, md, kind, off);
     dnnl_memory_t pm;
-    NN_TRY(nn_graph_mem(g, &pm, &plain, NN_BUF_PARAMS, off));
+    NN_TRY(nn_graph_mem(g, &pm, &plain, kind, off));
     NN_TRY(nn_graph_mem(g, out, md, NN_BUF_WORK, 0));
-    return nn_graph_reorder(g, NN_IN(NN_PASS_SYNC), pm, &plain, *out, md);
+    return kind == NN_BUF_PARAMS
+               ? nn_graph_reorder(g, NN_IN(NN_PASS_SYNC), pm, &plain, *out, md)
+               : nn_graph_reorder(g, NN_IN(NN_PASS_GRADS), *out, md, pm, &plain);
 }
 
-/* Same for a gradient: NN_PASS_GRADS reorders it into grads + off. */
-AmoStatus nn_grads_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
-                        size_t off, int ndims, const long *dims)
+/* A window (kernel) of kh x kw must fit the input padded by pad. */
+AmoStatus nn_window_fits(NnGraph *g, const char *what, int kh, int kw, int pad, long h, long w)
 {
-    const dnnl_memory_desc_t plain = nn_md_plain(ndims, dims, dnnl_f32);
-    if (nn_md_equal(md, &plain))
-        return nn_graph_mem(g, out, md, NN_BUF_GRADS, off);
-    dnnl_memory_t pm;
-    NN_TRY(nn_graph_mem(g, &pm, &plain, NN_BUF_GRADS, off));
-    NN_TRY(nn_graph_mem(g, out, md, NN_BUF_WORK, 0));
-    return nn_graph_reorder(g, NN_IN(NN_PASS_GRADS), *out, md, pm, &plain);
+    if (h + 2 * pad < kh || w + 2 * pad < kw)
+        return nn_fail(g, AMO_EINVAL, "the %dx%d %s is larger than the padded %ldx%ld "
+                       "input: the output would be smaller than 1x1", kh, kw, what,
+                       h + 2 * pad, w + 2 * pad);
+    return AMO_OK;
 }
 
 /* m (layout md) as a backward primitive wants it (layout want): m itself, or
@@ -324,10 +325,7 @@ AmoStatus nn_pool(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, in
                           max ? "max" : "avg", kh, kw, stride, pad, n, c, h, w));
     if (kh < 1 || kw < 1 || stride < 1 || pad < 0 || pad >= kh || pad >= kw)
         return nn_fail(g, AMO_EINVAL, "kernel and stride must be >= 1, 0 <= pad < kernel");
-    if (h + 2 * pad < kh || w + 2 * pad < kw)
-        return nn_fail(g, AMO_EINVAL, "the %dx%d window is larger than the padded %ldx%ld "
-                       "input: the output would be smaller than 1x1", kh, kw, h + 2 * pad,
-                       w + 2 * pad);
+    NN_TRY(nn_window_fits(g, "window", kh, kw, pad, h, w));
     const long oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
     const long dd[4] = {n, c, oh, ow};
     const dnnl_memory_desc_t dst_any = nn_md_any(4, dd, g->dt);
@@ -396,9 +394,9 @@ AmoStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
     NN_TRY(nn_graph_pd(g, &fwd, &ip, NULL, NULL));
     const dnnl_memory_desc_t *cw = nn_query(fwd, dnnl_query_weights_md);
     dnnl_memory_t wmem, bmem, dwmem, dbmem;
-    NN_TRY(nn_weights_view(g, &wmem, cw, ow, 4, wd4));
-    NN_TRY(nn_weights_view(g, &bmem, dnnl_primitive_desc_query_md(fwd, dnnl_query_weights_md, 1),
-                        ob, 1, bd_));
+    NN_TRY(nn_flat_view(g, &wmem, cw, NN_BUF_PARAMS, ow, 4, wd4));
+    NN_TRY(nn_flat_view(g, &bmem, dnnl_primitive_desc_query_md(fwd, dnnl_query_weights_md, 1),
+                        NN_BUF_PARAMS, ob, 1, bd_));
     NN_TRY(nn_graph_act(g, dst, nn_query(fwd, dnnl_query_dst_md)));
     const dnnl_exec_arg_t fa[] = {{DNNL_ARG_SRC, src->mem},
                                   {DNNL_ARG_WEIGHTS, wmem},
@@ -409,9 +407,10 @@ AmoStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
     NN_DNNL(g, dnnl_inner_product_backward_weights_desc_init(&ip, &src->md, &dw_any, &b_md,
                                                              &dst->md));
     NN_TRY(nn_graph_pd(g, &bww, &ip, NULL, fwd));
-    NN_TRY(nn_grads_view(g, &dwmem, nn_query(bww, dnnl_query_diff_weights_md), ow, 4, wd4));
-    NN_TRY(nn_grads_view(g, &dbmem, dnnl_primitive_desc_query_md(bww, dnnl_query_diff_weights_md, 1),
-                      ob, 1, bd_));
+    NN_TRY(nn_flat_view(g, &dwmem, nn_query(bww, dnnl_query_diff_weights_md), NN_BUF_GRADS, ow, 4,
+                        wd4));
+    NN_TRY(nn_flat_view(g, &dbmem, dnnl_primitive_desc_query_md(bww, dnnl_query_diff_weights_md, 1),
+                        NN_BUF_GRADS, ob, 1, bd_));
     const dnnl_exec_arg_t wa[] = {{DNNL_ARG_SRC, src->mem},
                                   {DNNL_ARG_DIFF_DST, dst->diff},
                                   {DNNL_ARG_DIFF_WEIGHTS, dwmem},
@@ -425,7 +424,7 @@ AmoStatus nn_fc(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
         const dnnl_memory_desc_t *dsmd = nn_query(bwd, dnnl_query_diff_src_md);
         dnnl_memory_t bwmem = wmem, dsrc;
         if (!nn_md_equal(bw, cw))
-            NN_TRY(nn_weights_view(g, &bwmem, bw, ow, 4, wd4));
+            NN_TRY(nn_flat_view(g, &bwmem, bw, NN_BUF_PARAMS, ow, 4, wd4));
         NN_TRY(nn_diff_target(g, &dsrc, dsmd, src, diff_src));
         const dnnl_exec_arg_t da[] = {
             {DNNL_ARG_DIFF_DST, dst->diff}, {DNNL_ARG_WEIGHTS, bwmem}, {DNNL_ARG_DIFF_SRC, dsrc}};

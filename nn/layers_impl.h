@@ -17,15 +17,16 @@ void nn_dims_of(const NnAct *a, long *n, long *c, long *h, long *w);
 void nn_layer_done(NnGraph *g, const char *op, const NnAct *dst);
 
 /* The working copy, in the layout md a primitive chose, of the plain fp32
- * tensor at params + off: the flat buffer itself when the layouts agree,
- * otherwise a copy that NN_PASS_SYNC refreshes (once per step, after the
- * optimizer; the cost is one read and one write of the tensor). */
-AmoStatus nn_weights_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
-                          size_t off, int ndims, const long *dims);
+ * tensor at off in the flat parameters (kind NN_BUF_PARAMS: NN_PASS_SYNC
+ * refreshes it after each optimizer step) or gradients (NN_BUF_GRADS:
+ * NN_PASS_GRADS reorders it into them); the flat buffer itself when the
+ * layouts agree. */
+AmoStatus nn_flat_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md, int kind,
+                       size_t off, int ndims, const long *dims);
 
-/* Same for a gradient: NN_PASS_GRADS reorders it into grads + off. */
-AmoStatus nn_grads_view(NnGraph *g, dnnl_memory_t *out, const dnnl_memory_desc_t *md,
-                        size_t off, int ndims, const long *dims);
+/* AMO_EINVAL naming what (kernel, window) if it is larger than the input
+ * (h x w) padded by pad. */
+AmoStatus nn_window_fits(NnGraph *g, const char *what, int kh, int kw, int pad, long h, long w);
 
 /* m (layout md) as a backward primitive wants it (layout want): m itself, or
  * a copy the backward pass reorders into just before the primitive. */
