@@ -60,27 +60,25 @@ static void put_f64(AmoBuf *w, double x) { put(w, &x, 8); }
 typedef struct Rd {
     const unsigned char *p;
     size_t len, off;        /* len: up to the checksum; off: the next field  */
-    const char *table;      /* "step row", "evaluation row" or NULL          */
-    size_t row;             /* 1-based, when table is set                    */
-    char *err;
-    size_t errlen;
-    int bad;
+    HxFieldErr e;
 } Rd;
 
-HX_PRINTF(3, 4) static void failf(Rd *r, size_t off, const char *fmt, ...)
+#define failf(r, ...) hx_field_fail(&(r)->e, __VA_ARGS__)
+
+void hx_field_fail(HxFieldErr *e, size_t off, const char *fmt, ...)
 {
-    if (r->bad)
+    if (e->bad)
         return;
-    r->bad = 1;
-    if (!r->err || !r->errlen)
+    e->bad = 1;
+    if (!e->err || !e->errlen)
         return;
-    size_t n = (size_t)snprintf(r->err, r->errlen, "offset %zu: ", off);
-    if (r->table && n < r->errlen)
-        n += (size_t)snprintf(r->err + n, r->errlen - n, "%s %zu ", r->table, r->row);
-    if (n < r->errlen) {
+    size_t n = (size_t)snprintf(e->err, e->errlen, "offset %zu: ", off);
+    if (e->table && n < e->errlen)
+        n += (size_t)snprintf(e->err + n, e->errlen - n, "%s %zu ", e->table, e->row);
+    if (n < e->errlen) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(r->err + n, r->errlen - n, fmt, ap);
+        vsnprintf(e->err + n, e->errlen - n, fmt, ap);
         va_end(ap);
     }
 }
@@ -88,7 +86,7 @@ HX_PRINTF(3, 4) static void failf(Rd *r, size_t off, const char *fmt, ...)
 /* The next n bytes, or NULL once anything failed or the file ends first. */
 static const unsigned char *take(Rd *r, size_t n, const char *name)
 {
-    if (r->bad)
+    if (r->e.bad)
         return NULL;
     if (r->len - r->off < n) {
         failf(r, r->off, "%s: truncated, %zu bytes left, %zu needed", name, r->len - r->off, n);
@@ -480,9 +478,9 @@ static void get_progress(Rd *r, const HxCkptRun *want, HxCheckpoint *ck)
 /* Room in the file for what the counts promise, before allocating it. */
 static int room(Rd *r, size_t bytes, const char *name)
 {
-    if (!r->bad && bytes > r->len - r->off)
+    if (!r->e.bad && bytes > r->len - r->off)
         failf(r, r->off, "%s: %zu bytes, %zu left: truncated", name, bytes, r->len - r->off);
-    return !r->bad;
+    return !r->e.bad;
 }
 
 AmoStatus hx_checkpoint_parse(const void *buf, size_t len, const HxCkptRun *want,
@@ -497,7 +495,7 @@ AmoStatus hx_checkpoint_parse(const void *buf, size_t len, const HxCkptRun *want
             snprintf(err, errlen, "hx_checkpoint_parse: no buffer, or an impossible run");
         return AMO_EINVAL;
     }
-    Rd r = { .p = buf, .len = len, .err = err, .errlen = errlen };
+    Rd r = { .p = buf, .len = len, .e = { .err = err, .errlen = errlen } };
     HxCheckpoint ck = { 0 };
     get_frame(&r);
     get_run_id(&r, want->run_id);
@@ -516,22 +514,22 @@ AmoStatus hx_checkpoint_parse(const void *buf, size_t len, const HxCkptRun *want
             snprintf(err, errlen, "out of memory for a checkpoint of %zu bytes", len);
         return AMO_ENOMEM;
     }
-    r.table = "step row";
+    r.e.table = "step row";
     for (size_t i = 0; i < ck.nsteps; i++) {
-        r.row = i + 1;
+        r.e.row = i + 1;
         get_row(&r, step_fields, NSTEPF, &ck.steps[i], (int64_t)i + 1, want);
     }
-    r.table = "evaluation row";
+    r.e.table = "evaluation row";
     for (size_t i = 0; i < ck.nconv; i++) {
-        r.row = i + 1;
+        r.e.row = i + 1;
         get_row(&r, conv_fields, NCONVF, &ck.conv[i], ((int64_t)i + 1) * want->eval_every, want);
     }
-    r.table = NULL;
+    r.e.table = NULL;
     get_f32s(&r, "parameter", ck.params, want->nparams);
     get_f32s(&r, "batch-norm statistic", ck.stats, want->nstats);
-    if (!r.bad && r.off != r.len)
+    if (!r.e.bad && r.off != r.len)
         failf(&r, r.off, "%zu bytes after the last field", r.len - r.off);
-    if (r.bad) {
+    if (r.e.bad) {
         hx_checkpoint_free(&ck);
         return AMO_EFORMAT;
     }

@@ -24,6 +24,19 @@
 #include "harness/train.h"
 #include "common/status.h"
 
+/* A reader's first error, "offset N: [TABLE ROW ]...": the checkpoint's and
+ * the summary's parsers report through it (harness error texts name the
+ * byte offset, the field and the value). */
+typedef struct HxFieldErr {
+    char *err;
+    size_t errlen;
+    const char *table;  /* "step row", ... or NULL */
+    size_t row;         /* 1-based, with table     */
+    int bad;
+} HxFieldErr;
+void hx_field_fail(HxFieldErr *e, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* One row of steps.csv, kept in memory until the run writes it whole. */
 typedef struct HxStepRow {
     double step, epoch, wall, data_ms, fwd_ms, bwd_ms, opt_ms, loss, lr, gnorm, clipped,

@@ -25,26 +25,27 @@
 #include "kernels/update.h"
 #include "nn/resnet.h"
 
+/* Appends x (size bytes) to the array p of *n elements, doubling *cap;
+ * returns the array. */
+static void *push(void *p, size_t *n, size_t *cap, const void *x, size_t size)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 64;
+        if (!(p = realloc(p, *cap * size)))
+            hx_fail(HX_EXIT_FAIL, "out of memory for the run's rows");
+    }
+    memcpy((char *)p + (*n)++ * size, x, size);
+    return p;
+}
+
 void hx_rows_push_step(Rows *r, const HxStepRow *x)
 {
-    if (r->ns == r->caps) {
-        r->caps = r->caps ? 2 * r->caps : 1024;
-        r->s = realloc(r->s, r->caps * sizeof(*r->s));
-        if (!r->s)
-            hx_fail(HX_EXIT_FAIL, "out of memory for step rows");
-    }
-    r->s[r->ns++] = *x;
+    r->s = push(r->s, &r->ns, &r->caps, x, sizeof *x);
 }
 
 void hx_rows_push_conv(Rows *r, const HxConvRow *x)
 {
-    if (r->nc == r->capc) {
-        r->capc = r->capc ? 2 * r->capc : 64;
-        r->c = realloc(r->c, r->capc * sizeof(*r->c));
-        if (!r->c)
-            hx_fail(HX_EXIT_FAIL, "out of memory for evaluation rows");
-    }
-    r->c[r->nc++] = *x;
+    r->c = push(r->c, &r->nc, &r->capc, x, sizeof *x);
 }
 
 /* ---- files ----------------------------------------------------------------------- */

@@ -5,7 +5,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,26 +19,10 @@ enum { F_INF = 1, F_NAN = 2 }; /* what a number may be besides [lo, hi] */
 
 typedef struct Cols {
     HxCsvRecord head, row;
-    char *err;              /* the first error, "offset N: ..." */
-    size_t errlen;
-    int bad;
+    HxFieldErr e;
 } Cols;
 
-HX_PRINTF(3, 4) static void failf(Cols *c, size_t off, const char *fmt, ...)
-{
-    if (c->bad)
-        return;
-    c->bad = 1;
-    if (!c->err || !c->errlen)
-        return;
-    const size_t n = (size_t)snprintf(c->err, c->errlen, "offset %zu: ", off);
-    if (n < c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + n, c->errlen - n, fmt, ap);
-        va_end(ap);
-    }
-}
+#define failf(c, ...) hx_field_fail(&(c)->e, __VA_ARGS__)
 
 /* The row's field under column name, or NULL (and the error) if none. */
 static const char *col(Cols *c, const char *name, size_t *at)
@@ -113,7 +96,7 @@ AmoStatus hx_summary_parse(const char *buf, size_t len, const char *run_id, int6
     Cols *c = malloc(sizeof *c);
     if (!c)
         return AMO_ENOMEM;
-    *c = (Cols){ .err = err, .errlen = errlen };
+    *c = (Cols){ .e = { .err = err, .errlen = errlen } };
     size_t off = 0;
     if (hx_csv_record(buf, len, &off, &c->head) != AMO_OK)
         failf(c, off, "header: not a CSV record");
@@ -127,10 +110,10 @@ AmoStatus hx_summary_parse(const char *buf, size_t len, const char *run_id, int6
     const int64_t total = total_steps > 0 ? total_steps : INT64_MAX - 1;
     HxTrainResult x = { 0 };
     size_t at;
-    const char *id = c->bad ? NULL : col(c, "run_id", &at);
+    const char *id = c->e.bad ? NULL : col(c, "run_id", &at);
     if (id && strcmp(id, run_id))
         failf(c, at, "run_id \"%s\", expected \"%s\" (the summary of another run)", id, run_id);
-    if (!c->bad) {
+    if (!c->e.bad) {
         x.steps = (long)col_i64(c, "steps", 1, total);
         const int64_t n = x.steps;
         x.seconds = col_f64(c, "train_seconds", 0, inf, 0);
@@ -147,7 +130,7 @@ AmoStatus hx_summary_parse(const char *buf, size_t len, const char *run_id, int6
         x.ms_forward = col_f64(c, "forward_ms", 0, inf, F_NAN);
         x.ms_backward = col_f64(c, "backward_ms", 0, inf, F_NAN);
         x.ms_optim = col_f64(c, "optimizer_ms", 0, inf, F_NAN);
-        for (int k = 0; k < HX_MAX_TARGETS && !c->bad; k++) {
+        for (int k = 0; k < HX_MAX_TARGETS && !c->e.bad; k++) {
             char name[3][32];
             snprintf(name[0], sizeof name[0], "target%d", k + 1);
             snprintf(name[1], sizeof name[1], "steps_to_target%d", k + 1);
@@ -160,7 +143,7 @@ AmoStatus hx_summary_parse(const char *buf, size_t len, const char *run_id, int6
             x.seconds_to[k] = col_f64(c, name[1], 0, inf, F_NAN);
         }
     }
-    const int bad = c->bad;
+    const int bad = c->e.bad;
     free(c);
     if (bad)
         return AMO_EFORMAT;
