@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hash.h"
 #include "harness/common.h"
 #include "harness/error.h"
 #include "harness/run.h"
@@ -55,17 +56,15 @@ void hx_train_run_id(HxTrainSpec *s)
      * so that --resume and ablation never continue or skip a run made with
      * other settings under the same readable name. */
     char piece[256];
-    uint32_t h = 2166136261u; /* FNV-1a 32, fed one formatted field at a time */
+    uint32_t h = AMO_FNV32_INIT; /* fed one formatted field at a time */
 #define HASH(...)                                                               \
     do {                                                                        \
         snprintf(piece, sizeof piece, __VA_ARGS__);                             \
-        for (const char *p_ = piece; *p_; p_++)                                 \
-            h = (h ^ (unsigned char)*p_) * 16777619u;                           \
-        h = (h ^ '|') * 16777619u;                                              \
+        h = amo_fnv1a32(amo_fnv1a32(h, piece, strlen(piece)), "|", 1);          \
     } while (0)
     HASH("%s", s->dataset);
-    for (const char *p_ = s->data_dir ? s->data_dir : ""; *p_; p_++)
-        h = (h ^ (unsigned char)*p_) * 16777619u;
+    if (s->data_dir)
+        h = amo_fnv1a32(h, s->data_dir, strlen(s->data_dir));
     HASH("%d|%d|%d|%d|%d|%d", s->nval, s->augment, s->syn_n, s->syn_ch, s->syn_hw,
          s->syn_classes);
     HASH("%d|%.9g|%d|%d", s->depth, s->width, s->bf16, s->conv_algo);
