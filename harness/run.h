@@ -10,8 +10,11 @@
 #include "harness/checkpoint.h"
 #include "harness/commands.h"
 #include "harness/model.h"
+#include "harness/source.h"
 #include "harness/train.h"
 #include "nn/data.h"
+#include "nn/folder.h"
+#include "nn/loader.h"
 
 /* The rows kept in memory, written whole at checkpoints. */
 typedef struct Rows {
@@ -23,10 +26,19 @@ typedef struct Rows {
 typedef struct Run {
     const HxTrainSpec *s;
     char dir[4096];
+    /* the data: in memory (IDX, CIFAR-10, synthetic) or an image folder */
     NnDataset train, test;
     NnSplit split;
     int *test_idx;          /* 0 .. test.n - 1, the test batcher's list */
     NnBatcher tb, vb, eb;
+    NnFolder ftrain, fval, ftest; /* DIR/train, DIR/val, DIR/test         */
+    NnLoader *tl, *vl, *el;
+    HxSource tsrc, vsrc, esrc; /* training, validation, test batches     */
+    int test_is_val;        /* no test set of its own: the final test     */
+                            /* figures are the validation set's           */
+    int in_ch, in_h, in_w, classes;
+    int stem;               /* NnStem                                     */
+    long ntrain, nval, ntest;
     HxModel m;              /* the network and its optimizer */
     float *x;
     int *y;
@@ -42,6 +54,11 @@ typedef struct Run {
     HxTrainResult res;
     double last_progress;   /* wall time of the last progress line         */
 } Run;
+
+/* --dataset folder: DIR/train, DIR/val (or --val images of train/), DIR/test
+ * (or the validation set) scanned, their loaders started, the geometry set
+ * (harness/data_folder.c). */
+void hx_load_folder(Run *r);
 
 /* dir/name into buf; a path too long for it is a usage error (--out). */
 void hx_path_in(char *buf, size_t len, const char *dir, const char *name);

@@ -248,8 +248,8 @@ static HxCkptRun ckpt_run(const Run *r)
     nn_resnet_stats(r->m.net, &ns);
     return (HxCkptRun){ .run_id = r->s->run_id, .total_steps = r->total_steps,
                         .steps_per_epoch = r->steps_per_epoch, .eval_every = r->eval_every,
-                        .batch = r->s->batch, .ntrain = r->split.ntrain, .nval = r->split.nval,
-                        .ntest = r->test.n, .nparams = np, .nstats = ns };
+                        .batch = r->s->batch, .ntrain = r->ntrain, .nval = r->nval,
+                        .ntest = r->ntest, .nparams = np, .nstats = ns };
 }
 
 void hx_run_save_checkpoint(Run *r, double wall)
@@ -261,8 +261,11 @@ void hx_run_save_checkpoint(Run *r, double wall)
         hx_fail(HX_EXIT_FAIL, "checkpoint: %s", err);
     size_t np, ns;
     const HxCkptRun run = ckpt_run(r);
+    uint64_t epoch;
+    int pos;
+    hx_source_position(&r->tsrc, &epoch, &pos);
     const HxCheckpoint ck = {
-        .step = r->step, .epoch = (int64_t)r->tb.epoch, .pos = r->tb.pos, .wall = wall,
+        .step = r->step, .epoch = (int64_t)epoch, .pos = pos, .wall = wall,
         .train_s = r->train_s, .run_loss = r->run_loss, .run_correct = r->run_correct,
         .run_seen = r->run_seen, .res = r->res, .steps = r->rows.s, .conv = r->rows.c,
         .nsteps = r->rows.ns, .nconv = r->rows.nc, .params = nn_resnet_params(r->m.net, &np),
@@ -325,7 +328,7 @@ int hx_run_load_checkpoint(Run *r)
     ck.steps = NULL; /* the run's rows now */
     ck.conv = NULL;
     r->step = ck.step;
-    nn_batcher_seek(&r->tb, (uint64_t)ck.epoch, (int)ck.pos);
+    hx_source_seek(&r->tsrc, (uint64_t)ck.epoch, (int)ck.pos);
     r->wall0 = ck.wall;
     r->train_s = ck.train_s;
     r->run_loss = ck.run_loss;
@@ -372,9 +375,9 @@ void hx_run_write_metadata(const Run *r, const HxInvocation *whole)
     hx_json_int(j, "parameters", (long long)ni.nparams);
     hx_json_str(j, "topology", have_topo ? t.summary : "unknown");
     hx_json_int(j, "threads", opt_threads(r->m.opt));
-    hx_json_int(j, "train_examples", r->split.ntrain);
-    hx_json_int(j, "val_examples", r->split.nval);
-    hx_json_int(j, "test_examples", r->test.n);
+    hx_json_int(j, "train_examples", r->ntrain);
+    hx_json_int(j, "val_examples", r->nval);
+    hx_json_int(j, "test_examples", r->ntest);
     hx_json_int(j, "total_steps", r->total_steps);
     hx_json_int(j, "eval_every", r->eval_every);
     hx_json_close(j);

@@ -26,7 +26,8 @@ void hx_train_defaults(HxTrainSpec *s)
 {
     *s = (HxTrainSpec){
         .dataset = "fashion", .nval = 5000, .augment = 1,
-        .syn_n = 2048, .syn_ch = 3, .syn_hw = 32, .syn_classes = 10,
+        .syn_n = 2048, .syn_ch = 3, .syn_hw = 32, .syn_classes = 10, .loader_threads = 2,
+        .image_size = 224,
         .depth = 18, .width = 0.25,
         .opt = opt_config_default(OPT_AMO),
         .smoothing = 0.1f, .batch = 128, .epochs = 1.0, .seed = 1, .threads = 0,
@@ -65,6 +66,8 @@ void hx_train_run_id(HxTrainSpec *s)
     HASH("%s", s->dataset);
     if (s->data_dir)
         h = amo_fnv1a32(h, s->data_dir, strlen(s->data_dir));
+    if (s->full_decode || s->image_size != 224) /* only then: earlier run ids stay */
+        HASH("%d|%d", s->full_decode, s->image_size);
     HASH("%d|%d|%d|%d|%d|%d", s->nval, s->augment, s->syn_n, s->syn_ch, s->syn_hw,
          s->syn_classes);
     HASH("%d|%.9g|%d|%d", s->depth, s->width, s->bf16, s->conv_algo);
@@ -95,6 +98,10 @@ static void load_data(Run *r)
     const HxTrainSpec *s = r->s;
     char err[1024] = "";
     AmoStatus st;
+    if (!strcmp(s->dataset, "folder")) {
+        hx_load_folder(r); /* harness/data_folder.c */
+        return;
+    }
     if (!strcmp(s->dataset, "fashion") || !strcmp(s->dataset, "mnist")) {
         const char *dir = s->data_dir ? s->data_dir : NN_FASHION_DIR;
         if (!strcmp(s->dataset, "mnist") && !s->data_dir)
@@ -157,14 +164,25 @@ static void load_data(Run *r)
     if (r->split.ntrain < s->batch)
         hx_fail(HX_EXIT_USAGE, "--batch %d: larger than the %d training examples", s->batch,
                 r->split.ntrain);
+    r->tsrc.b = &r->tb;
+    r->vsrc.b = &r->vb;
+    r->esrc.b = &r->eb;
+    r->in_ch = r->train.c;
+    r->in_h = r->train.h;
+    r->in_w = r->train.w;
+    r->classes = r->train.classes;
+    r->stem = NN_STEM_CIFAR;
+    r->ntrain = r->split.ntrain;
+    r->nval = r->split.nval;
+    r->ntest = r->test.n;
 }
 
 static void build_model(Run *r)
 {
     const HxTrainSpec *s = r->s;
-    const NnResNetConfig cfg = { .depth = s->depth, .stem = NN_STEM_CIFAR, .width = s->width,
-                                 .in_ch = r->train.c, .classes = r->train.classes,
-                                 .batch = s->batch, .h = r->train.h, .w = r->train.w,
+    const NnResNetConfig cfg = { .depth = s->depth, .stem = (NnStem)r->stem, .width = s->width,
+                                 .in_ch = r->in_ch, .classes = r->classes,
+                                 .batch = s->batch, .h = r->in_h, .w = r->in_w,
                                  .bf16 = s->bf16, .conv_algo = s->conv_algo, .seed = s->seed };
     OptConfig oc = s->opt;
     oc.seed = s->seed;
@@ -173,7 +191,7 @@ static void build_model(Run *r)
     hx_model_create(&r->m, &cfg, oc, s->threads);
     size_t np;
     nn_resnet_params(r->m.net, &np);
-    const size_t img = (size_t)r->train.c * r->train.h * r->train.w;
+    const size_t img = (size_t)r->in_ch * r->in_h * r->in_w;
     r->x = hx_malloc((size_t)s->batch * img * sizeof(float));
     r->y = hx_malloc((size_t)s->batch * sizeof(int));
     r->prev = hx_malloc(np * sizeof(float));
@@ -192,14 +210,14 @@ static int argmax(const float *z, int k)
 
 /* Plain cross-entropy (no smoothing) and accuracy over a whole split, with
  * batch-norm in inference mode. */
-static void evaluate(Run *r, NnBatcher *b, double *loss, double *acc)
+static void evaluate(Run *r, HxSource *b, double *loss, double *acc)
 {
-    const int K = r->train.classes;
+    const int K = r->classes;
     double lsum = 0;
     long correct = 0, seen = 0;
-    nn_batcher_seek(b, 0, 0);
+    hx_source_seek(b, 0, 0);
     int cnt;
-    while ((cnt = nn_batcher_next(b, r->x, r->y)) > 0) {
+    while ((cnt = hx_source_next(b, r->x, r->y)) > 0) {
         if (nn_resnet_forward(r->m.net, r->x, 0) != AMO_OK)
             hx_fail(HX_EXIT_FAIL, "evaluation forward: %s", nn_resnet_error(r->m.net));
         const float *z = nn_resnet_logits(r->m.net);
@@ -244,9 +262,13 @@ static void eval_point(Run *r, double wall, int final)
     HxConvRow c = { (double)r->step, (double)r->step / (double)r->steps_per_epoch, wall,
                   r->run_seen > 0 ? r->run_loss / r->run_seen : NAN,
                   r->run_seen > 0 ? r->run_correct / r->run_seen : NAN, NAN, NAN, NAN, NAN };
-    evaluate(r, &r->vb, &c.val_loss, &c.val_acc);
-    if (final || s->test_every_eval)
-        evaluate(r, &r->eb, &c.test_loss, &c.test_acc);
+    evaluate(r, &r->vsrc, &c.val_loss, &c.val_acc);
+    if ((final || s->test_every_eval) && r->test_is_val) {
+        c.test_loss = c.val_loss;
+        c.test_acc = c.val_acc;
+    } else if (final || s->test_every_eval) {
+        evaluate(r, &r->esrc, &c.test_loss, &c.test_acc);
+    }
     hx_rows_push_conv(&r->rows, &c);
     r->run_loss = r->run_correct = r->run_seen = 0;
     HxTrainResult *x = &r->res;
@@ -285,14 +307,14 @@ static void update_size(const Run *r, const float *theta, size_t n, HxStepRow *r
 
 static void one_step(Run *r, double wall)
 {
-    const int K = r->train.classes;
+    const int K = r->classes;
     HxStepRow row = { .step = (double)r->step + 1 };
     size_t np;
     float *theta = nn_resnet_params(r->m.net, &np);
     memcpy(r->prev, theta, np * sizeof(float)); /* untimed: for the update size */
     double t0 = hx_now();
-    if (!nn_batcher_next(&r->tb, r->x, r->y)) /* end of an epoch: the next one begins */
-        nn_batcher_next(&r->tb, r->x, r->y);
+    if (!hx_source_next(&r->tsrc, r->x, r->y)) /* end of an epoch: the next one begins */
+        hx_source_next(&r->tsrc, r->x, r->y);
     const double t1 = hx_now();
     /* A non-finite loss is recorded, its gradients make the optimizer skip
      * the step, and the run is marked diverged. */
@@ -361,6 +383,12 @@ static void free_run(Run *r)
     nn_batcher_free(&r->tb);
     nn_batcher_free(&r->vb);
     nn_batcher_free(&r->eb);
+    nn_loader_destroy(r->tl);
+    nn_loader_destroy(r->vl);
+    nn_loader_destroy(r->el);
+    nn_folder_free(&r->ftrain);
+    nn_folder_free(&r->fval);
+    nn_folder_free(&r->ftest);
     nn_split_free(&r->split);
     nn_data_free(&r->train);
     nn_data_free(&r->test);
@@ -396,7 +424,7 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         return;
     }
     load_data(&r);
-    r.steps_per_epoch = nn_batcher_steps(&r.tb);
+    r.steps_per_epoch = hx_source_steps(&r.tsrc);
     r.total_steps = s->steps > 0 ? s->steps : (long)ceil(s->epochs * (double)r.steps_per_epoch);
     if (r.total_steps < 1)
         hx_fail(HX_EXIT_USAGE, "--epochs %g: less than one step", s->epochs);

@@ -21,11 +21,15 @@
 
 typedef struct HxTrainSpec {
     /* data */
-    const char *dataset;     /* fashion, mnist, cifar10, synthetic               */
+    const char *dataset;     /* fashion, mnist, cifar10, synthetic, folder       */
     const char *data_dir;    /* NULL: the dataset's default                      */
     int nval;                /* validation examples taken from the training set  */
     int augment;             /* random crop (pad 2 at 28x28, 4 at 32x32) + flip  */
     int syn_n, syn_ch, syn_hw, syn_classes; /* synthetic geometry                */
+    int loader_threads;      /* folder: decoding threads (0: in the loop)        */
+    int full_decode;         /* folder: no reduced-scale JPEG decoding           */
+    int image_size;          /* folder: the crop's side (224); evaluation resizes */
+                             /* the shorter side to image_size * 256 / 224       */
     /* model */
     int depth;               /* 18, 34, 50                                        */
     double width;

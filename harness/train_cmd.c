@@ -38,7 +38,8 @@ typedef struct Grid {
     int nseeds;
 } Grid;
 
-static const char *const datasets[] = { "fashion", "mnist", "cifar10", "synthetic", NULL };
+static const char *const datasets[] = { "fashion", "mnist", "cifar10", "synthetic", "folder",
+                                        NULL };
 static const char *const models[] = { "resnet18", "resnet34", "resnet50", NULL };
 static const char *const algos[] = { "amo", "adam", "sgd", "rmsprop", NULL };
 static const char *const onoff[] = { "off", "on", NULL };
@@ -109,11 +110,16 @@ static void usage(const char *cmd)
                "row per step), convergence.csv (one row per evaluation), summary.csv and\n"
                "metadata.json; OUT/*.csv combine every run in OUT.\n\n");
     printf("Data:\n"
-           "  --dataset NAME        fashion (default), mnist, cifar10, synthetic\n"
-           "  --data DIR            data directory (default for fashion: %s)\n"
-           "  --val N               validation examples from the training set (default 5000)\n"
+           "  --dataset NAME        fashion (default), mnist, cifar10, synthetic, folder\n"
+           "  --data DIR            data directory (default for fashion: %s); folder:\n"
+           "                        DIR/train/CLASS/*.JPEG, DIR/val/CLASS/*.JPEG (ImageFolder)\n"
+           "  --val N               validation examples from the training set (default 5000;\n"
+           "                        folder: only when there is no DIR/val)\n"
            "  --no-augment          no random crop / flip\n"
            "  --syn-n N, --in-ch C, --hw H, --classes K   synthetic geometry (2048, 3, 32, 10)\n"
+           "  --loader-threads N    folder: decoding threads (default 2; 0: in the loop)\n"
+           "  --full-decode         folder: JPEGs at full size, never the reduced-scale IDCT\n"
+           "  --image-size N        folder: crop side (224; evaluation: resize to N*256/224)\n"
            "Model:\n"
            "  --model NAME          resnet18 (default), resnet34, resnet50\n"
            "  --width W             width multiplier (default 0.25)\n"
@@ -148,7 +154,8 @@ enum {
     O_CLIP,
     O_TAU, O_BOUNDS, O_WD, O_DECAY, O_STATE, O_SCHED, O_WARMUP, O_STEPSIZE, O_STEPGAMMA,
     O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TARGETS, O_SEED,
-    O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP,
+    O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP, O_LOADER_THREADS, O_FULL_DECODE,
+    O_IMAGE_SIZE,
     O_G_OPTS, O_G_BETAS, O_G_GAMMAS, O_G_LRS, O_G_SEEDS,
 };
 
@@ -171,6 +178,8 @@ static const struct option long_opts[] = {
     { "seed", 1, 0, O_SEED }, { "threads", 1, 0, O_THREADS }, { "arch", 1, 0, O_ARCH },
     { "out", 1, 0, O_OUT }, { "checkpoint-every", 1, 0, O_CKPT }, { "resume", 0, 0, O_RESUME },
     { "quiet", 0, 0, O_QUIET }, { "help", 0, 0, O_HELP },
+    { "loader-threads", 1, 0, O_LOADER_THREADS }, { "full-decode", 0, 0, O_FULL_DECODE },
+    { "image-size", 1, 0, O_IMAGE_SIZE },
     { "optimizers", 1, 0, O_G_OPTS }, { "betas", 1, 0, O_G_BETAS }, { "gammas", 1, 0, O_G_GAMMAS },
     { "lrs", 1, 0, O_G_LRS }, { "seeds", 1, 0, O_G_SEEDS },
     { 0, 0, 0, 0 },
@@ -246,6 +255,11 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
         case O_CKPT: s->ckpt_every = hx_parse_long("--checkpoint-every", a, 1, 1L << 40); break;
         case O_RESUME: s->resume = 1; break;
         case O_QUIET: s->quiet = 1; break;
+        case O_LOADER_THREADS:
+            s->loader_threads = (int)hx_parse_long("--loader-threads", a, 0, 256);
+            break;
+        case O_FULL_DECODE: s->full_decode = 1; break;
+        case O_IMAGE_SIZE: s->image_size = (int)hx_parse_long("--image-size", a, 8, 1024); break;
         case O_HELP: usage(cmd); exit(HX_EXIT_OK);
         case O_G_OPTS: {
             char *copy = hx_malloc(strlen(a) + 1), *save = NULL;
