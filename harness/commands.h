@@ -24,4 +24,7 @@ int hx_cmd_default(const HxInvocation *whole);
 /* amo-bench throughput: harness/throughput.c */
 int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole);
 
+/* amo-bench loader: harness/loader_bench.c */
+int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole);
+
 #endif

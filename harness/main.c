@@ -31,6 +31,8 @@ static const HxCommand commands[] = {
     { "train", hx_cmd_train, "trains a ResNet end to end: per-step timings, convergence CSVs" },
     { "throughput", hx_cmd_throughput,
       "training steps of a ResNet on random data: images/s and where the time goes" },
+    { "loader", hx_cmd_loader,
+      "decoding and augmenting an image folder (--dataset folder): images/s per thread" },
     { "ablation", hx_cmd_ablation,
       "a grid of training runs appended to the same CSVs, resumable" },
     { "combine", hx_cmd_combine, "rewrites OUT's combined CSVs from its runs (after parallel runs)" },

@@ -91,6 +91,17 @@ grep -q '"val_examples": 6' "$TMP/nv/runs/"*/metadata.json \
     && grep -q '"train_examples": 24' "$TMP/nv/runs/"*/metadata.json \
     && ok '--val 6: 6 validation, 24 training' || bad 'held-out counts'
 
+# ---- the ImageNet preset, shrunk by the options after it ----------------------------
+"$BENCH" train --preset imagenet-resnet50 --data "$TMP/tree" --width 0.0625 --batch 4 \
+    --image-size 32 --threads 1 --steps 2 --quiet --out "$TMP/preset" >"$TMP/out" 2>&1 \
+    || { bad 'preset run'; show "$TMP/out"; }
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i }
+         NR == 2 { exit !($col["model"] == "resnet50" && $col["optimizer"] == "amo" &&
+                          $col["clip"] == 1 && $col["tau"] == 0.5 && $col["schedule"] == "cosine" &&
+                          $col["batch"] == 4) }' "$TMP/preset/summary.csv" \
+    && ok '--preset imagenet-resnet50: resnet50, AMO, tau 0.5, cosine; --batch after it wins' \
+    || { bad 'preset settings'; head -2 "$TMP/preset/summary.csv" | cut -c1-300; }
+
 # ---- bad input ---------------------------------------------------------------------------
 # (9 steps: the whole of train/, so the broken file below is met)
 RUN="--dataset folder --image-size 32 --batch 4 --width 0.0625 --threads 1 --steps 9"
