@@ -43,7 +43,7 @@ static NnLoader *loader(const Run *r, const NnFolder *f, const int *idx, int n, 
                          .drop_last = train, .seed = train ? s->seed : 0,
                          .tf = nn_image_tf_default(train && s->augment),
                          .threads = s->loader_threads, .depth = train ? 2 : 1 };
-    c.tf.reduce = !s->full_decode;
+    c.tf.reduce = c.tf.reduce && !s->full_decode; /* evaluations: full size, always */
     c.tf.size = s->image_size;
     c.tf.resize = (int)(s->image_size * 256.0 / 224.0 + 0.5);
     NnLoader *l;

@@ -27,22 +27,24 @@ static void usage(void)
            "  --images N            images to decode (default: one pass over the split)\n"
            "  --image-size N        crop side (224)\n"
            "  --full-decode         no reduced-scale JPEG decoding\n"
-           "  --seed N              (default 1)\n");
+           "  --seed N              (default 1)\n"
+           "  --dump FILE           the first batch's pixels, float32 (batch, 3, size, size),\n"
+           "                        for a comparison with torchvision (val: in file order)\n");
 }
 
 int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole)
 {
     (void)whole;
-    enum { O_DATA = 256, O_SPLIT, O_THREADS, O_BATCH, O_IMAGES, O_SIZE, O_FULL, O_SEED, O_HELP };
+    enum { O_DATA = 256, O_SPLIT, O_THREADS, O_BATCH, O_IMAGES, O_SIZE, O_FULL, O_SEED, O_HELP, O_DUMP };
     static const struct option opts[] = {
         { "data", 1, 0, O_DATA }, { "split", 1, 0, O_SPLIT },
         { "loader-threads", 1, 0, O_THREADS }, { "batch", 1, 0, O_BATCH },
         { "images", 1, 0, O_IMAGES }, { "image-size", 1, 0, O_SIZE },
         { "full-decode", 0, 0, O_FULL }, { "seed", 1, 0, O_SEED }, { "help", 0, 0, O_HELP },
-        { 0, 0, 0, 0 },
+        { "dump", 1, 0, O_DUMP }, { 0, 0, 0, 0 },
     };
     static const char *const splits[] = { "train", "val", NULL };
-    const char *data = NULL;
+    const char *data = NULL, *dump = NULL;
     int split = 0, threads = 2, batch = 32, size = 224, full = 0;
     long images = 0, seed = 1;
     opterr = 0;
@@ -56,6 +58,7 @@ int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole)
         case O_IMAGES: images = hx_parse_long("--images", optarg, 1, 1L << 40); break;
         case O_SIZE: size = (int)hx_parse_long("--image-size", optarg, 8, 1024); break;
         case O_FULL: full = 1; break;
+        case O_DUMP: dump = optarg; break;
         case O_SEED: seed = hx_parse_long("--seed", optarg, 0, 1L << 62); break;
         case O_HELP: usage(); return HX_EXIT_OK;
         default: hx_getopt_fail(c, argv);
@@ -73,12 +76,12 @@ int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole)
     int *idx = hx_malloc((size_t)f.n * sizeof(int));
     for (int i = 0; i < f.n; i++)
         idx[i] = i;
-    NnLoaderConfig cfg = { .f = &f, .idx = idx, .n = f.n, .batch = batch, .shuffle = 1,
+    NnLoaderConfig cfg = { .f = &f, .idx = idx, .n = f.n, .batch = batch, .shuffle = split == 0,
                            .drop_last = 0, .seed = (uint64_t)seed,
                            .tf = nn_image_tf_default(split == 0), .threads = threads };
     cfg.tf.size = size;
     cfg.tf.resize = (int)(size * 256.0 / 224.0 + 0.5);
-    cfg.tf.reduce = !full;
+    cfg.tf.reduce = cfg.tf.reduce && !full;
     NnLoader *l;
     if (nn_loader_create(&l, &cfg, err, sizeof err) != AMO_OK)
         hx_fail(HX_EXIT_FAIL, "loader: %s", err);
@@ -92,12 +95,18 @@ int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole)
         int cnt;
         if (nn_loader_next(l, x, y, &cnt, err, sizeof err) != AMO_OK)
             hx_fail(HX_EXIT_FAIL, "%s", err);
+        if (dump && done == 0) {
+            FILE *o = fopen(dump, "wb");
+            if (!o || fwrite(x, sizeof(float), (size_t)cnt * 3 * size * size, o) !=
+                          (size_t)cnt * 3 * size * size || fclose(o))
+                hx_fail(HX_EXIT_FAIL, "--dump %s: cannot write", dump);
+        }
         done += cnt;
     }
     const double s = hx_now() - t0;
     printf("split,loader_threads,batch,image_size,reduced_decode,images,seconds,images_per_s,"
            "images_per_s_per_thread\n%s,%d,%d,%d,%d,%ld,%.3f,%.1f,%.1f\n", splits[split], threads,
-           batch, size, !full, done, s, done / s, done / s / (threads ? threads : 1));
+           batch, size, cfg.tf.reduce, done, s, done / s, done / s / (threads ? threads : 1));
     nn_loader_destroy(l);
     nn_folder_free(&f);
     free(idx);

@@ -27,7 +27,7 @@ typedef struct HxTrainSpec {
     int augment;             /* random crop (pad 2 at 28x28, 4 at 32x32) + flip  */
     int syn_n, syn_ch, syn_hw, syn_classes; /* synthetic geometry                */
     int loader_threads;      /* folder: decoding threads (0: in the loop)        */
-    int full_decode;         /* folder: no reduced-scale JPEG decoding           */
+    int full_decode;         /* folder: training JPEGs at full size too          */
     int image_size;          /* folder: the crop's side (224); evaluation resizes */
                              /* the shorter side to image_size * 256 / 224       */
     /* model */

@@ -29,7 +29,7 @@ NnImageTf nn_image_tf_default(int train)
     /* github.com/pytorch/examples imagenet/main.py */
     return (NnImageTf){ .train = train, .size = 224, .resize = 256, .scale_lo = 0.08,
                         .scale_hi = 1.0, .ratio_lo = 3.0 / 4.0, .ratio_hi = 4.0 / 3.0,
-                        .flip = train, .reduce = 1, .mean = { 0.485f, 0.456f, 0.406f },
+                        .flip = train, .reduce = train, .mean = { 0.485f, 0.456f, 0.406f },
                         .std = { 0.229f, 0.224f, 0.225f } };
 }
 

@@ -11,7 +11,9 @@
  * BILINEAR, which torchvision uses on PIL images), rounded to 8 bits after
  * each pass as PIL does.  A JPEG is decoded at a reduced scale (libjpeg-
  * turbo's scaled IDCT, 1/8 .. 7/8) when the crop still covers the output
- * at that scale; `reduce = 0` decodes at full size as PIL does.
+ * at that scale; `reduce = 0` decodes at full size as PIL does, and gives
+ * torchvision's pixels exactly (results/imagenet/README.md).  The default
+ * reduces for training only, so that evaluations match torchvision's.
  * Grayscale images are replicated to RGB and CMYK JPEGs converted as PIL's
  * convert("RGB") does (Adobe's inverted CMYK: R = C K / 255).
  *
@@ -37,6 +39,7 @@ typedef struct NnImageTf {
     double ratio_lo, ratio_hi;   /* training: crop aspect ratio w / h (3/4, 4/3)          */
     int flip;                    /* training: horizontal flip with probability 1/2        */
     int reduce;                  /* JPEG: decode at a reduced scale when the crop allows  */
+                                 /* (default: training only)                              */
     float mean[3], std[3];       /* per channel, of pixels / 255                          */
 } NnImageTf;
 

@@ -406,6 +406,7 @@ static void reduced_scale_is_close(void **state)
     for (int train = 0; train < 2; train++) {
         NnImageTf tf = nn_image_tf_default(train);
         tf.scale_lo = 0.5; /* boxes large enough to reduce */
+        tf.reduce = 1;
         assert_int_equal(nn_image_load_mem(ctx, "r", j, len, &tf, 3, a, NULL, err, sizeof err),
                          AMO_OK);
         tf.reduce = 0;
