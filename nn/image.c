@@ -235,9 +235,8 @@ struct NnImageCtx {
 #if AMO_HAVE_TURBOJPEG
     tjhandle tj;
 #endif
-    uint8_t *pix;     /* decoded RGB (or CMYK before conversion) */
-    size_t cap;
-    Scratch sc;
+    Scratch pix;      /* decoded RGB (or CMYK before conversion) */
+    Scratch sc;       /* resampling */
 };
 
 int nn_image_supported(NnImageKind kind)
@@ -277,21 +276,9 @@ void nn_image_ctx_destroy(NnImageCtx *c)
 #if AMO_HAVE_TURBOJPEG
     tjDestroy(c->tj);
 #endif
-    free(c->pix);
+    free(c->pix.p);
     free(c->sc.p);
     free(c);
-}
-
-static uint8_t *pixels(NnImageCtx *c, size_t n)
-{
-    if (n > c->cap) {
-        uint8_t *p = realloc(c->pix, n);
-        if (!p)
-            return NULL;
-        c->pix = p;
-        c->cap = n;
-    }
-    return c->pix;
 }
 
 static AmoStatus check_dims(const char *name, int w, int h, char *err, size_t errlen)
@@ -337,7 +324,7 @@ static AmoStatus decode_jpeg(NnImageCtx *c, const char *name, const void *buf, s
     *w = TJSCALED(W, sf);
     *h = TJSCALED(H, sf);
     const int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
-    uint8_t *p = pixels(c, (size_t)*w * *h * (cmyk ? 4 : 3));
+    uint8_t *p = scratch(&c->pix, (size_t)*w * *h * (cmyk ? 4 : 3));
     if (!p)
         return amo_err(AMO_ENOMEM, err, errlen, "%s: out of memory for %d x %d pixels", name, *w, *h);
     /* A warning (a truncated file, corrupt data) is an error too: PIL
@@ -368,7 +355,7 @@ static AmoStatus decode_png(NnImageCtx *c, const char *name, const void *buf, si
         return st != AMO_OK ? st : amo_err(AMO_EFORMAT, err, errlen, "%s: too large", name);
     }
     im.format = PNG_FORMAT_RGB;
-    uint8_t *p = pixels(c, PNG_IMAGE_SIZE(im));
+    uint8_t *p = scratch(&c->pix, PNG_IMAGE_SIZE(im));
     if (!p) {
         png_image_free(&im);
         return amo_err(AMO_ENOMEM, err, errlen, "%s: out of memory", name);
@@ -409,7 +396,7 @@ AmoStatus nn_image_decode(NnImageCtx *c, const char *name, const void *buf, size
     if (kind == NN_IMAGE_PNG)
         st = decode_png(c, name, buf, len, w, h, err, errlen);
 #endif
-    *rgb = c->pix;
+    *rgb = c->pix.p;
     return st;
 }
 

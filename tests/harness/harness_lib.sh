@@ -1,6 +1,7 @@
-# Sourced by the harness test scripts (tests/test_harness_cli.sh,
+# Sourced by the harness test scripts (tests/test_harness_cli.sh, test_folder.sh,
 # tests/test_train.sh) after they set BENCH: a temporary directory removed
-# on exit, the check counters, and `expect`.  Each script ends with
+# on exit, the check counters, `expect`, and for runs `rid`, `untimed` and
+# `same_results`.  Each script ends with
 #     echo "$pass passed, $fail failed"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/amo-bench-test.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
@@ -27,4 +28,29 @@ expect() {
     else
         ok "$what"
     fi
+}
+
+# The run directory's name under OUT/runs (one run per OUT).
+rid() { ls "$1/runs" 2>/dev/null | head -n 1; }
+
+# A CSV without its timing columns (named in the header): what two runs of
+# the same command must agree on exactly.
+untimed() {
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++)
+                           keep[i] = $i !~ /^(wall_s|.*_ms|images_per_s|train_seconds|seconds_to_target[0-9])$/ }
+             { s = ""; for (i = 1; i <= NF; i++) if (keep[i]) s = s $i ","; print s }' "$1"
+}
+
+# same_results A B WHAT: A and B (OUT directories) agree on every untimed
+# column of the three combined CSVs.
+same_results() {
+    for f in steps convergence summary; do
+        untimed "$1/$f.csv" >"$TMP/a.csv" 2>/dev/null
+        untimed "$2/$f.csv" >"$TMP/b.csv" 2>/dev/null
+        if [ ! -s "$TMP/a.csv" ] || ! cmp -s "$TMP/a.csv" "$TMP/b.csv"; then
+            bad "$3: $f.csv differs"; diff "$TMP/a.csv" "$TMP/b.csv" | head -6 | cut -c1-200
+            return
+        fi
+    done
+    ok "$3"
 }

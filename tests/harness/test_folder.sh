@@ -16,25 +16,6 @@ unset OMP_NUM_THREADS
 export OMP_WAIT_POLICY=passive
 cd "$TMP" || exit 1
 
-# same_results A B WHAT: the untimed columns of the combined CSVs agree.
-untimed() {
-    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++)
-                           keep[i] = $i !~ /^(wall_s|.*_ms|images_per_s|train_seconds|seconds_to_target[0-9])$/ }
-             { s = ""; for (i = 1; i <= NF; i++) if (keep[i]) s = s $i ","; print s }' "$1"
-}
-same_results() {
-    for f in steps convergence summary; do
-        untimed "$1/$f.csv" >"$TMP/a.csv" 2>/dev/null
-        untimed "$2/$f.csv" >"$TMP/b.csv" 2>/dev/null
-        if [ ! -s "$TMP/a.csv" ] || ! cmp -s "$TMP/a.csv" "$TMP/b.csv"; then
-            bad "$3: $f.csv differs"; diff "$TMP/a.csv" "$TMP/b.csv" | head -6 | cut -c1-200
-            return
-        fi
-    done
-    ok "$3"
-}
-rid() { ls "$1/runs" 2>/dev/null | head -n 1; }
-
 "$MKTREE" "$TMP/tree" 3 12 4 small 1 || { bad 'mktree'; exit 1; }
 TINY="--dataset folder --data $TMP/tree --image-size 32 --batch 4 --width 0.0625 --threads 1
       --quiet"

@@ -24,7 +24,6 @@ TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --
 # (word splitting of $TINY and $LONG is intended)
 # Run ids end in a hash of every setting: the runs below find theirs in OUT/runs.
 RUN_ID=synthetic-r18w0.0625-amo-lr0.001-b0.9-g0.999-clip1-s1
-rid() { ls "$1/runs" 2>/dev/null | head -n 1; }
 
 # The columns of harness/train.c: step_cols, cfg_cols + conv_cols,
 # cfg_cols + sum_cols.
@@ -36,27 +35,6 @@ for k in 1 2 3 4; do
     SUM_COLS=$SUM_COLS,target$k,steps_to_target$k,seconds_to_target$k,reached_target$k
 done
 
-# A CSV without its timing columns (named in the header): what two runs of
-# the same command must agree on exactly.
-untimed() {
-    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++)
-                           keep[i] = $i !~ /^(wall_s|.*_ms|images_per_s|train_seconds|seconds_to_target[0-9])$/ }
-             { s = ""; for (i = 1; i <= NF; i++) if (keep[i]) s = s $i ","; print s }' "$1"
-}
-
-# same_results A B WHAT: A and B (OUT directories) agree on every untimed
-# column of the three combined CSVs.
-same_results() {
-    for f in steps convergence summary; do
-        untimed "$1/$f.csv" >"$TMP/a.csv" 2>/dev/null
-        untimed "$2/$f.csv" >"$TMP/b.csv" 2>/dev/null
-        if [ ! -s "$TMP/a.csv" ] || ! cmp -s "$TMP/a.csv" "$TMP/b.csv"; then
-            bad "$3: $f.csv differs"; diff "$TMP/a.csv" "$TMP/b.csv" | head -6 | cut -c1-200
-            return
-        fi
-    done
-    ok "$3"
-}
 
 # A listing of every file under a directory with its checksum.
 snapshot() { [ -d "$1" ] && (cd "$1" && find . -type f | LC_ALL=C sort | xargs cksum) || echo "no $1"; }
