@@ -378,6 +378,11 @@ void hx_run_write_metadata(const Run *r, const HxInvocation *whole)
     hx_json_int(j, "train_examples", r->ntrain);
     hx_json_int(j, "val_examples", r->nval);
     hx_json_int(j, "test_examples", r->ntest);
+    if (r->tl) { /* --dataset folder: what decoded it (the results do not depend on it) */
+        hx_json_int(j, "loader_threads", r->s->loader_threads);
+        hx_json_int(j, "image_size", r->s->image_size);
+        hx_json_int(j, "classes", r->classes);
+    }
     hx_json_int(j, "total_steps", r->total_steps);
     hx_json_int(j, "eval_every", r->eval_every);
     hx_json_close(j);

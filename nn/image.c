@@ -305,15 +305,28 @@ static void cmyk_to_rgb(uint8_t *p, size_t n)
     }
 }
 
+/* libturbojpeg 2.1 leaves a handle whose header read failed unable to read
+ * the next valid file ("Bogus marker length"): a new handle after any
+ * failure (tests/nn/test_folder.c survives_mutated_files). */
+static AmoStatus jpeg_failed(NnImageCtx *c, AmoStatus st)
+{
+    tjDestroy(c->tj);
+    c->tj = tjInitDecompress();
+    return st;
+}
+
 static AmoStatus decode_jpeg(NnImageCtx *c, const char *name, const void *buf, size_t len,
                              int num, int *w, int *h, char *err, size_t errlen)
 {
+    if (!c->tj && !(c->tj = tjInitDecompress()))
+        return amo_err(AMO_ENOMEM, err, errlen, "%s: tjInitDecompress: %s", name,
+                       tjGetErrorStr2(NULL));
     /* A file cut inside its header can pass tjDecompressHeader3 (libjpeg
      * makes up an end marker) without sizes: hence the zeros. */
     int W = 0, H = 0, samp, cs;
     if (len > ULONG_MAX || tjDecompressHeader3(c->tj, buf, (unsigned long)len, &W, &H, &samp, &cs))
-        return amo_err(AMO_EFORMAT, err, errlen, "%s: not a readable JPEG: %s", name,
-                       tjGetErrorStr2(c->tj));
+        return jpeg_failed(c, amo_err(AMO_EFORMAT, err, errlen, "%s: not a readable JPEG: %s",
+                                      name, tjGetErrorStr2(c->tj)));
     if (W < 1 || H < 1)
         return amo_err(AMO_EFORMAT, err, errlen,
                        "%s: not a readable JPEG: no frame header in its %zu bytes", name, len);
@@ -331,7 +344,8 @@ static AmoStatus decode_jpeg(NnImageCtx *c, const char *name, const void *buf, s
      * refuses truncated images unless told otherwise, and so do we. */
     if (tjDecompress2(c->tj, buf, (unsigned long)len, p, *w, 0, *h, cmyk ? TJPF_CMYK : TJPF_RGB,
                       TJFLAG_STOPONWARNING))
-        return amo_err(AMO_EFORMAT, err, errlen, "%s: JPEG data: %s", name, tjGetErrorStr2(c->tj));
+        return jpeg_failed(c, amo_err(AMO_EFORMAT, err, errlen, "%s: JPEG data: %s", name,
+                                      tjGetErrorStr2(c->tj)));
     if (cmyk)
         cmyk_to_rgb(p, (size_t)*w * *h);
     return AMO_OK;
@@ -419,7 +433,10 @@ static int jpeg_dims(NnImageCtx *c, const void *buf, size_t len, int *w, int *h)
 {
     int samp, cs;
     *w = *h = 0;
-    return tjDecompressHeader3(c->tj, buf, (unsigned long)len, w, h, &samp, &cs) ? -1 : 0;
+    if (c->tj && !tjDecompressHeader3(c->tj, buf, (unsigned long)len, w, h, &samp, &cs))
+        return 0;
+    jpeg_failed(c, AMO_EFORMAT);
+    return -1;
 }
 #endif
 

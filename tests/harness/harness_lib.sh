@@ -54,3 +54,31 @@ same_results() {
     done
     ok "$3"
 }
+
+# kill_at_checkpoint PREFIX ARGS...: amo-bench ARGS --out PREFIX$try in the
+# background, killed (SIGKILL: no cleanup) once its checkpoint.bin is there;
+# a run that got to the end first is tried again (try 1..3).  Sets out, try,
+# killed (0: every try finished first; 1: killed after a checkpoint; 2:
+# ended without one) and nthreads (the process's threads before the kill).
+kill_at_checkpoint() {
+    prefix=$1
+    shift
+    killed=0
+    for try in 1 2 3; do
+        out=$prefix$try
+        "$BENCH" "$@" --out "$out" >"$TMP/out" 2>&1 &
+        pid=$!
+        while kill -0 "$pid" 2>/dev/null && [ ! -f "$out/runs/$(rid "$out")/checkpoint.bin" ]; do
+            sleep 0.01
+        done
+        nthreads=$(ls "/proc/$pid/task" 2>/dev/null | wc -l)
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        if [ -f "$out/runs/$(rid "$out")/summary.csv" ]; then
+            echo "    (try $try finished before the kill)"
+            continue
+        fi
+        [ -f "$out/runs/$(rid "$out")/checkpoint.bin" ] && killed=1 || killed=2
+        break
+    done
+}

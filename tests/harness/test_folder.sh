@@ -27,6 +27,8 @@ dir=$TMP/t2/runs/$(rid "$TMP/t2")
 grep -q '"val_examples": 12' "$dir/metadata.json" && grep -q '"train_examples": 36' "$dir/metadata.json" \
     && ok 'val/ is the validation set (12), train/ all 36' \
     || { bad 'example counts'; grep examples "$dir/metadata.json"; }
+grep -q '"loader_threads": 2' "$dir/metadata.json" && grep -q '"classes": 3' "$dir/metadata.json" \
+    && ok 'metadata.json: loader threads, classes' || bad 'metadata.json: loader threads'
 n=$(awk 'END { print NR - 1 }' "$TMP/t2/steps.csv")
 [ "$n" = 12 ] && ok 'steps.csv: 12 rows' || bad "steps.csv: $n rows"
 for t in 0 1 3; do
@@ -40,20 +42,7 @@ same_results "$TMP/t2" "$TMP/t3" '--loader-threads 3 = 2'
 # ---- kill -9 and --resume ------------------------------------------------------------
 LONG="$TINY --steps 90 --eval-every 9 --checkpoint-every 9"
 "$BENCH" train $LONG --out "$TMP/ref" >"$TMP/out" 2>&1 || { bad 'reference run'; show "$TMP/out"; }
-killed=0
-for try in 1 2 3; do
-    out=$TMP/killed$try
-    "$BENCH" train $LONG --out "$out" >"$TMP/out" 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null && [ ! -f "$out/runs/$(rid "$out")/checkpoint.bin" ]; do
-        sleep 0.01
-    done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    [ -f "$out/runs/$(rid "$out")/summary.csv" ] && continue
-    killed=1
-    break
-done
+kill_at_checkpoint "$TMP/killed" train $LONG
 if [ "$killed" = 1 ]; then
     ok "killed after a checkpoint (try $try)"
     expect 0 'resumed at step [1-9]' 'resume after kill -9' \

@@ -138,27 +138,8 @@ n=$(awk 'END { print NR - 1 }' "$TMP/ref/steps.csv" 2>/dev/null)
 n=$(awk 'END { print NR - 1 }' "$TMP/ref/convergence.csv" 2>/dev/null)
 [ "$n" = 30 ] && ok 'convergence.csv: 30 rows' || bad "convergence.csv: $n rows, expected 30"
 
-# Kill it (SIGKILL: no cleanup) once a checkpoint is there; a run that got to
-# the end first is tried again.
-killed=0
-for try in 1 2 3; do
-    out=$TMP/killed$try
-    "$BENCH" train $LONG --out "$out" >"$TMP/out" 2>&1 &
-    pid=$!
-    while kill -0 "$pid" 2>/dev/null && [ ! -f "$out/runs/$(rid "$out")/checkpoint.bin" ]; do
-        sleep 0.01
-    done
-    # (while it runs: --threads 1 is one thread, oneDNN's included)
-    nthreads=$(ls "/proc/$pid/task" 2>/dev/null | wc -l)
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    if [ -f "$out/runs/$(rid "$out")/summary.csv" ]; then
-        echo "    (try $try finished before the kill)"
-        continue
-    fi
-    [ -f "$out/runs/$(rid "$out")/checkpoint.bin" ] && killed=1 || killed=2
-    break
-done
+# Kill it (SIGKILL: no cleanup) once a checkpoint is there.
+kill_at_checkpoint "$TMP/killed" train $LONG
 if [ "$killed" = 0 ]; then
     bad 'the run always finished before it could be killed'
 elif [ "$killed" = 2 ]; then

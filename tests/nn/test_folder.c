@@ -5,7 +5,8 @@
  * formula; the evaluation and training transforms' pixels against a plain
  * reference written here (PIL's bilinear resampling, full decode); the
  * reduced-scale decode close to it; grayscale, CMYK, progressive and PNG
- * decoding; truncated, non-image and missing files refused by name; the
+ * decoding; truncated, non-image and missing files refused by name, and
+ * mutated files given a status, never a crash; the
  * loader's batches identical across thread counts and after a seek. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -543,6 +544,70 @@ static void refuses_bad_files_by_name(void **state)
     nn_image_ctx_destroy(ctx);
 }
 
+/* Mutated JPEGs (a baseline and a progressive one, a PNG): every cut and
+ * 400 random byte changes each give a status, OK or an error naming the
+ * file, never a crash (valgrind or ASan see the reads). */
+static void survives_mutated_files(void **state)
+{
+    (void)state;
+    uint8_t *src = pattern(70, 50, 3, 8);
+    unsigned long lens[3];
+    unsigned char *files[3];
+    files[0] = jpeg_of(src, 70, 50, TJPF_RGB, 0, &lens[0]);
+    files[1] = jpeg_of(src, 70, 50, TJPF_RGB, TJFLAG_PROGRESSIVE, &lens[1]);
+    files[2] = NULL;
+    lens[2] = 0;
+#if AMO_HAVE_PNG
+    png_image im = { .version = PNG_IMAGE_VERSION, .width = 70, .height = 50,
+                     .format = PNG_FORMAT_RGB };
+    png_alloc_size_t plen = 0;
+    assert_true(png_image_write_to_memory(&im, NULL, &plen, 0, src, 0, NULL));
+    files[2] = malloc(plen);
+    assert_true(png_image_write_to_memory(&im, files[2], &plen, 0, src, 0, NULL));
+    lens[2] = plen;
+#endif
+    NnImageCtx *ctx;
+    char err[512];
+    assert_int_equal(nn_image_ctx_create(&ctx, err, sizeof err), AMO_OK);
+    float *dst = malloc(3 * 32 * 32 * sizeof(float));
+    NnImageTf tf = nn_image_tf_default(1);
+    tf.size = 32;
+    AmoRng r = amo_rng(42);
+    int failed = 0, total = 0;
+    for (int f = 0; f < 3; f++) {
+        if (!files[f])
+            continue;
+        if (nn_image_load_mem(ctx, "m.jpg", files[f], lens[f], &tf, 0, dst, NULL, err,
+                              sizeof err) != AMO_OK)
+            fail_msg("file %d: %s", f, err);
+        unsigned char *m = malloc(lens[f]);
+        for (int t = 0; t < 400 + (int)lens[f] / 16; t++, total++) {
+            memcpy(m, files[f], lens[f]);
+            size_t len = lens[f];
+            if (t < (int)lens[f] / 16) {
+                len = (size_t)t * 16; /* every cut */
+            } else {
+                for (int k = 0; k < 1 + t % 4; k++)
+                    m[amo_rng_below(&r, len)] = (unsigned char)amo_rng_u64(&r);
+            }
+            err[0] = '\0';
+            const AmoStatus st = nn_image_load_mem(ctx, "m.jpg", m, len, &tf, (uint64_t)t, dst,
+                                                   NULL, err, sizeof err);
+            if (st != AMO_OK && (st != AMO_EFORMAT || strncmp(err, "m.jpg: ", 7)))
+                fail_msg("mutation %d of file %d: status %d, '%s'", t, f, (int)st, err);
+            failed += st != AMO_OK;
+        }
+        free(m);
+    }
+    print_message("mutated files: %d of %d refused, the rest decoded\n", failed, total);
+    assert_true(failed > total / 2); /* libjpeg's warnings, libpng's CRCs */
+    free(dst);
+    nn_image_ctx_destroy(ctx);
+    for (int f = 0; f < 3; f++)
+        f < 2 ? tjFree(files[f]) : free(files[f]);
+    free(src);
+}
+
 /* ---- the loader ---------------------------------------------------------------------- */
 
 /* Every batch of two epochs and a half from a loader with `threads`. */
@@ -689,6 +754,7 @@ int main(void)
         cmocka_unit_test(reduced_scale_is_close),
         cmocka_unit_test(decodes_gray_cmyk_progressive_png),
         cmocka_unit_test(refuses_bad_files_by_name),
+        cmocka_unit_test(survives_mutated_files),
         cmocka_unit_test(loader_same_across_threads),
         cmocka_unit_test(loader_resumes),
         cmocka_unit_test(loader_reports_bad_file),
