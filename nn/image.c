@@ -353,8 +353,9 @@ static AmoStatus decode_jpeg(NnImageCtx *c, const char *name, const void *buf, s
 #endif
 
 #if AMO_HAVE_PNG
-/* libpng's simplified API: any PNG (palette, gray, 16 bits, alpha
- * composited on black) as 8-bit RGB. */
+/* libpng's simplified API: any PNG (palette, gray, 16 bits) as 8-bit RGB.
+ * An image with alpha is read as RGBA and the alpha dropped, as PIL's
+ * convert("RGB") does (libpng would composite it on black). */
 static AmoStatus decode_png(NnImageCtx *c, const char *name, const void *buf, size_t len, int *w,
                             int *h, char *err, size_t errlen)
 {
@@ -368,7 +369,8 @@ static AmoStatus decode_png(NnImageCtx *c, const char *name, const void *buf, si
         png_image_free(&im);
         return st != AMO_OK ? st : amo_err(AMO_EFORMAT, err, errlen, "%s: too large", name);
     }
-    im.format = PNG_FORMAT_RGB;
+    const int alpha = (im.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+    im.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
     uint8_t *p = scratch(&c->pix, PNG_IMAGE_SIZE(im));
     if (!p) {
         png_image_free(&im);
@@ -376,6 +378,8 @@ static AmoStatus decode_png(NnImageCtx *c, const char *name, const void *buf, si
     }
     if (!png_image_finish_read(&im, NULL, p, 0, NULL))
         return amo_err(AMO_EFORMAT, err, errlen, "%s: PNG data: %s", name, im.message);
+    for (size_t i = 0; alpha && i < (size_t)im.width * im.height; i++)
+        memmove(p + 3 * i, p + 4 * i, 3);
     *w = (int)im.width;
     *h = (int)im.height;
     return AMO_OK;
