@@ -231,6 +231,7 @@ throughput() {
 
 plots() {
     "$PYTHON" results/study/analyze.py report "$OUT"
+    [ ! -s "$OUT/confirm/summary.csv" ] || "$PYTHON" results/study/analyze.py report2 "$OUT"
 }
 
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH not found: build first (meson setup build && ninja -C build)" >&2; exit 2; }
