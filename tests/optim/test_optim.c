@@ -1111,6 +1111,24 @@ static double loglog_slope(const uint64_t *x, const double *y, int n)
     return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
 
+/* AMO with the paper's beta, gamma, eps, clipping on or off at tau 1, on the
+ * box [-1, 1] of the convex tests, one thread. */
+static Opt *convex_amo(const OptTensor *t, int clip, float lr, OptSchedule sched)
+{
+    OptConfig c = opt_config_default(OPT_AMO);
+    c.clip = clip;
+    c.lr = lr;
+    c.schedule = sched;
+    c.lo = -1.0f;
+    c.hi = 1.0f;
+    c.threads = 1;
+    Opt *o = NULL;
+    char err[256];
+    if (opt_create(&o, &c, t, 1, err, sizeof err) != AMO_OK)
+        fail_msg("opt_create: %s", err);
+    return o;
+}
+
 static void regret_run(uint64_t seed, OptSchedule sched, Regret *out)
 {
     Rng r = rng_for(seed, 0);
@@ -1121,15 +1139,7 @@ static void regret_run(uint64_t seed, OptSchedule sched, Regret *out)
     }
     float theta[CVX_DIM] = { 0 }, grad[CVX_DIM];
     const OptTensor t = { theta, grad, CVX_DIM, 0 };
-    OptConfig c = opt_config_default(OPT_AMO); /* beta, gamma, eps, clipping at tau 1 */
-    c.lr = CVX_ALPHA0;
-    c.schedule = sched;
-    c.lo = -1.0f;
-    c.hi = 1.0f;
-    c.threads = 1;
-    Opt *o = NULL;
-    char err[256];
-    assert_int_equal(opt_create(&o, &c, &t, 1, err, sizeof err), AMO_OK);
+    Opt *o = convex_amo(&t, 1, CVX_ALPHA0, sched);
     double regret = 0.0, excess = 0.0, window = 0.0;
     int next = 0;
     out->start = 0.0;
@@ -1213,16 +1223,7 @@ static double reddi_avg_x(int clip, uint64_t seed, long steps)
     const double C = 11, P = 10;
     float x = 0.0f, g = 0.0f;
     const OptTensor t = { &x, &g, 1, 0 };
-    OptConfig c = opt_config_default(OPT_AMO);
-    c.clip = clip;
-    c.lr = 0.1f;
-    c.schedule = OPT_SCHED_INVSQRT;
-    c.lo = -1.0f;
-    c.hi = 1.0f;
-    c.threads = 1;
-    Opt *o = NULL;
-    char err[256];
-    assert_int_equal(opt_create(&o, &c, &t, 1, err, sizeof err), AMO_OK);
+    Opt *o = convex_amo(&t, clip, 0.1f, OPT_SCHED_INVSQRT);
     AmoRng r = amo_rng(seed);
     double sum = 0;
     for (long k = 1; k <= steps; k++) {
