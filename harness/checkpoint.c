@@ -197,7 +197,8 @@ static void get_run_id(Rd *r, const char *run_id)
     }
     for (const char *c = nul; c < id + sizeof id; c++)
         if (*c) {
-            failf(r, at + (size_t)(c - id), "run id padding byte %d: must be 0", *c);
+            failf(r, at + (size_t)(c - id), "run id padding byte %d: must be 0",
+                  (unsigned char)*c);
             return;
         }
     if (strcmp(id, run_id)) {

@@ -21,6 +21,9 @@ int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole);
 int hx_cmd_combine(int argc, char **argv, const HxInvocation *whole);
 int hx_cmd_default(const HxInvocation *whole);
 
+/* amo-bench convex: Theorem 1 on Reddi et al.'s 1-D problem, harness/convex.c */
+int hx_cmd_convex(int argc, char **argv, const HxInvocation *whole);
+
 /* amo-bench throughput: harness/throughput.c */
 int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole);
 

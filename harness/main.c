@@ -36,6 +36,8 @@ static const HxCommand commands[] = {
     { "ablation", hx_cmd_ablation,
       "a grid of training runs appended to the same CSVs, resumable" },
     { "combine", hx_cmd_combine, "rewrites OUT's combined CSVs from its runs (after parallel runs)" },
+    { "convex", hx_cmd_convex,
+      "Theorem 1 on Reddi et al.'s 1-D stochastic convex problem: where each optimizer ends" },
 };
 #define NCOMMANDS (int)(sizeof(commands) / sizeof(commands[0]))
 

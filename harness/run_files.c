@@ -371,6 +371,8 @@ void hx_run_write_metadata(const Run *r, const HxInvocation *whole)
     hx_json_str(j, "compiler", __VERSION__);
     hx_json_str(j, "dtype", ni.dtype);
     hx_json_str(j, "conv_algo", hx_conv_algo_names[r->s->conv_algo]);
+    hx_json_str(j, "init", r->s->init == NN_INIT_TORCH ? "torch" : "he");
+    hx_json_int(j, "test_at_best", r->s->test_at_best);
     hx_json_int(j, "winograd_convolutions", ni.wino_convs);
     hx_json_int(j, "parameters", (long long)ni.nparams);
     hx_json_str(j, "topology", have_topo ? t.summary : "unknown");

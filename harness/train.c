@@ -66,8 +66,6 @@ void hx_train_run_id(HxTrainSpec *s)
     HASH("%s", s->dataset);
     if (s->data_dir)
         h = amo_fnv1a32(h, s->data_dir, strlen(s->data_dir));
-    if (s->full_decode || s->image_size != 224) /* only then: earlier run ids stay */
-        HASH("%d|%d", s->full_decode, s->image_size);
     HASH("%d|%d|%d|%d|%d|%d", s->nval, s->augment, s->syn_n, s->syn_ch, s->syn_hw,
          s->syn_classes);
     HASH("%d|%.9g|%d|%d", s->depth, s->width, s->bf16, s->conv_algo);
@@ -84,11 +82,24 @@ void hx_train_run_id(HxTrainSpec *s)
          s->eval_every);
     for (int k = 0; k < s->ntargets; k++)
         HASH("%.9g", s->targets[k]);
+    /* Settings added later enter the hash only when not at their default,
+     * so the runs made before them keep their ids. */
+    if (s->init != NN_INIT_HE)
+        HASH("init%d", s->init);
+    if (s->test_at_best)
+        HASH("test-at-best");
+    if (s->full_decode || s->image_size != 224)
+        HASH("%d|%d", s->full_decode, s->image_size);
 #undef HASH
-    snprintf(s->run_id, sizeof s->run_id, "%s-r%dw%g%s-%s-lr%g-%s-%s%s-s%llu-%08x", s->dataset,
-             s->depth, s->width, s->bf16 ? "-bf16" : "", opt_algo_name(c->algo), (double)c->lr,
-             hyp, clip, isfinite(c->lo) || isfinite(c->hi) ? "-bounds" : "",
-             (unsigned long long)s->seed, h);
+    char model[48];
+    snprintf(model, sizeof model, "r%dw%g%s%s", s->depth, s->width, s->bf16 ? "-bf16" : "",
+             s->init == NN_INIT_TORCH ? "-torchinit" : "");
+    if ((size_t)snprintf(s->run_id, sizeof s->run_id, "%s-%s-%s-lr%g-%s-%s%s-s%llu-%08x",
+                         s->dataset, model, opt_algo_name(c->algo), (double)c->lr, hyp, clip,
+                         isfinite(c->lo) || isfinite(c->hi) ? "-bounds" : "",
+                         (unsigned long long)s->seed, h) >= sizeof s->run_id)
+        hx_fail(HX_EXIT_USAGE, "run id %s...: longer than %d bytes", s->run_id,
+                HX_RUN_ID_MAX - 1); /* the hash would be cut off: runs would collide */
 }
 
 /* ---- data, model, optimizer ---------------------------------------------------- */
@@ -183,7 +194,8 @@ static void build_model(Run *r)
     const NnResNetConfig cfg = { .depth = s->depth, .stem = (NnStem)r->stem, .width = s->width,
                                  .in_ch = r->in_ch, .classes = r->classes,
                                  .batch = s->batch, .h = r->in_h, .w = r->in_w,
-                                 .bf16 = s->bf16, .conv_algo = s->conv_algo, .seed = s->seed };
+                                 .bf16 = s->bf16, .conv_algo = s->conv_algo,
+                                 .init = (NnInit)s->init, .seed = s->seed };
     OptConfig oc = s->opt;
     oc.seed = s->seed;
     if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
@@ -263,16 +275,21 @@ static void eval_point(Run *r, double wall, int final)
                   r->run_seen > 0 ? r->run_loss / r->run_seen : NAN,
                   r->run_seen > 0 ? r->run_correct / r->run_seen : NAN, NAN, NAN, NAN, NAN };
     evaluate(r, &r->vsrc, &c.val_loss, &c.val_acc);
-    if ((final || s->test_every_eval) && r->test_is_val) {
+    HxTrainResult *x = &r->res;
+    const int best = c.val_acc > x->best_val_acc || x->best_val_step < 0;
+    /* The test set at each new best costs about 11 evaluations a run where a
+     * copy of the best parameters would cost a checkpoint format (PROTOCOL.md).
+     * Without a test set of its own (a folder without test/) it is val's. */
+    const int test = final || s->test_every_eval || (best && s->test_at_best);
+    if (test && r->test_is_val) {
         c.test_loss = c.val_loss;
         c.test_acc = c.val_acc;
-    } else if (final || s->test_every_eval) {
+    } else if (test) {
         evaluate(r, &r->esrc, &c.test_loss, &c.test_acc);
     }
     hx_rows_push_conv(&r->rows, &c);
     r->run_loss = r->run_correct = r->run_seen = 0;
-    HxTrainResult *x = &r->res;
-    if (c.val_acc > x->best_val_acc || x->best_val_step < 0) {
+    if (best) {
         x->best_val_acc = c.val_acc;
         x->best_val_step = r->step;
     }

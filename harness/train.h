@@ -35,6 +35,7 @@ typedef struct HxTrainSpec {
     double width;
     int bf16;
     int conv_algo;           /* NN_CONV_ALGO_* (0: auto): hx_conv_algo_names     */
+    int init;                /* NN_INIT_HE (0) or NN_INIT_TORCH (nn/resnet.h)    */
     /* optimizer: algorithm and every hyperparameter */
     OptConfig opt;
     float smoothing;         /* label smoothing of the training loss             */
@@ -44,6 +45,9 @@ typedef struct HxTrainSpec {
     long steps;
     long eval_every;         /* steps; 0: once per epoch                          */
     int test_every_eval;     /* 0: the test set only at the final evaluation     */
+    int test_at_best;        /* 1: also at each new best validation accuracy, so */
+                             /* convergence.csv has the test accuracy at the     */
+                             /* best-validation point without keeping a copy     */
     double targets[HX_MAX_TARGETS];
     int ntargets;
     /* run */

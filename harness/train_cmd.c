@@ -46,6 +46,7 @@ static const char *const onoff[] = { "off", "on", NULL };
 static const char *const decays[] = { "l2", "decoupled", NULL };
 static const char *const scheds[] = { "constant", "step", "cosine", "invsqrt", NULL };
 static const char *const states[] = { "fp32", "bf16", NULL };
+static const char *const inits[] = { "he", "torch", NULL }; /* NnInit's order */
 
 /* --preset imagenet-resnet50, the paper's ImageNet setting as far as it is
  * known here: ResNet-50 (the ImageNet stem comes with --dataset folder),
@@ -152,6 +153,9 @@ static void usage(const char *cmd)
            "  --bf16                bf16 convolutions, fp32 master weights\n"
            "  --conv-algo A         fp32 3x3/1 convolutions: auto (Winograd at 64+ channels),\n"
            "                        direct, winograd\n"
+           "  --init he|torch       convolution weights: he (default; torchvision's ResNet,\n"
+           "                        N(0, 2/fan_out)) or torch (nn.Conv2d's default,\n"
+           "                        U(+-1/sqrt(fan_in)))\n"
            "Optimizer (defaults: the algorithm's, see README):\n"
            "  --optimizer NAME      amo (default), adam, sgd, rmsprop\n"
            "  --lr X  --beta X  --gamma X  --eps X  --momentum X  --dampening X  --alpha X\n"
@@ -168,6 +172,7 @@ static void usage(const char *cmd)
            "  --batch N (128)  --epochs X (1)  --steps N (overrides --epochs)\n"
            "  --eval-every N        steps between evaluations (default: one epoch)\n"
            "  --test-every-eval     test set at every evaluation, not only the last\n"
+           "  --test-at-best        test set also at each new best validation accuracy\n"
            "  --targets LIST        validation accuracies to time (default 0.85,0.88,0.90)\n"
            "  --seed N (1)  --threads N (0: one per core)  --arch LEVEL\n"
            "  --out DIR (amo-runs)  --checkpoint-every N  --resume  --quiet\n",
@@ -179,7 +184,8 @@ enum {
     O_BF16, O_CONV_ALGO, O_OPT, O_LR, O_BETA, O_GAMMA, O_EPS, O_MOM, O_DAMP, O_ALPHA, O_NEST, O_BC,
     O_CLIP,
     O_TAU, O_BOUNDS, O_WD, O_DECAY, O_STATE, O_SCHED, O_WARMUP, O_STEPSIZE, O_STEPGAMMA,
-    O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TARGETS, O_SEED,
+    O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TESTBEST, O_TARGETS,
+    O_SEED, O_INIT,
     O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP, O_LOADER_THREADS, O_FULL_DECODE,
     O_IMAGE_SIZE, O_PRESET,
     O_G_OPTS, O_G_BETAS, O_G_GAMMAS, O_G_LRS, O_G_SEEDS,
@@ -200,7 +206,8 @@ static const struct option long_opts[] = {
     { "step-gamma", 1, 0, O_STEPGAMMA }, { "min-lr", 1, 0, O_MINLR },
     { "label-smoothing", 1, 0, O_LS }, { "batch", 1, 0, O_BATCH }, { "epochs", 1, 0, O_EPOCHS },
     { "steps", 1, 0, O_STEPS }, { "eval-every", 1, 0, O_EVAL },
-    { "test-every-eval", 0, 0, O_TESTEVERY }, { "targets", 1, 0, O_TARGETS },
+    { "test-every-eval", 0, 0, O_TESTEVERY }, { "test-at-best", 0, 0, O_TESTBEST },
+    { "targets", 1, 0, O_TARGETS }, { "init", 1, 0, O_INIT },
     { "seed", 1, 0, O_SEED }, { "threads", 1, 0, O_THREADS }, { "arch", 1, 0, O_ARCH },
     { "out", 1, 0, O_OUT }, { "checkpoint-every", 1, 0, O_CKPT }, { "resume", 0, 0, O_RESUME },
     { "quiet", 0, 0, O_QUIET }, { "help", 0, 0, O_HELP },
@@ -271,6 +278,8 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
         case O_STEPS: s->steps = hx_parse_long("--steps", a, 1, 1L << 40); break;
         case O_EVAL: s->eval_every = hx_parse_long("--eval-every", a, 1, 1L << 40); break;
         case O_TESTEVERY: s->test_every_eval = 1; break;
+        case O_TESTBEST: s->test_at_best = 1; break;
+        case O_INIT: s->init = hx_parse_choice("--init", a, inits); break;
         case O_TARGETS:
             s->ntargets = parse_list("--targets", a, s->targets, HX_MAX_TARGETS, 0, 1);
             break;

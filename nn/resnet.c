@@ -139,6 +139,25 @@ static AmoStatus build(NnResNet *net)
 
 /* -------------------------------------------------------------- init ---- */
 
+/* Convolution weights (out_ch, in_ch, kh, kw).  He: torchvision's ResNet
+ * (torchvision/models/resnet.py, ResNet.__init__).  Torch: nn.Conv2d's
+ * reset_parameters, kaiming_uniform_(w, a=sqrt(5)) (torch/nn/modules/conv.py),
+ * whose bound sqrt(3) * sqrt(2 / (1 + a^2)) / sqrt(fan_in) (torch/nn/init.py)
+ * is 1/sqrt(fan_in); the Conv2d docs give the same as U(-sqrt(k), sqrt(k)),
+ * k = 1 / (in_ch kh kw): https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html */
+static void init_conv(float *p, const NnParamInfo *t, NnInit init, AmoRng *s)
+{
+    if (init == NN_INIT_TORCH) {
+        const double bound = 1.0 / sqrt((double)(t->dims[1] * t->dims[2] * t->dims[3]));
+        for (size_t j = 0; j < t->count; j++)
+            p[j] = (float)(bound * (2.0 * amo_rng_uniform(s) - 1.0));
+        return;
+    }
+    const double std = sqrt(2.0 / (double)(t->dims[0] * t->dims[2] * t->dims[3]));
+    for (size_t j = 0; j < t->count; j++)
+        p[j] = (float)(std * amo_rng_normal(s));
+}
+
 static void init_params(NnResNet *net)
 {
     NnGraph *g = &net->g;
@@ -152,12 +171,9 @@ static void init_params(NnResNet *net)
         const NnParamInfo *t = &g->tensors[i];
         float *p = g->params + t->offset;
         switch (t->kind) {
-        case NN_CONV_WEIGHT: { /* kaiming_normal_(mode="fan_out", nonlinearity="relu") */
-            const double std = sqrt(2.0 / (double)(t->dims[0] * t->dims[2] * t->dims[3]));
-            for (size_t j = 0; j < t->count; j++)
-                p[j] = (float)(std * amo_rng_normal(&s));
+        case NN_CONV_WEIGHT:
+            init_conv(p, t, net->cfg.init, &s);
             break;
-        }
         case NN_BN_GAMMA: /* running stats of this BN: mean 0, var 1 */
             for (size_t j = 0; j < t->count; j++) {
                 p[j] = 1.f;
@@ -200,6 +216,8 @@ static AmoStatus check_config(const NnResNetConfig *c, char *msg, size_t len)
     else if (c->bf16 && c->conv_algo == NN_CONV_ALGO_WINOGRAD)
         snprintf(msg, len, "conv_algo winograd with bf16: oneDNN 2.6 has no bf16 Winograd "
                  "(bf16 runs direct; use auto or direct)");
+    else if (c->init != NN_INIT_HE && c->init != NN_INIT_TORCH)
+        snprintf(msg, len, "init %d: must be NN_INIT_HE or NN_INIT_TORCH", (int)c->init);
     else if (c->classes < 1)
         snprintf(msg, len, "classes %d: must be >= 1", c->classes);
     else if (c->batch < 1 || c->in_ch < 1 || c->h < 1 || c->w < 1)

@@ -36,6 +36,14 @@
 
 typedef enum NnStem { NN_STEM_CIFAR, NN_STEM_IMAGENET } NnStem;
 
+/* Convolution weights at creation (the classifier is PyTorch's nn.Linear
+ * default either way, batch norm weight 1 and bias 0):
+ *   NN_INIT_HE     kaiming_normal_(mode="fan_out", nonlinearity="relu"), what
+ *                  torchvision's ResNet does: N(0, 2 / (out_ch kh kw))
+ *   NN_INIT_TORCH  nn.Conv2d's own default, kaiming_uniform_(a=sqrt(5)):
+ *                  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in_ch kh kw */
+typedef enum NnInit { NN_INIT_HE, NN_INIT_TORCH } NnInit;
+
 typedef struct NnResNetConfig {
     int depth;       /* 18, 34 (basic blocks) or 50 (bottleneck)                  */
     NnStem stem;
@@ -47,6 +55,7 @@ typedef struct NnResNetConfig {
     int bf16;        /* bf16 activations and working weights (needs AVX-512)      */
     int conv_gemm;   /* weight gradients: NN_CONV_GEMM_AUTO (0), _OFF, _ALL       */
     int conv_algo;   /* fp32 3x3/1: NN_CONV_ALGO_AUTO (0), _DIRECT, _WINOGRAD     */
+    NnInit init;     /* NN_INIT_HE (0) or NN_INIT_TORCH                           */
     unsigned long long seed; /* initialisation                                    */
 } NnResNetConfig;
 

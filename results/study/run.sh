@@ -4,6 +4,11 @@
 #   results/study/run.sh            # sweep -> paired seeds -> ablation -> cosine -> plots
 #   results/study/run.sh sweep|main|ablation|cosine|throughput|plots   # one phase
 #
+# and the second study, fixed in results/study/PROTOCOL.md before its runs:
+#
+#   results/study/run.sh study2     # confirm -> ablation2 -> explore -> plots
+#   results/study/run.sh confirm|ablation2|explore                     # one phase
+#
 # Every run is one `amo-bench train`; JOBS of them run side by side with
 # THREADS threads each (default 2 x 1 thread on a 2-core machine: the same
 # images/s as 1 x 2 threads for this small network, and a crashed or diverged
@@ -156,6 +161,64 @@ cosine() {
     "$BENCH" combine --out "$OUT/main"
 }
 
+# ---- the second study (PROTOCOL.md) -----------------------------------------
+# Every run convolves direct, as the first study's runs did (they predate
+# --conv-algo): phase B pools its seeds 3, 4 with the first study's 1, 2, and
+# phase A's AMO/he runs must reproduce the first study's at seeds 1-3.
+STUDY2=(--conv-algo direct)
+SEEDS2=${SEEDS2:-1,2,3,4,5,6,7,8}
+EXPLORE_SEEDS=${EXPLORE_SEEDS:-1,2,3,4}
+ABLATION2_SEEDS=${ABLATION2_SEEDS:-3,4}
+
+# Phase A: the paper's defaults at both initialisations, constant rate,
+# seeds interleaved so that a stopped session leaves whole seeds.
+confirm() {
+    mkdir -p "$OUT/confirm"
+    for seed in ${SEEDS2//,/ }; do
+        for init in he torch; do
+            for v in amo adam; do
+                job confirm "$v" 1e-3 "$EPOCHS" "$seed" "${STUDY2[@]}" --init "$init" --test-at-best
+            done
+        done
+    done | run_jobs
+    "$BENCH" combine --out "$OUT/confirm"
+}
+
+# Phase B: the ablation's seeds 3 and 4 (seeds 1, 2 are in $OUT/ablation;
+# the centre cell is the first study's main AMO run and phase A's).
+ablation2() {
+    mkdir -p "$OUT/ablation2"
+    for seed in ${ABLATION2_SEEDS//,/ }; do
+        for b in 0.8 0.9 0.95; do
+            for g in 0.99 0.999 0.9999; do
+                [ "$b,$g" = 0.9,0.999 ] && continue
+                job ablation2 amo 1e-3 "$EPOCHS" "$seed" "${STUDY2[@]}" --beta "$b" --gamma "$g"
+            done
+        done
+    done | run_jobs
+    "$BENCH" combine --out "$OUT/ablation2"
+}
+
+# Phase C (exploratory): a cosine schedule (to 0) for every variant, the
+# paper's pair first.  Warm-up: 215 steps, 10% of the budget.
+explore() {
+    mkdir -p "$OUT/explore"
+    local cos=(--schedule cosine "${STUDY2[@]}" --test-at-best)
+    {
+        for seed in ${EXPLORE_SEEDS//,/ }; do
+            job explore amo 1e-3 "$EPOCHS" "$seed" "${cos[@]}"
+            job explore adam 1e-3 "$EPOCHS" "$seed" "${cos[@]}"
+        done
+        for seed in ${EXPLORE_SEEDS//,/ }; do
+            job explore amo 3e-3 "$EPOCHS" "$seed" "${cos[@]}"
+            for lr in 3e-3 1e-2; do job explore adam "$lr" "$EPOCHS" "$seed" "${cos[@]}"; done
+            job explore adam 1e-3 "$EPOCHS" "$seed" "${cos[@]}" --warmup 215
+            job explore adam 1e-3 "$EPOCHS" "$seed" "${cos[@]}" --clip on --tau 1
+        done
+    } | run_jobs
+    "$BENCH" combine --out "$OUT/explore"
+}
+
 # The cost figures of the report: training steps at the CIFAR-10 geometry
 # (the study's width and the paper's full width) and ResNet-50 at ImageNet's.
 throughput() {
@@ -168,6 +231,7 @@ throughput() {
 
 plots() {
     "$PYTHON" results/study/analyze.py report "$OUT"
+    [ ! -s "$OUT/confirm/summary.csv" ] || "$PYTHON" results/study/analyze.py report2 "$OUT"
 }
 
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH not found: build first (meson setup build && ninja -C build)" >&2; exit 2; }
@@ -179,5 +243,10 @@ case ${1:-all} in
     throughput) throughput ;;
     plots) plots ;;
     all) sweep; main; ablation; cosine; throughput; plots ;;
-    *) echo "usage: $0 [sweep|main|ablation|cosine|throughput|plots|all]" >&2; exit 2 ;;
+    confirm) confirm ;;
+    ablation2) ablation2 ;;
+    explore) explore ;;
+    study2) confirm; ablation2; explore; plots ;;
+    *) echo "usage: $0 [sweep|main|ablation|cosine|throughput|plots|all|confirm|ablation2|explore|study2]" >&2
+       exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 /* What the fuzz targets (tests/fuzz/fuzz_*.c) and the seed writer
  * (tests/fuzz/seeds.c) share: the loaders read paths, so an input is
- * written to a file first, and the state target's optimizers, which its
- * seeds must match field by field. */
+ * written to a file first; the state target's optimizers and the run of the
+ * checkpoint and summary targets, which their seeds must match field by
+ * field. */
 #ifndef AMO_TESTS_FUZZ_FUZZ_H
 #define AMO_TESTS_FUZZ_FUZZ_H
 
@@ -9,9 +10,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "harness/checkpoint.h"
 #include "optim/optim.h"
 
 /* libFuzzer's entry point; tests/fuzz/replay.c calls it without libFuzzer. */
@@ -108,6 +111,32 @@ static inline Opt *fuzz_opt_create(FuzzOpt *f, int i)
         return NULL;
     }
     return f->opt;
+}
+
+/* Whether err names its cause as the harness's readers promise: "offset
+ * N: ..." with N within the size bytes read. */
+static inline int fuzz_err_at_offset(const char *err, size_t size)
+{
+    if (strncmp(err, "offset ", 7))
+        return 0;
+    char *end;
+    const unsigned long long off = strtoull(err + 7, &end, 10);
+    return end != err + 7 && *end == ':' && off <= size;
+}
+
+/* The run the checkpoint and summary targets read for: 12 steps, 5 per
+ * epoch of batch 4 over 18 examples (an epoch's last batch is short, so the
+ * batcher's position is capped), evaluations every 5 steps, a model of 5
+ * parameters and 2 batch-norm statistics.  Its checkpoints are at steps 0,
+ * 5 and 10. */
+enum { FUZZ_CKPT_STEPS = 12, FUZZ_CKPT_EVERY = 5, FUZZ_CKPT_PARAMS = 5, FUZZ_CKPT_STATS = 2 };
+
+static inline HxCkptRun fuzz_ckpt_run(void)
+{
+    return (HxCkptRun){ .run_id = "synthetic-r18w0.0625-amo-lr0.001-s1-fuzz",
+                        .total_steps = FUZZ_CKPT_STEPS, .steps_per_epoch = 5,
+                        .eval_every = FUZZ_CKPT_EVERY, .batch = 4, .ntrain = 18, .nval = 6,
+                        .ntest = 8, .nparams = FUZZ_CKPT_PARAMS, .nstats = FUZZ_CKPT_STATS };
 }
 
 #endif

@@ -1,4 +1,4 @@
-/* opt_load (optim/optim.c) on any file, offered to five optimizers
+/* opt_load (optim/state.c) on any file, offered to five optimizers
  * (tests/fuzz/fuzz.h: every algorithm, 0 to 2 state buffers, fp32 and bf16
  * state).  opt_load must return a status, and a refusal must name its
  * cause and leave the step counters as they were (it copies the counters

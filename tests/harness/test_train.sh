@@ -106,6 +106,44 @@ if cmp -s "$TMP/tiny/steps.csv" "$dir/steps.csv" && cmp -s "$TMP/tiny/summary.cs
 else
     bad 'combined CSVs differ from the run'"'"'s'
 fi
+
+# ---- --init and --test-at-best: new settings that leave old runs alone ------------
+# The tiny run's id, hash included, as the binary before these options made
+# it (commit 8712621): a setting at its default enters no hash, so every
+# earlier study's ids and --resume still match.
+[ "$(rid "$TMP/tiny")" = "$RUN_ID-6f061b89" ] && ok 'run id unchanged by --init/--test-at-best' \
+    || bad "run id $(rid "$TMP/tiny"), expected $RUN_ID-6f061b89"
+expect 0 "$RUN_ID" '--init he (the default)' -- train $TINY --steps 10 --eval-every 4 --init he \
+    --out "$TMP/init-he"
+[ "$(rid "$TMP/init-he")" = "$RUN_ID-6f061b89" ] && same_results "$TMP/tiny" "$TMP/init-he" \
+    '--init he: the same id and results as no --init'
+expect 0 'torchinit' '--init torch' -- train $TINY --steps 10 --eval-every 4 --init torch \
+    --out "$TMP/init-torch"
+case $(rid "$TMP/init-torch") in
+    synthetic-r18w0.0625-torchinit-amo-*) ok '--init torch: named in the run id' ;;
+    *) bad "--init torch: run id $(rid "$TMP/init-torch")" ;;
+esac
+untimed "$TMP/tiny/steps.csv" | cut -d, -f2- >"$TMP/a.csv"
+untimed "$TMP/init-torch/steps.csv" | cut -d, -f2- >"$TMP/b.csv"
+cmp -s "$TMP/a.csv" "$TMP/b.csv" && bad '--init torch: the same losses as he' \
+    || ok '--init torch: other weights, other losses'
+grep -q '"init": "torch"' "$TMP/init-torch"/runs/*/metadata.json && ok '--init in metadata.json' \
+    || bad '--init not in metadata.json'
+expect 0 "$RUN_ID" '--test-at-best' -- train $TINY --steps 10 --eval-every 4 --test-at-best \
+    --out "$TMP/at-best"
+# Training is untouched (only the id's hash differs); the test set is
+# evaluated at exactly the rows with a new best validation accuracy, and at
+# the last.
+sed "s/-6f061b89,/,/" "$TMP/tiny/steps.csv" | untimed /dev/stdin >"$TMP/a.csv"
+sed "s/-$(rid "$TMP/at-best" | sed 's/.*-//'),/,/" "$TMP/at-best/steps.csv" | untimed /dev/stdin >"$TMP/b.csv"
+if [ "$(rid "$TMP/at-best")" != "$RUN_ID-6f061b89" ] && cmp -s "$TMP/a.csv" "$TMP/b.csv" &&
+   awk -F, 'NR == 1 { next } { n++; best = n == 1 || $36 > top; if (best) top = $36
+             if ((best || n == 3) != ($38 != "")) exit 1 } END { exit n == 3 ? 0 : 1 }' \
+       "$TMP/at-best/convergence.csv"; then
+    ok '--test-at-best: the same training, the test set at each new best'
+else
+    bad '--test-at-best'; show "$TMP/at-best/convergence.csv"
+fi
 if [ ! -d "$dir" ] || ls "$dir" | grep -Eq 'checkpoint|optim-|\.tmp' || ls -A "$TMP/tiny" | grep -q '^\.'; then
     bad 'leftovers after a finished run'; ls -A "$dir" "$TMP/tiny"
 else

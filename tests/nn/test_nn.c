@@ -944,6 +944,79 @@ static void test_param_counts(void **state)
     assert_int_equal(param_count(18, NN_STEM_CIFAR, 3, 10), 11173962);
 }
 
+/* Each initialised tensor against its formula (nn/resnet.h, NnInit): every
+ * value inside a uniform's bound, and the sample variance within 5 standard
+ * errors of the formula's (var(x^2) / E[x^2]^2 is 0.8 for a uniform, 2 for a
+ * normal), so the test tells He's N(0, 2 / fan_out) from torch's
+ * U(+-1/sqrt(fan_in)) at every tensor, conv1's 144 values included. */
+static void check_init(NnInit init)
+{
+    NnResNetConfig c = {.depth = 18, .stem = NN_STEM_CIFAR, .width = 0.25, .in_ch = 1,
+                        .classes = 10, .batch = 2, .h = 28, .w = 28, .init = init,
+                        .seed = 7};
+    NnResNet *net = make_net(&c);
+    size_t np;
+    const float *p = nn_resnet_params(net, &np);
+    int nt, convs = 0;
+    const NnParamInfo *t = nn_resnet_tensors(net, &nt);
+    long fc_fan_in = 0;
+    for (int i = 0; i < nt; i++)
+        if (t[i].kind == NN_FC_WEIGHT)
+            fc_fan_in = t[i].dims[1];
+    assert_int_equal(fc_fan_in, 128);
+    for (int i = 0; i < nt; i++) {
+        const float *w = p + t[i].offset;
+        const size_t n = t[i].count;
+        double var, bound = INFINITY, kurt;
+        if (t[i].kind == NN_CONV_WEIGHT) {
+            convs++;
+            const long khw = t[i].dims[2] * t[i].dims[3];
+            if (init == NN_INIT_TORCH) {
+                bound = 1.0 / sqrt((double)(t[i].dims[1] * khw));
+                var = bound * bound / 3;
+                kurt = 0.8;
+            } else {
+                var = 2.0 / (double)(t[i].dims[0] * khw);
+                kurt = 2;
+            }
+        } else if (t[i].kind == NN_FC_WEIGHT || t[i].kind == NN_FC_BIAS) {
+            bound = 1.0 / sqrt((double)fc_fan_in);
+            var = bound * bound / 3;
+            kurt = 0.8;
+        } else {
+            continue; /* batch norm: constants, checked by the layer tests */
+        }
+        double ss = 0, amax = 0;
+        for (size_t j = 0; j < n; j++) {
+            ss += (double)w[j] * w[j];
+            amax = fmax(amax, fabs((double)w[j]));
+        }
+        const double got = ss / (double)n, tol = 5 * sqrt(kurt / (double)n) * var;
+        if (fabs(got - var) > tol || amax > bound)
+            fail_msg("%s init %s: mean square %.4g, formula %.4g (+-%.2g); max |w| %.4g, "
+                     "bound %.4g", init == NN_INIT_TORCH ? "torch" : "he", t[i].name, got, var,
+                     tol, amax, bound);
+        if (isfinite(bound) && n >= 100 && amax < 0.9 * bound) /* the whole range is used */
+            fail_msg("%s: max |w| %.4g, bound %.4g", t[i].name, amax, bound);
+    }
+    assert_int_equal(convs, 20); /* conv1, 16 in the blocks, 3 downsamples */
+    nn_resnet_destroy(net);
+}
+
+static void test_init_formulas(void **state)
+{
+    (void)state;
+    check_init(NN_INIT_HE);
+    check_init(NN_INIT_TORCH);
+    /* an unknown init is refused, naming it */
+    NnResNetConfig c = {.depth = 18, .stem = NN_STEM_CIFAR, .width = 0.25, .in_ch = 1,
+                        .classes = 10, .batch = 2, .h = 28, .w = 28, .init = (NnInit)7};
+    NnResNet *net = NULL;
+    char err[512] = "";
+    assert_int_equal(nn_resnet_create(&net, &c, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "init 7"));
+}
+
 static const NnLayerInfo *find_layer(const NnResNet *net, const char *name)
 {
     int n;
@@ -1360,6 +1433,7 @@ int main(void)
         cmocka_unit_test(test_resnet18_gradcheck_winograd),
         cmocka_unit_test(test_resnet50_gradcheck),
         cmocka_unit_test(test_param_counts),
+        cmocka_unit_test(test_init_formulas),
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_training_fits_a_batch),
