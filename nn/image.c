@@ -328,8 +328,9 @@ static AmoStatus decode_jpeg(NnImageCtx *c, const char *name, const void *buf, s
         return jpeg_failed(c, amo_err(AMO_EFORMAT, err, errlen, "%s: not a readable JPEG: %s",
                                       name, tjGetErrorStr2(c->tj)));
     if (W < 1 || H < 1)
-        return amo_err(AMO_EFORMAT, err, errlen,
-                       "%s: not a readable JPEG: no frame header in its %zu bytes", name, len);
+        return jpeg_failed(c, amo_err(AMO_EFORMAT, err, errlen,
+                                      "%s: not a readable JPEG: no frame header in its %zu bytes",
+                                      name, len));
     AmoStatus st = check_dims(name, W, H, err, errlen);
     if (st != AMO_OK)
         return st;
