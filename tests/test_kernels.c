@@ -455,24 +455,39 @@ static void check_same_state(const State *a, const State *b, size_t n, const cha
 
 /* ---- ISA levels ------------------------------------------------------------ */
 
-typedef struct Level { unsigned mask; const char *name; } Level;
+/* name: for the messages; level: kn_cpu_level_name() of the mask.  The
+ * "bf16" rows differ from the row after them only in the AES flags, which
+ * only the bf16-state slot uses: FOR_EACH_BF16_LEVEL runs them too. */
+typedef struct Level { unsigned mask; const char *name, *level; int bf16; } Level;
+
+#define X_AES (KN_CPU_AVX2 | KN_CPU_AES)
+#define X_512 (X_AES | KN_CPU_AVX512)
 
 /* The cumulative flag sets, lowest first; a test runs each one this CPU has. */
 static const Level all_levels[] = {
-    { 0, "scalar" },
-    { KN_CPU_AVX2, "avx2" },
-    { KN_CPU_AVX2 | KN_CPU_AVX512, "avx512" },
-    { KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16, "avx512bf16" },
-    { KN_CPU_NEON, "neon" },
+    { 0, "scalar", "scalar", 0 },
+    { KN_CPU_AVX2, "avx2 without AES", "avx2", 1 },
+    { X_AES, "avx2", "avx2", 0 },
+    { X_512, "avx512 without VAES", "avx512", 1 },
+    { X_512 | KN_CPU_VAES, "avx512", "avx512", 0 },
+    { X_512 | KN_CPU_AVX512BF16, "avx512bf16 without VAES", "avx512bf16", 1 },
+    { X_512 | KN_CPU_VAES | KN_CPU_AVX512BF16, "avx512bf16", "avx512bf16", 0 },
+    { KN_CPU_NEON, "neon without AES", "neon", 1 },
+    { KN_CPU_NEON | KN_CPU_AES, "neon", "neon", 0 },
 };
 
 /* The level after prev (NULL: the first) that this CPU has, with the mask
- * set to it; NULL, with the mask back on "auto", after the last. */
-static const Level *next_level(const Level *prev)
+ * set to it; NULL, with the mask back on "auto", after the last.  A CPU
+ * without the AES flags runs the rows without them as its main levels. */
+static const Level *next_level(const Level *prev, int bf16)
 {
     const Level *end = all_levels + ARRAY_LEN(all_levels);
     for (const Level *l = prev ? prev + 1 : all_levels; l < end; l++) {
         if (l->mask & ~kn_cpu_detected())
+            continue;
+        const int has_next = l + 1 < end && l[1].bf16 == 0 && !(l[1].mask & ~kn_cpu_detected())
+                             && !strcmp(l[1].level, l->level);
+        if (l->bf16 && !bf16 && has_next)
             continue;
         assert_int_equal(kn_cpu_set_mask(l->mask), AMO_OK);
         assert_int_equal(kn_cpu_flags(), l->mask);
@@ -483,15 +498,20 @@ static const Level *next_level(const Level *prev)
     return NULL;
 }
 
-#define FOR_EACH_LEVEL(lv) for (const Level *lv = next_level(NULL); lv; lv = next_level(lv))
+#define FOR_EACH_LEVEL(lv) for (const Level *lv = next_level(NULL, 0); lv; lv = next_level(lv, 0))
+#define FOR_EACH_BF16_LEVEL(lv) \
+    for (const Level *lv = next_level(NULL, 1); lv; lv = next_level(lv, 1))
 
-/* The level each kernel slot should report: the level's own name, except
- * that AVX512_BF16 only has a kernel for bf16 moments. */
+/* The level each kernel slot should report: the level's own, except that
+ * AVX512_BF16 only has a kernel for bf16 moments, and that on x86 that
+ * kernel needs AES-NI (without it the slot stays scalar). */
 static const char *expected_slot_level(const Level *lv, KnKernel k)
 {
+    if (k == KN_K_AMO_BF16 && (lv->mask & KN_CPU_AVX2) && !(lv->mask & KN_CPU_AES))
+        return "scalar";
     if (lv->mask & KN_CPU_AVX512BF16)
         return k == KN_K_AMO_BF16 ? "avx512bf16" : "avx512";
-    return lv->name;
+    return lv->level;
 }
 
 static void print_level_ok(const Level *lv, const char *what, KnKernel k)
@@ -878,10 +898,13 @@ static void test_amo_bf16(void **state)
     cases[3].args.lo = -0.5f;
     cases[3].args.hi = 0.25f;
     cases[4].args.lo = -0.25f;
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
+        /* the rows without AES or VAES differ in the random bits alone: the
+         * stochastic cases, up to the odd sizes, suffice there */
         for (size_t c = 0; c < ARRAY_LEN(cases); c++)
-            check_all_sizes(bf16_run, &cases[c], cases[c].name, 3, bf16_elem, c == 0,
-                            1000 * c + 3);
+            if (!(lv->bf16 && cases[c].nearest))
+                check_all_sizes(bf16_run, &cases[c], cases[c].name, 3, bf16_elem,
+                                c == 0 && !lv->bf16, 1000 * c + 3);
         print_level_ok(lv, "amo_bf16 (stochastic and nearest)", KN_K_AMO_BF16);
     }
 }
@@ -914,9 +937,9 @@ static void check_bf16_stream(size_t n, uint64_t index0, int nearest, int nthrea
     const KnBf16Round rd = { .seed = rng_u64(rng), .step = rng_u64(rng) % 1000,
                              .index0 = index0, .nearest = nearest };
     assert_int_equal(kn_amo_update_bf16(th, m, v, g, n, &a, &rd, nthreads), AMO_OK);
-    const uint32_t key = kn_bf16_key(&rd);
+    const KnBf16Key key = kn_bf16_key(&rd);
     for (size_t i = 0; i < n; i++) {
-        const uint32_t r = kn_bf16_random(key, index0 + i);
+        const uint32_t r = kn_bf16_random(&key, index0 + i);
         const uint16_t wm = nearest ? bf16_rne_ref(m1[i]) : bf16_sr_ref(m1[i], r & 0xffffu);
         const uint16_t wv = nearest ? bf16_rne_ref(v1[i]) : bf16_sr_ref(v1[i], r >> 16);
         if (m[i] != wm || v[i] != wv) {
@@ -940,7 +963,7 @@ static void test_amo_bf16_stream(void **state)
 {
     (void)state;
     static const size_t sizes[] = { 200, 1000, 4099 };
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         Rng rng = { 5 };
         for (int nearest = 0; nearest <= 1; nearest++) {
             for (size_t n = 0; n <= 67; n++)
@@ -968,7 +991,7 @@ static void check_amo_nonfinite(size_t n, int bf16, int bounded)
         a.lo = -0.5f;
         a.hi = 0.5f;
     }
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         Rng rng = { n + 17 };
         for (size_t i = 0; i < n; i++) {
             th[i] = (float)(0.1 * rng_normal(&rng));
@@ -1411,7 +1434,7 @@ static void test_bf16_quadratic(void **state)
         th0[i] = (float)rng_normal(&rng);
     }
     const KnAmoArgs a = kn_amo_args_default();
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         memcpy(tha, th0, sizeof th0);
         memcpy(thb, th0, sizeof th0);
         memcpy(thc, th0, sizeof th0);
@@ -1466,7 +1489,7 @@ static void test_bf16_freeze(void **state)
     static float tha[N], ma[N], va[N], thb[N], thc[N], g[N];
     static uint16_t mb[N], vb[N], mc[N], vc[N];
     const KnAmoArgs a = kn_amo_args_default(); /* gamma 0.999 */
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         memset(tha, 0, sizeof tha);
         memset(ma, 0, sizeof ma);
         memset(va, 0, sizeof va);
@@ -1785,6 +1808,14 @@ static void test_cpu_levels(void **state)
     }
     if (detected & KN_CPU_AVX512BF16)
         assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AVX512BF16), AMO_EINVAL);
+    /* AES goes with a SIMD level; VAES with AVX-512 and AES */
+    if (detected & KN_CPU_AES)
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AES), AMO_EINVAL);
+    if (detected & KN_CPU_VAES) {
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AES | KN_CPU_VAES), AMO_EINVAL);
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_VAES), AMO_EINVAL);
+    }
+    assert_int_equal(kn_cpu_flags(), detected);
 
     assert_int_equal(kn_cpu_set_arch("scalar"), AMO_OK);
     assert_int_equal(kn_cpu_flags(), 0);
@@ -1801,8 +1832,8 @@ static void test_level_names(void **state)
 {
     (void)state;
     int bad = 0;
-    FOR_EACH_LEVEL(lv) {
-        assert_string_equal(kn_cpu_level_name(lv->mask), lv->name);
+    FOR_EACH_BF16_LEVEL(lv) {
+        assert_string_equal(kn_cpu_level_name(lv->mask), lv->level);
         for (int k = 0; k < KN_K_COUNT; k++) {
             const char *got = kn_kernel_level((KnKernel)k);
             const char *want = expected_slot_level(lv, (KnKernel)k);
