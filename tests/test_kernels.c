@@ -5,8 +5,10 @@
  * sizes up to 1000003, misaligned pointers, a dozen consecutive steps and
  * awkward values (signed zeros, denormals, 1e18, 1e-18).  Also: bitwise
  * independence of the thread count and of alignment, the bf16 conversions
- * bit by bit, the stochastic-rounding stream, bf16 moments on a noisy
- * quadratic, the argument checks and the CPU level controls.
+ * bit by bit, the stochastic-rounding stream (its bits at every level, its
+ * AES round against FIPS-197, its statistics), bf16 moments on a noisy
+ * quadratic and under a steady gradient, the argument checks and the CPU
+ * level controls.
  *
  * Formulas: AMO paper, section 3, Algorithm 1; PyTorch's documentation of
  * torch.optim.Adam, torch.optim.SGD and torch.optim.RMSprop
@@ -25,6 +27,7 @@
 #include "kernels/cpu.h"
 #include "common/rng.h"
 #include "kernels/update.h"
+#include "kernels/update_dsp.h" /* kn_aes_enc_round */
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1405,6 +1408,103 @@ static void test_bf16_sr_unbiased(void **state)
     }
 }
 
+/* ---- the rounding stream ------------------------------------------------------------ */
+
+/* The portable AES round is AES: FIPS-197, appendix B, round 1 (the state
+ * at its start, the round key, the state at the start of round 2). */
+static void test_aes_round(void **state)
+{
+    (void)state;
+    uint8_t s[16] = { 0x19, 0x3d, 0xe3, 0xbe, 0xa0, 0xf4, 0xe2, 0x2b,
+                      0x9a, 0xc6, 0x8d, 0x2a, 0xe9, 0xf8, 0x48, 0x08 };
+    static const uint8_t k[16] = { 0xa0, 0xfa, 0xfe, 0x17, 0x88, 0x54, 0x2c, 0xb1,
+                                   0x23, 0xa3, 0x39, 0x39, 0x2a, 0x6c, 0x76, 0x05 };
+    static const uint8_t want[16] = { 0xa4, 0x9c, 0x7f, 0xf2, 0x68, 0x9f, 0x35, 0x2b,
+                                      0x6b, 0x5b, 0xea, 0x43, 0x02, 0x6a, 0x50, 0x49 };
+    kn_aes_enc_round(s, k);
+    assert_memory_equal(s, want, 16);
+}
+
+/* Pearson correlation of n pairs. */
+static double corr(const double *x, const double *y, size_t n)
+{
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < n; i++) {
+        mx += x[i] / (double)n;
+        my += y[i] / (double)n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    return sxy / sqrt(sxx * syy);
+}
+
+/* Chi-square of the top 8 bits of n 16-bit values against uniform. */
+static double chi2_256(const double *x, size_t n)
+{
+    double count[256] = { 0 }, c2 = 0.0;
+    for (size_t i = 0; i < n; i++)
+        count[(unsigned)x[i] >> 8] += 1.0;
+    for (int b = 0; b < 256; b++)
+        c2 += (count[b] - n / 256.0) * (count[b] - n / 256.0) / (n / 256.0);
+    return c2;
+}
+
+/* The 16-bit halves of the stream (bf16.h) are uniform and uncorrelated
+ * where the training uses them together: along a tensor in one step (the
+ * neighbours, the words of a block, m's bits against v's), and for one
+ * element from step to step; and the rounding it drives is unbiased over
+ * steps.  Bounds: chi-square with 255 degrees of freedom below 400 (mean
+ * 255, sd 22.6), correlations within 6 / sqrt(n). */
+static void test_bf16_stream_stats(void **state)
+{
+    (void)state;
+    enum { N = 1 << 18, STEPS = 1 << 16 };
+    static double m16[N], v16[N];
+    const KnBf16Round rd = { .seed = 42, .step = 7 };
+    const KnBf16Key key = kn_bf16_key(&rd);
+    for (size_t i = 0; i < N; i++) {
+        const uint32_t r = kn_bf16_random(&key, (1ull << 32) - N / 2 + i); /* wraps */
+        m16[i] = r & 0xffff;
+        v16[i] = r >> 16;
+    }
+    const double bound = 6.0 / sqrt((double)N);
+    const double c[] = { corr(m16, m16 + 1, N - 1), corr(v16, v16 + 1, N - 1),
+                         corr(m16, v16, N), corr(m16, m16 + 4, N - 4),
+                         corr(m16, v16 + 1, N - 1), corr(v16, v16 + 64, N - 64) };
+    print_message("stream, one step: chi2 m %.1f v %.1f; corr next %.2e %.2e, m-v %.2e, "
+                  "block +4 %.2e, m-v next %.2e, v +64 %.2e (bound %.2e)\n", chi2_256(m16, N),
+                  chi2_256(v16, N), c[0], c[1], c[2], c[3], c[4], c[5], bound);
+    assert_true(chi2_256(m16, N) < 400.0 && chi2_256(v16, N) < 400.0);
+    for (size_t k = 0; k < ARRAY_LEN(c); k++)
+        assert_true(fabs(c[k]) < bound);
+
+    /* one element over steps: uniform, independent, unbiased rounding */
+    static double ms[STEPS], vs[STEPS];
+    const float x = 0.1f; /* the dropped half is 0xcccd of 65536 */
+    double mean = 0.0;
+    for (size_t t = 0; t < STEPS; t++) {
+        const KnBf16Round rt = { .seed = 42, .step = t };
+        const KnBf16Key kt = kn_bf16_key(&rt);
+        const uint32_t r = kn_bf16_random(&kt, 12345);
+        ms[t] = r & 0xffff;
+        vs[t] = r >> 16;
+        mean += bf16_value(kn_f32_to_bf16_sr(x, r & 0xffff)) / STEPS;
+    }
+    const double sb = 6.0 / sqrt((double)STEPS), rel = fabs(mean / x - 1.0);
+    print_message("stream, one element over %d steps: chi2 m %.1f v %.1f; corr next step %.2e "
+                  "%.2e, m-v %.2e (bound %.2e); sr of %.9g: mean off by %.2e relative\n", STEPS,
+                  chi2_256(ms, STEPS), chi2_256(vs, STEPS), corr(ms, ms + 1, STEPS - 1),
+                  corr(vs, vs + 1, STEPS - 1), corr(ms, vs, STEPS), sb, (double)x, rel);
+    assert_true(chi2_256(ms, STEPS) < 400.0 && chi2_256(vs, STEPS) < 400.0);
+    assert_true(fabs(corr(ms, ms + 1, STEPS - 1)) < sb && fabs(corr(vs, vs + 1, STEPS - 1)) < sb);
+    assert_true(fabs(corr(ms, vs, STEPS)) < sb);
+    /* sd of the mean: ulp / 2 / sqrt(STEPS) ~ 2^-8 / 256 relative */
+    assert_true(rel < 1e-4);
+}
+
 /* ---- bf16 moments in training ----------------------------------------------------- */
 
 /* |a - b| / |a - ref| over N elements. */
@@ -1521,6 +1621,51 @@ static void test_bf16_freeze(void **state)
                       LOUD, QUIET, vf, vs, 100.0 * (vs / vf - 1.0), vn, vn / vf);
         assert_true(fabs(vs / vf - 1.0) < 0.10);
         assert_true(vn > 3.0 * vf);
+    }
+}
+
+/* m under a steady gradient g, from 0, for beta 0.9 (250 steps) and 0.99
+ * (2500): fp32 m reaches g (to 1e-11), and so must bf16 m on average.
+ * Rounding m to nearest stalls where a step, (1 - beta) |g - m|, falls
+ * under half a bf16 spacing: about 5 spacings short of g at 0.9 (2-4%)
+ * but 50 at 0.99 (20-40%), which is why m is rounded stochastically too. */
+static void test_bf16_m_steady(void **state)
+{
+    (void)state;
+    enum { N = 1024 };
+    static float th[N], g[N];
+    static uint16_t m[2][N], v[2][N];
+    static const float betas[] = { 0.9f, 0.99f };
+    Rng rng = { 808 };
+    for (size_t i = 0; i < N; i++) /* magnitudes 1e-4 .. 1, both signs */
+        g[i] = (float)((rng_u32(&rng) & 1 ? 1.0 : -1.0) * pow(10.0, -4.0 * rng_uniform(&rng)));
+    FOR_EACH_BF16_LEVEL(lv) {
+        for (size_t b = 0; b < ARRAY_LEN(betas); b++) {
+            KnAmoArgs a = kn_amo_args_default();
+            a.beta = betas[b];
+            memset(th, 0, sizeof th);
+            memset(m, 0, sizeof m);
+            memset(v, 0, sizeof v);
+            const int steps = b == 0 ? 250 : 2500;
+            for (int t = 0; t < steps; t++)
+                for (int nearest = 0; nearest <= 1; nearest++) {
+                    const KnBf16Round rd = { .seed = 3, .step = (uint64_t)t, .nearest = nearest };
+                    assert_int_equal(kn_amo_update_bf16(th, m[nearest], v[nearest], g, N, &a,
+                                                        &rd, 1), AMO_OK);
+                }
+            double sr = 0.0, rne = 0.0, rne_worst = 1.0;
+            for (size_t i = 0; i < N; i++) {
+                sr += bf16_value(m[0][i]) / g[i] / N;
+                rne += bf16_value(m[1][i]) / g[i] / N;
+                rne_worst = fmin(rne_worst, bf16_value(m[1][i]) / g[i]);
+            }
+            print_message("level %s: m / g after %d steps of a steady g at beta %.2f: "
+                          "stochastic %.5f, nearest %.5f (worst %.3f)\n", lv->name, steps,
+                          (double)a.beta, sr, rne, rne_worst);
+            assert_true(fabs(sr - 1.0) < 2e-3); /* 1024 draws of a fraction of 2^-8 */
+            if (b == 1)
+                assert_true(rne < 0.9); /* nearest stalls at 0.99 */
+        }
     }
 }
 
@@ -1936,6 +2081,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cpu_levels, restore_auto),
         cmocka_unit_test_teardown(test_bf16_conversions, restore_auto),
         cmocka_unit_test_teardown(test_bf16_sr_unbiased, restore_auto),
+        cmocka_unit_test_teardown(test_aes_round, restore_auto),
+        cmocka_unit_test_teardown(test_bf16_stream_stats, restore_auto),
         cmocka_unit_test_teardown(test_amo, restore_auto),
         cmocka_unit_test_teardown(test_adam, restore_auto),
         cmocka_unit_test_teardown(test_first_step, restore_auto),
@@ -1947,6 +2094,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_sumsq, restore_auto),
         cmocka_unit_test_teardown(test_bf16_quadratic, restore_auto),
         cmocka_unit_test_teardown(test_bf16_freeze, restore_auto),
+        cmocka_unit_test_teardown(test_bf16_m_steady, restore_auto),
         cmocka_unit_test_teardown(test_bad_amo, restore_auto),
         cmocka_unit_test_teardown(test_bad_sgd_rmsprop, restore_auto),
         cmocka_unit_test_teardown(test_level_names, restore_auto),
