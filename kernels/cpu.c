@@ -39,7 +39,7 @@ static unsigned detect(void)
         return 0;
     const int avx2 = (b >> 5) & 1;
     const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-    const int vaes = (c >> 9) & 1, vnni = (c >> 11) & 1;
+    const int vaes = (c >> 9) & 1;
     if (avx2 && fma && os_ymm)
         flags |= KN_CPU_AVX2;
     if ((flags & KN_CPU_AVX2) && aes)
@@ -48,10 +48,8 @@ static unsigned detect(void)
         flags |= KN_CPU_AVX512;
         if ((flags & KN_CPU_AES) && vaes)
             flags |= KN_CPU_VAES;
-        /* every CPU with AVX512_BF16 so far has AVX512_VNNI, which the
-         * bf16-state kernel of that level uses for its rounding */
         unsigned a1 = 0, b1, c1, d1;
-        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1) && vnni)
+        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
             flags |= KN_CPU_AVX512BF16;
         /* leaf 7 EDX: 22 AMX-BF16, 24 AMX-TILE; XCR0 17-18: tile state */
         const int amx = ((d >> 22) & 1) && ((d >> 24) & 1);

@@ -12,8 +12,7 @@
 enum {
     KN_CPU_AVX2       = 1u << 0, /* AVX2 + FMA, and the OS saves YMM state      */
     KN_CPU_AVX512     = 1u << 1, /* AVX-512 F, BW, DQ, VL; OS saves ZMM state   */
-    KN_CPU_AVX512BF16 = 1u << 2, /* AVX512_BF16 and AVX512_VNNI on top of
-                                  * KN_CPU_AVX512                            */
+    KN_CPU_AVX512BF16 = 1u << 2, /* AVX512_BF16 on top of KN_CPU_AVX512        */
     KN_CPU_NEON       = 1u << 3, /* aarch64 Advanced SIMD (ASIMD)               */
     KN_CPU_AMX        = 1u << 4, /* AMX-TILE + AMX-BF16, OS saves tile state
                                   * (XCR0 17-18).  No update kernel uses it:

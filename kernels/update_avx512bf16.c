@@ -1,23 +1,19 @@
 /* AVX512_BF16 level: the bf16-state AMO/Adam update with VCVTNE2PS2BF16,
  * which rounds 32 fp32 values to bf16 in one instruction.  The instruction
  * rounds to nearest even, treats denormal inputs as zero and quiets NaNs:
- * exactly kn_f32_to_bf16_rne (update.h).  Stochastic rounding adds the
+ * exactly kn_f32_to_bf16_rne (bf16.h).  Stochastic rounding adds the
  * random bits to the fp32 bits and clears the dropped half first, so the
  * instruction's own rounding is exact and only packs; NaN and tiny lanes are
  * passed through untouched so it handles them as in the nearest case.  The
  * other slots stay at the avx512 level.
  *
- * Cost.  With 20 bytes per parameter the loop has to run at about 1.1
- * Gparam/s per core to keep up with memory here (Sapphire Rapids, 2.1 GHz,
- * ~22 GB/s per core): about 1.9 cycles per element.  The fp32 kernel's
- * arithmetic, the hash and the rounding took ~58 vector uops per 16 lanes
- * (ports 0 and 5: ~29 cycles), so the loop was compute-bound and the memory
- * stood idle behind it (0.6-0.7 of the same-traffic limit).  Two changes:
- * the step to bf16 precision (bf16_quotient, 48 uops per 16 lanes; 46 when
- * the bounds are infinite and the clamp is skipped, see amo_vec_theta), and
- * software prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h),
- * which keeps the misses in flight while the arithmetic runs (0.6 -> 0.9-1.0
- * of the limit at 64M parameters; results/kernels/README.md). */
+ * Cost.  At 20 bytes per parameter the loop must run near 2.4 Gparam/s per
+ * core to keep up with memory (AMD Zen 5), so every vector instruction
+ * counts: the step to bf16 precision (bf16_quotient), the stream as two
+ * VAESENC per 16 lanes (bf16.h; the hash it replaced took 9), software
+ * prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h).  35.5
+ * vector instructions per 16 lanes, 44.5 before the AES stream; figures in
+ * results/kernels/README.md, "bf16 state as fast as its bytes". */
 #ifndef __AVX512BF16__
 #error "kernels/meson.build must build this file with the avx512bf16 flags"
 #endif
