@@ -737,6 +737,9 @@ static void describe_run(Meta *m, const HxInvocation *whole, const Options *o,
     read_keyed("/proc/cpuinfo", "model name", buf, sizeof buf);
     meta_str(m, "cpu_model", buf);
     meta_str(m, "cpu_detected_level", kn_cpu_level_name(kn_cpu_detected()));
+    /* which rounds the bf16-state kernels' random stream runs on (bf16.h) */
+    meta_str(m, "cpu_aes", (kn_cpu_detected() & KN_CPU_VAES) ? "aes vaes"
+                           : (kn_cpu_detected() & KN_CPU_AES) ? "aes" : "none");
     meta_str(m, "topology", have_topo ? t->summary : "unknown (hwloc failed; defaults used)");
     meta_int(m, "packages", t->packages);
     meta_int(m, "cores", t->cores);
