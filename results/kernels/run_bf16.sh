@@ -21,6 +21,7 @@ run() { # binary, threads, out
         --benchmark_display_aggregates_only=true --benchmark_min_time=0.2 \
         --out "$3" >/dev/null 2>"$3.log"
 }
+mkdir -p "$OUT"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
     for t in 1 2; do
