@@ -35,8 +35,8 @@
 /* ---- what is benchmarked ------------------------------------------------ */
 
 enum {
-    KB_AMO, KB_AMO_BF16, KB_AMO_BF16_RNE, KB_ADAM, KB_SGD_MOM, KB_RMSPROP, KB_RMSPROP_MOM,
-    KB_SUMSQ, KB_COUNT
+    KB_AMO, KB_AMO_BF16, KB_AMO_BF16_RNE, KB_ADAM, KB_ADAM_BF16, KB_SGD_MOM, KB_RMSPROP,
+    KB_RMSPROP_MOM, KB_SUMSQ, KB_COUNT
 };
 
 typedef struct KernelSpec {
@@ -49,10 +49,11 @@ typedef struct KernelSpec {
  * benchmarked (step_args: no l2, no decay, grad_scale 1, infinite bounds),
  * each add, multiply, divide and square root one flop, as the reference
  * writes it; not the kernels' own instruction count (an estimate and its
- * Newton step, conversions, the hash, compares are not flops).
+ * Newton step, conversions, the rounding stream, compares are not flops).
  *   amo:  m = b m + (1-b) g  3;  v = c v + (1-c) g g  4;  sqrt(v) + eps  2;
  *         lr m / den  2;  theta - step  1                              = 12
  *   adam: amo's, and sqrt(v) times v_scale (the bias correction)       = 13
+ *         (adam_bf16 the same, with bf16 moments as amo_bf16)
  *   sgd_momentum: buf = mu buf + g  2;  theta - lr buf  2              =  4
  *   rmsprop: v  4;  sqrt(v) + eps  2;  g / den  1;  theta - lr d  2    =  9
  *   rmsprop_momentum: and buf = mu buf + d  2                          = 11
@@ -63,6 +64,7 @@ static const KernelSpec kernels[KB_COUNT] = {
     [KB_AMO_BF16] = { "amo_bf16", HX_LIMIT_F1H2, 12 },      /* theta rw, m v bf16 rw */
     [KB_AMO_BF16_RNE] = { "amo_bf16_rne", HX_LIMIT_F1H2, 12 }, /* as amo_bf16       */
     [KB_ADAM] = { "adam", HX_LIMIT_F3, 13 },                /* as amo                */
+    [KB_ADAM_BF16] = { "adam_bf16", HX_LIMIT_F1H2, 13 },    /* as amo_bf16           */
     [KB_SGD_MOM] = { "sgd_momentum", HX_LIMIT_F2, 4 },      /* theta buf rw, g r     */
     [KB_RMSPROP] = { "rmsprop", HX_LIMIT_F2, 9 },           /* theta v rw, g r       */
     [KB_RMSPROP_MOM] = { "rmsprop_momentum", HX_LIMIT_F3, 11 }, /* theta v buf rw, g r */
@@ -273,6 +275,10 @@ static AmoStatus run_kernel(const Job *j, const StepArgs *s, uint64_t step)
     }
     case KB_ADAM:
         return kn_amo_update(a->theta, a->m, a->v, a->g, n, &s->adam, nt);
+    case KB_ADAM_BF16: {
+        const KnBf16Round r = { .seed = 1, .step = step, .index0 = 0, .nearest = 0 };
+        return kn_amo_update_bf16(a->theta, a->mh, a->vh, a->g, n, &s->adam, &r, nt);
+    }
     case KB_SGD_MOM:
         return kn_sgd_update(a->theta, a->b, a->g, n, &s->sgd, nt);
     case KB_RMSPROP:
@@ -396,7 +402,7 @@ static void usage(FILE *f)
     fputs(
 "Usage: amo-bench kernels [OPTIONS] [--benchmark_FLAG=VALUE ...]\n"
 "\n"
-"Benchmarks each update kernel (amo, amo_bf16, amo_bf16_rne, adam,\n"
+"Benchmarks each update kernel (amo, amo_bf16, amo_bf16_rne, adam, adam_bf16,\n"
 "sgd_momentum, rmsprop, rmsprop_momentum, sumsq) at each CPU level, at sizes\n"
 "that fit in L1, L2, L3 and main memory (from the hwloc topology), and right\n"
 "after each one a loop with the same memory traffic and no arithmetic: its\n"
@@ -747,6 +753,9 @@ static void describe_run(Meta *m, const HxInvocation *whole, const Options *o,
     read_keyed("/proc/cpuinfo", "model name", buf, sizeof buf);
     meta_str(m, "cpu_model", buf);
     meta_str(m, "cpu_detected_level", kn_cpu_level_name(kn_cpu_detected()));
+    /* which rounds the bf16-state kernels' random stream runs on (bf16.h) */
+    meta_str(m, "cpu_aes", (kn_cpu_detected() & KN_CPU_VAES) ? "aes vaes"
+                           : (kn_cpu_detected() & KN_CPU_AES) ? "aes" : "none");
     meta_str(m, "topology", have_topo ? t->summary : "unknown (hwloc failed; defaults used)");
     meta_int(m, "packages", t->packages);
     meta_int(m, "cores", t->cores);

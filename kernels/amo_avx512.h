@@ -1,11 +1,14 @@
 /* AVX-512 pieces shared by update_avx512.c and update_avx512bf16.c: the AMO
- * arithmetic on 16 lanes and the bf16 load.  Included only by files built
- * with the avx512 flags. */
+ * arithmetic on 16 lanes, the bf16 load and the rounding stream.  Included
+ * only by files built with the avx512 flags. */
 #ifndef AMO_KERNELS_AMO_AVX512_H
 #define AMO_KERNELS_AMO_AVX512_H
 
 #ifndef __AVX512F__
 #error "kernels/amo_avx512.h is for files built with the avx512 flags"
+#endif
+#if !defined(__AES__) || !defined(__VAES__)
+#error "kernels/meson.build must build the avx512 files with -maes -mvaes (used only where detected)"
 #endif
 
 #include <immintrin.h>
@@ -100,16 +103,37 @@ KN_INLINE __m512 bf16_load(__mmask16 k, const uint16_t *p)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* kn_hash32((uint32_t)(index0 + i) ^ key) for 16 consecutive i; idx holds
- * the low 32 bits of index0 + i (wrapping, as the scalar cast does). */
-KN_INLINE __m512i sr_random(__m512i idx, __m512i key)
+/* The rounding stream's key (bf16.h): K0 for each 128-bit lane, so that a
+ * counter of element indices plus k0 is the AES input of four blocks, and
+ * the two round keys. */
+typedef struct SrKey { __m512i k0, k1, k2; } SrKey;
+
+KN_INLINE SrKey sr_key(const KnBf16Key *k)
 {
-    __m512i x = _mm512_xor_si512(idx, key);
-    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
-    x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
-    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
-    x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bU));
-    return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    return (SrKey){ _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k->k0)),
+                    _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k->k1)),
+                    _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)k->k2)) };
+}
+
+/* kn_bf16_random() of 16 consecutive elements, the first a multiple of 4:
+ * ctr holds their low 32 index bits plus k0.  Two VAESENC (four blocks
+ * each) where the CPU has VAES; else eight AESENC on the 128-bit lanes. */
+KN_INLINE __m512i sr_random(__m512i ctr, const SrKey *k, int vaes)
+{
+    if (vaes)
+        return _mm512_aesenc_epi128(_mm512_aesenc_epi128(ctr, k->k1), k->k2);
+    const __m128i k1 = _mm512_castsi512_si128(k->k1), k2 = _mm512_castsi512_si128(k->k2);
+    __m128i b[4];
+    b[0] = _mm512_castsi512_si128(ctr);
+    b[1] = _mm512_extracti32x4_epi32(ctr, 1);
+    b[2] = _mm512_extracti32x4_epi32(ctr, 2);
+    b[3] = _mm512_extracti32x4_epi32(ctr, 3);
+    for (int j = 0; j < 4; j++)
+        b[j] = _mm_aesenc_si128(_mm_aesenc_si128(b[j], k1), k2);
+    __m512i r = _mm512_castsi128_si512(b[0]);
+    r = _mm512_inserti32x4(r, b[1], 1);
+    r = _mm512_inserti32x4(r, b[2], 2);
+    return _mm512_inserti32x4(r, b[3], 3);
 }
 
 KN_INLINE __m512i iota16(void)

@@ -26,7 +26,8 @@ static unsigned detect(void)
     unsigned a, b, c, d, flags = 0;
     if (!__get_cpuid(1, &a, &b, &c, &d))
         return 0;
-    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    const int fma = (c >> 12) & 1, aes = (c >> 25) & 1, osxsave = (c >> 27) & 1,
+              avx = (c >> 28) & 1;
     if (!osxsave || !avx)
         return 0;
     /* XCR0: bits 1-2 are SSE/YMM state; bits 5-7 opmask, ZMM_Hi256 and
@@ -38,10 +39,15 @@ static unsigned detect(void)
         return 0;
     const int avx2 = (b >> 5) & 1;
     const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+    const int vaes = (c >> 9) & 1;
     if (avx2 && fma && os_ymm)
         flags |= KN_CPU_AVX2;
+    if ((flags & KN_CPU_AVX2) && aes)
+        flags |= KN_CPU_AES;
     if ((flags & KN_CPU_AVX2) && f && dq && bw && vl && os_zmm) {
         flags |= KN_CPU_AVX512;
+        if ((flags & KN_CPU_AES) && vaes)
+            flags |= KN_CPU_VAES;
         unsigned a1 = 0, b1, c1, d1;
         if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1))
             flags |= KN_CPU_AVX512BF16;
@@ -57,9 +63,15 @@ static unsigned detect(void)
 #ifndef HWCAP_ASIMD
 #define HWCAP_ASIMD (1 << 1)
 #endif
+#ifndef HWCAP_AES
+#define HWCAP_AES (1 << 3)
+#endif
 static unsigned detect(void)
 {
-    return (getauxval(AT_HWCAP) & HWCAP_ASIMD) ? KN_CPU_NEON : 0;
+    const unsigned long hw = getauxval(AT_HWCAP);
+    if (!(hw & HWCAP_ASIMD))
+        return 0;
+    return KN_CPU_NEON | ((hw & HWCAP_AES) ? KN_CPU_AES : 0);
 }
 #else
 static unsigned detect(void) { return 0; }
@@ -109,11 +121,14 @@ AmoStatus kn_cpu_set_mask(unsigned mask)
     if (mask != KN_CPU_ALL && (mask & ~g_detected))
         return AMO_EUNSUPPORTED;
     /* each x86 level builds on the one below (the kernel tables climb that
-     * ladder): AMX needs AVX512_BF16, which needs AVX-512, which needs AVX2 */
+     * ladder): AMX needs AVX512_BF16, which needs AVX-512, which needs AVX2;
+     * VAES needs AVX-512 and AES, which needs AVX2 or NEON */
     if (mask != KN_CPU_ALL &&
         (((mask & KN_CPU_AMX) && !(mask & KN_CPU_AVX512BF16)) ||
          ((mask & KN_CPU_AVX512BF16) && !(mask & KN_CPU_AVX512)) ||
-         ((mask & KN_CPU_AVX512) && !(mask & KN_CPU_AVX2))))
+         ((mask & KN_CPU_AVX512) && !(mask & KN_CPU_AVX2)) ||
+         ((mask & KN_CPU_VAES) && !((mask & KN_CPU_AVX512) && (mask & KN_CPU_AES))) ||
+         ((mask & KN_CPU_AES) && !(mask & (KN_CPU_AVX2 | KN_CPU_NEON)))))
         return AMO_EINVAL;
     g_mask = mask;
     g_env_status = AMO_OK;
@@ -126,10 +141,12 @@ static const struct {
 } levels[] = {
     { "auto", 0, KN_CPU_ALL },
     { "scalar", 0, 0 },
-    { "avx2", KN_CPU_AVX2, KN_CPU_AVX2 },
-    /* avx512 keeps AVX512_BF16 and AMX when the CPU has them: same level. */
-    { "avx512", KN_CPU_AVX512, KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 | KN_CPU_AMX },
-    { "neon", KN_CPU_NEON, KN_CPU_NEON },
+    { "avx2", KN_CPU_AVX2, KN_CPU_AVX2 | KN_CPU_AES },
+    /* avx512 keeps AVX512_BF16, AMX and the AES flags when the CPU has
+     * them: same level. */
+    { "avx512", KN_CPU_AVX512, KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16 | KN_CPU_AMX |
+                                   KN_CPU_AES | KN_CPU_VAES },
+    { "neon", KN_CPU_NEON, KN_CPU_NEON | KN_CPU_AES },
 };
 
 static AmoStatus set_arch(const char *name)

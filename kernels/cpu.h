@@ -18,7 +18,16 @@ enum {
                                   * (XCR0 17-18).  No update kernel uses it:
                                   * it lets nn/ give oneDNN its AMX bf16
                                   * convolutions at the avx512 level.        */
-    KN_CPU_ALL        = 0x1Fu,
+    KN_CPU_AES        = 1u << 5, /* AES rounds on 128-bit registers: x86 AES-NI
+                                  * (with KN_CPU_AVX2), aarch64 AESE/AESMC
+                                  * (with KN_CPU_NEON).  Only the bf16-state
+                                  * kernels use it (their rounding stream,
+                                  * bf16.h); without it their slot stays at
+                                  * the level below.                         */
+    KN_CPU_VAES       = 1u << 6, /* VAES on 512-bit registers (with
+                                  * KN_CPU_AVX512 and KN_CPU_AES): four AES
+                                  * blocks per instruction.                  */
+    KN_CPU_ALL        = 0x7Fu,
 };
 
 /* What the CPU (and OS) support, whatever the mask says. */
@@ -30,11 +39,13 @@ AMO_API unsigned kn_cpu_flags(void);
 /* Sets the mask by flags.  Refuses (AMO_EUNSUPPORTED) a mask that asks for a
  * flag the CPU does not have, so nobody believes a level ran that did not,
  * and (AMO_EINVAL) one that skips a rung of the x86 ladder (AVX-512 without
- * AVX2, AVX512_BF16 without AVX-512, AMX without AVX512_BF16). */
+ * AVX2, AVX512_BF16 without AVX-512, AMX without AVX512_BF16, VAES without
+ * AVX-512 and AES) or has AES without AVX2 or NEON. */
 AMO_API AmoStatus kn_cpu_set_mask(unsigned mask);
 
-/* Sets the mask by level name: "auto", "scalar", "avx2", "avx512", "neon".
- * Unknown name: AMO_EINVAL.  Level not on this CPU: AMO_EUNSUPPORTED. */
+/* Sets the mask by level name: "auto", "scalar", "avx2", "avx512", "neon"
+ * (each keeps the AES flags the CPU has that go with it).  Unknown name:
+ * AMO_EINVAL.  Level not on this CPU: AMO_EUNSUPPORTED. */
 AMO_API AmoStatus kn_cpu_set_arch(const char *name);
 
 /* AMO_ARCH (same names as kn_cpu_set_arch) is applied once, when any of

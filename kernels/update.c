@@ -33,16 +33,16 @@ const KnUpdateDSP *kn_update_dsp(void)
     kn_update_dsp_init_c(&d);
 #if defined(__x86_64__)
     if (flags & KN_CPU_AVX2) {
-        kn_update_dsp_init_avx2(&d);
+        kn_update_dsp_init_avx2(&d, flags);
         if (flags & KN_CPU_AVX512) {
-            kn_update_dsp_init_avx512(&d);
+            kn_update_dsp_init_avx512(&d, flags);
             if (flags & KN_CPU_AVX512BF16)
-                kn_update_dsp_init_avx512bf16(&d);
+                kn_update_dsp_init_avx512bf16(&d, flags);
         }
     }
 #elif defined(__aarch64__)
     if (flags & KN_CPU_NEON)
-        kn_update_dsp_init_neon(&d);
+        kn_update_dsp_init_neon(&d, flags);
 #endif
     g_dsp = d;
     atomic_store_explicit(&g_dsp_flags, flags, memory_order_release);
@@ -196,11 +196,11 @@ AmoStatus kn_amo_update_bf16(float *theta, uint16_t *m, uint16_t *v, const float
     const KnUpdateDSP *d = kn_update_dsp();
     if (!d)
         return kn_cpu_init_from_env(); /* the bad AMO_ARCH's status */
-    const uint32_t key = kn_bf16_key(r);
+    const KnBf16Key key = kn_bf16_key(r);
     const uint64_t i0 = r->index0;
     const int nearest = r->nearest != 0;
     FOR_CHUNKS(n, nthreads, d->amo_bf16(theta + off, m + off, v + off, g + off, cnt, a,
-                                        key, i0 + off, nearest));
+                                        &key, i0 + off, nearest));
     return AMO_OK;
 }
 

@@ -17,10 +17,14 @@
 #ifndef __FMA__
 #error "kernels/meson.build must build this file with the fma flag"
 #endif
+#ifndef __AES__
+#error "kernels/meson.build must build this file with -maes (used only where detected)"
+#endif
 
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/update_dsp.h"
 
 /* The loop variants (sgd's momentum/first/nesterov, bf16's rounding) are
@@ -128,19 +132,34 @@ KN_AVX2_INLINE __m256i bf16_round8(__m256 f, __m256i r, int nearest)
     return _mm256_blendv_epi8(res, qnan, is_nan);
 }
 
-/* kn_hash32() on 8 lanes. */
-KN_AVX2_INLINE __m256i hash8(__m256i x)
+/* The rounding stream's key (bf16.h): K0 twice, one per block of 4 lanes. */
+typedef struct SrKey8 { __m256i k0; __m128i k1, k2; } SrKey8;
+
+static SrKey8 sr_key8(const KnBf16Key *k)
 {
-    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
-    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x7feb352du));
-    x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
-    x = _mm256_mullo_epi32(x, _mm256_set1_epi32((int)0x846ca68bu));
-    return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+    const __m128i k0 = _mm_loadu_si128((const __m128i *)(const void *)k->k0);
+    return (SrKey8){ _mm256_set_m128i(k0, k0),
+                     _mm_loadu_si128((const __m128i *)(const void *)k->k1),
+                     _mm_loadu_si128((const __m128i *)(const void *)k->k2) };
 }
 
-/* idx: low 32 bits of the global index of element 0 of the block. */
+/* kn_bf16_random() of 8 consecutive elements from idx, a multiple of 4:
+ * two blocks, two AESENC each. */
+KN_AVX2_INLINE __m256i sr_random8(uint32_t idx, const SrKey8 *k)
+{
+    const __m256i ctr = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32((int)idx), k->k0),
+                                         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m128i lo = _mm_aesenc_si128(_mm_aesenc_si128(_mm256_castsi256_si128(ctr), k->k1),
+                                        k->k2);
+    const __m128i hi = _mm_aesenc_si128(_mm_aesenc_si128(_mm256_extracti128_si256(ctr, 1),
+                                                         k->k1), k->k2);
+    return _mm256_set_m128i(hi, lo);
+}
+
+/* idx: low 32 bits of the global index of element 0 of the block, a
+ * multiple of 4 unless rounding to nearest (kn_bf16_head). */
 KN_AVX2_INLINE void amo_bf16_block(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                                   const AmoVec *c, uint32_t key, uint32_t idx,
+                                   const AmoVec *c, const SrKey8 *key, uint32_t idx,
                                    int nearest)
 {
     __m256 mv = bf16_load8(m), vv = bf16_load8(v);
@@ -148,9 +167,7 @@ KN_AVX2_INLINE void amo_bf16_block(float *theta, uint16_t *m, uint16_t *v, const
     __m256i rm = _mm256_setzero_si256(), rv = _mm256_setzero_si256();
     if (!nearest) {
         /* kn_bf16_random(key, index0 + i): low 16 bits for m, high for v */
-        const __m256i i8 = _mm256_add_epi32(_mm256_set1_epi32((int)idx),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        const __m256i r = hash8(_mm256_xor_si256(i8, _mm256_set1_epi32((int)key)));
+        const __m256i r = sr_random8(idx, key);
         rm = _mm256_and_si256(r, _mm256_set1_epi32(0xffff));
         rv = _mm256_srli_epi32(r, 16);
     }
@@ -165,8 +182,8 @@ KN_AVX2_INLINE void amo_bf16_block(float *theta, uint16_t *m, uint16_t *v, const
 }
 
 KN_AVX2_INLINE void amo_bf16_run(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                                 size_t n, const AmoVec *c, uint32_t key, uint64_t index0,
-                                 int nearest)
+                                 size_t n, const AmoVec *c, const SrKey8 *key,
+                                 uint64_t index0, int nearest)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -188,13 +205,16 @@ KN_AVX2_INLINE void amo_bf16_run(float *theta, uint16_t *m, uint16_t *v, const f
 }
 
 static void amo_bf16_avx2(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                          const KnAmoArgs *a, uint32_t key, uint64_t index0, int nearest)
+                          const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
+                          int nearest)
 {
+    const size_t h = kn_bf16_head(amo_bf16_avx2, theta, m, v, g, n, a, key, index0, nearest);
     const AmoVec c = amo_vec(a);
+    const SrKey8 k = sr_key8(key);
     if (nearest)
-        amo_bf16_run(theta, m, v, g, n, &c, key, index0, 1);
+        amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, &c, &k, index0 + h, 1);
     else
-        amo_bf16_run(theta, m, v, g, n, &c, key, index0, 0);
+        amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, &c, &k, index0 + h, 0);
 }
 
 /* ---- SGD with momentum ---------------------------------------------------- */
@@ -362,16 +382,18 @@ static double sumsq_avx2(const float *x, size_t n)
     return kn_sumsq_lanes(lane);
 }
 
-void kn_update_dsp_init_avx2(KnUpdateDSP *dsp)
+void kn_update_dsp_init_avx2(KnUpdateDSP *dsp, unsigned flags)
 {
     dsp->amo = amo_avx2;
-    dsp->amo_bf16 = amo_bf16_avx2;
     dsp->sgd = sgd_avx2;
     dsp->rmsprop = rmsprop_avx2;
     dsp->sumsq = sumsq_avx2;
     dsp->level[KN_K_AMO] = "avx2";
-    dsp->level[KN_K_AMO_BF16] = "avx2";
     dsp->level[KN_K_SGD] = "avx2";
     dsp->level[KN_K_RMSPROP] = "avx2";
     dsp->level[KN_K_SUMSQ] = "avx2";
+    if (!(flags & KN_CPU_AES))
+        return; /* the rounding stream needs AES rounds */
+    dsp->amo_bf16 = amo_bf16_avx2;
+    dsp->level[KN_K_AMO_BF16] = "avx2";
 }

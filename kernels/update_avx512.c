@@ -9,6 +9,7 @@
 #endif
 
 #include "kernels/amo_avx512.h"
+#include "kernels/cpu.h"
 #include "kernels/prefetch.h"
 
 static inline __mmask16 tail16(size_t r) { return (__mmask16)((1u << r) - 1u); }
@@ -53,7 +54,7 @@ static void amo_avx512(float *theta, float *m, float *v, const float *g, size_t 
 
 /* ---- AMO / Adam, bf16 state: 20 bytes per element --------------------------
  * Rounding by integer arithmetic on the fp32 bits, exactly as
- * kn_f32_to_bf16_rne / _sr (update.c); the avx512bf16 level replaces this
+ * kn_f32_to_bf16_rne / _sr (bf16.c); the avx512bf16 level replaces this
  * slot with the VCVTNE2PS2BF16 version. */
 
 KN_INLINE __m256i bf16_round(__m512 x, __m512i r16, int nearest)
@@ -71,15 +72,15 @@ KN_INLINE __m256i bf16_round(__m512 x, __m512i r16, int nearest)
 }
 
 KN_INLINE void amo_bf16_block(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                              __mmask16 k, const AmoVec *c, __m512i idx, __m512i key,
-                              int nearest, int bounded)
+                              __mmask16 k, const AmoVec *c, __m512i ctr, const SrKey *key,
+                              int nearest, int vaes, int bounded)
 {
     __m512 mm = bf16_load(k, m), vv = bf16_load(k, v);
     const __m512 t = amo_vec_step(_mm512_maskz_loadu_ps(k, theta), &mm, &vv,
                                   _mm512_maskz_loadu_ps(k, g), c, bounded);
     __m512i rm = _mm512_setzero_si512(), rv = rm;
     if (!nearest) {
-        const __m512i r = sr_random(idx, key);
+        const __m512i r = sr_random(ctr, key, vaes);
         rm = _mm512_and_si512(r, _mm512_set1_epi32(0xffff));
         rv = _mm512_srli_epi32(r, 16);
     }
@@ -88,39 +89,64 @@ KN_INLINE void amo_bf16_block(float *theta, uint16_t *m, uint16_t *v, const floa
     _mm256_mask_storeu_epi16(v, k, bf16_round(vv, rv, nearest));
 }
 
+/* index0 is a multiple of 4 unless rounding to nearest (kn_bf16_head). */
 KN_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                             size_t n, const KnAmoArgs *a, uint32_t key, uint64_t index0,
-                             int nearest, int bounded)
+                             size_t n, const KnAmoArgs *a, const KnBf16Key *key,
+                             uint64_t index0, int nearest, int vaes, int bounded)
 {
     const AmoVec c = amo_vec_init(a);
-    const __m512i kv = _mm512_set1_epi32((int)key), step = _mm512_set1_epi32(16);
-    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)index0), iota16());
+    const SrKey sk = sr_key(key);
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i ctr = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)index0),
+                                   _mm512_add_epi32(iota16(), sk.k0));
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         kn_prefetch(theta + i + KN_PREFETCH_BF16);
         kn_prefetch(g + i + KN_PREFETCH_BF16);
         kn_prefetch(m + i + KN_PREFETCH_BF16); /* half a line each: every other one repeats */
         kn_prefetch(v + i + KN_PREFETCH_BF16);
-        amo_bf16_block(theta + i, m + i, v + i, g + i, 0xffff, &c, idx, kv, nearest, bounded);
-        idx = _mm512_add_epi32(idx, step);
+        amo_bf16_block(theta + i, m + i, v + i, g + i, 0xffff, &c, ctr, &sk, nearest, vaes,
+                       bounded);
+        ctr = _mm512_add_epi32(ctr, step);
     }
     if (i < n)
-        amo_bf16_block(theta + i, m + i, v + i, g + i, tail16(n - i), &c, idx, kv, nearest,
-                       bounded);
+        amo_bf16_block(theta + i, m + i, v + i, g + i, tail16(n - i), &c, ctr, &sk, nearest,
+                       vaes, bounded);
 }
 
-static void amo_bf16_avx512(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                            const KnAmoArgs *a, uint32_t key, uint64_t index0, int nearest)
+static void amo_bf16_avx512_impl(float *theta, uint16_t *m, uint16_t *v, const float *g,
+                                 size_t n, const KnAmoArgs *a, const KnBf16Key *key,
+                                 uint64_t index0, int nearest, int vaes)
 {
     const int bounded = amo_bounded(a);
-    if (nearest && bounded)
-        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 1);
-    else if (nearest)
-        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 0);
-    else if (bounded)
-        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 1);
+    if (nearest)
+        bounded ? amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 0, 1)
+                : amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 0, 0);
+    else if (vaes)
+        bounded ? amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 1, 1)
+                : amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 1, 0);
     else
-        amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 0);
+        bounded ? amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 0, 1)
+                : amo_bf16_loop(theta, m, v, g, n, a, key, index0, 0, 0, 0);
+}
+
+/* The slot with VAES and the one without (AESENC on 128-bit lanes). */
+static void amo_bf16_avx512_vaes(float *theta, uint16_t *m, uint16_t *v, const float *g,
+                                 size_t n, const KnAmoArgs *a, const KnBf16Key *key,
+                                 uint64_t index0, int nearest)
+{
+    const size_t h = kn_bf16_head(amo_bf16_avx512_vaes, theta, m, v, g, n, a, key, index0,
+                                  nearest);
+    amo_bf16_avx512_impl(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 1);
+}
+
+static void amo_bf16_avx512_aes(float *theta, uint16_t *m, uint16_t *v, const float *g,
+                                size_t n, const KnAmoArgs *a, const KnBf16Key *key,
+                                uint64_t index0, int nearest)
+{
+    const size_t h = kn_bf16_head(amo_bf16_avx512_aes, theta, m, v, g, n, a, key, index0,
+                                  nearest);
+    amo_bf16_avx512_impl(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 0);
 }
 
 /* ---- SGD with momentum --------------------------------------------------- */
@@ -261,13 +287,17 @@ static double sumsq_avx512(const float *x, size_t n)
     return kn_sumsq_lanes(lane);
 }
 
-void kn_update_dsp_init_avx512(KnUpdateDSP *dsp)
+void kn_update_dsp_init_avx512(KnUpdateDSP *dsp, unsigned flags)
 {
     dsp->amo = amo_avx512;
-    dsp->amo_bf16 = amo_bf16_avx512;
     dsp->sgd = sgd_avx512;
     dsp->rmsprop = rmsprop_avx512;
     dsp->sumsq = sumsq_avx512;
     for (int k = 0; k < KN_K_COUNT; k++)
-        dsp->level[k] = "avx512";
+        if (k != KN_K_AMO_BF16)
+            dsp->level[k] = "avx512";
+    if (!(flags & KN_CPU_AES))
+        return; /* the rounding stream needs AES rounds */
+    dsp->amo_bf16 = (flags & KN_CPU_VAES) ? amo_bf16_avx512_vaes : amo_bf16_avx512_aes;
+    dsp->level[KN_K_AMO_BF16] = "avx512";
 }

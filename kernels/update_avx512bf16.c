@@ -1,23 +1,19 @@
 /* AVX512_BF16 level: the bf16-state AMO/Adam update with VCVTNE2PS2BF16,
  * which rounds 32 fp32 values to bf16 in one instruction.  The instruction
  * rounds to nearest even, treats denormal inputs as zero and quiets NaNs:
- * exactly kn_f32_to_bf16_rne (update.h).  Stochastic rounding adds the
+ * exactly kn_f32_to_bf16_rne (bf16.h).  Stochastic rounding adds the
  * random bits to the fp32 bits and clears the dropped half first, so the
  * instruction's own rounding is exact and only packs; NaN and tiny lanes are
  * passed through untouched so it handles them as in the nearest case.  The
  * other slots stay at the avx512 level.
  *
- * Cost.  With 20 bytes per parameter the loop has to run at about 1.1
- * Gparam/s per core to keep up with memory here (Sapphire Rapids, 2.1 GHz,
- * ~22 GB/s per core): about 1.9 cycles per element.  The fp32 kernel's
- * arithmetic, the hash and the rounding took ~58 vector uops per 16 lanes
- * (ports 0 and 5: ~29 cycles), so the loop was compute-bound and the memory
- * stood idle behind it (0.6-0.7 of the same-traffic limit).  Two changes:
- * the step to bf16 precision (bf16_quotient, 48 uops per 16 lanes; 46 when
- * the bounds are infinite and the clamp is skipped, see amo_vec_theta), and
- * software prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h),
- * which keeps the misses in flight while the arithmetic runs (0.6 -> 0.9-1.0
- * of the limit at 64M parameters; results/kernels/README.md). */
+ * Cost.  At 20 bytes per parameter the loop must run near 2.4 Gparam/s per
+ * core to keep up with memory (AMD Zen 5), so every vector instruction
+ * counts: the step to bf16 precision (bf16_quotient), the stream as two
+ * VAESENC per 16 lanes (bf16.h; the hash it replaced took 9), software
+ * prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h).  35.5
+ * vector instructions per 16 lanes, 44.5 before the AES stream; figures in
+ * results/kernels/README.md, "bf16 state as fast as its bytes". */
 #ifndef __AVX512BF16__
 #error "kernels/meson.build must build this file with the avx512bf16 flags"
 #endif
@@ -25,23 +21,24 @@
 #include <math.h>
 
 #include "kernels/amo_avx512.h"
+#include "kernels/cpu.h"
 #include "kernels/prefetch.h"
 
-/* lr * m / (sqrt(v) * v_scale + eps) to KN_BF16_STEP_RTOL (update.h):
- * VRSQRT14PS and VRCP14PS without their Newton steps (each 2^-14), and lr
- * folded into the denominator (lv = v_scale / lr, le = eps / lr).  Special
- * lanes as in amo_quotient: v = 0, +Inf or NaN keeps sqrt(v) = v; 1/den of
- * 0, Inf, NaN is Inf, 0, NaN, as the exact division would give. */
+/* lr * m / (sqrt(v) * v_scale + eps) to KN_BF16_STEP_RTOL (update.h) from
+ * three 14-bit estimates: sqrt(v) = 1 / rsqrt(v) (VRCP14PS of VRSQRT14PS,
+ * which also gets the special lanes right: v = +-0, +Inf and NaN give
+ * sqrt(v) = v), then the reciprocal of the denominator, with lr folded into
+ * it (lv = v_scale / lr, le = eps / lr); 1/den of 0, Inf, NaN is Inf, 0,
+ * NaN, as the exact division would give. */
 KN_INLINE __m512 bf16_quotient(__m512 mn, __m512 vn, __m512 lv, __m512 le)
 {
-    const __mmask16 v_sp = _mm512_fpclass_ps_mask(vn, 0x8f);
-    const __m512 sq = _mm512_mask_mov_ps(_mm512_mul_ps(vn, _mm512_rsqrt14_ps(vn)), v_sp, vn);
+    const __m512 sq = _mm512_rcp14_ps(_mm512_rsqrt14_ps(vn));
     return _mm512_mul_ps(mn, _mm512_rcp14_ps(_mm512_fmadd_ps(sq, lv, le)));
 }
 
 /* amo_vec_step with bf16_quotient.  When lr cannot be folded (lr = 0, or
- * v_scale / lr or eps / lr not a normal float: see amo_bf16_avx512bf16), lv
- * and le are v_scale and eps and the numerator takes lr. */
+ * v_scale / lr or eps / lr not a normal float: see amo_bf16_run), lv and le
+ * are v_scale and eps and the numerator takes lr. */
 KN_INLINE __m512 bf16_step(__m512 th, __m512 *m, __m512 *v, __m512 g, const AmoVec *k,
                            __m512 lv, __m512 le, int folded, int bounded)
 {
@@ -68,11 +65,13 @@ KN_INLINE __m512i to_bf16(__m512 hi, __m512 lo)
 typedef struct Bf16Vec {
     AmoVec c;
     __m512 lv, le; /* the denominator's scales: see bf16_step */
+    SrKey key;
 } Bf16Vec;
 
-/* 32 elements: two 16-lane halves. */
+/* 32 elements: two 16-lane halves; ctr: the stream's counter of the first
+ * (amo_avx512.h, sr_random). */
 KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, __mmask32 k,
-                       const Bf16Vec *b, __m512i idx, __m512i key, int nearest, int folded,
+                       const Bf16Vec *b, __m512i ctr, int nearest, int vaes, int folded,
                        int bounded)
 {
     __m512 mm[2], vv[2];
@@ -85,7 +84,8 @@ KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, _
                                    folded, bounded);
         _mm512_mask_storeu_ps(theta + 16 * h, kh, t);
         if (!nearest) {
-            const __m512i r = sr_random(_mm512_add_epi32(idx, _mm512_set1_epi32(16 * h)), key);
+            const __m512i r = sr_random(_mm512_add_epi32(ctr, _mm512_set1_epi32(16 * h)),
+                                        &b->key, vaes);
             mm[h] = sr_prepare(mm[h], _mm512_and_si512(r, _mm512_set1_epi32(0xffff)));
             vv[h] = sr_prepare(vv[h], _mm512_srli_epi32(r, 16));
         }
@@ -94,12 +94,14 @@ KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, _
     _mm512_mask_storeu_epi16(v, k, to_bf16(vv[1], vv[0]));
 }
 
+/* index0 is a multiple of 4 unless rounding to nearest (kn_bf16_head). */
 KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                    const Bf16Vec *b, uint32_t key, uint64_t index0, int nearest, int folded,
+                    const Bf16Vec *b, uint64_t index0, int nearest, int vaes, int folded,
                     int bounded)
 {
-    const __m512i kv = _mm512_set1_epi32((int)key), step = _mm512_set1_epi32(32);
-    __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)index0), iota16());
+    const __m512i step = _mm512_set1_epi32(32);
+    __m512i ctr = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)index0),
+                                   _mm512_add_epi32(iota16(), b->key.k0));
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         kn_prefetch(theta + i + KN_PREFETCH_BF16);
@@ -108,21 +110,21 @@ KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size
         kn_prefetch(g + i + KN_PREFETCH_BF16 + 16);
         kn_prefetch(m + i + KN_PREFETCH_BF16);
         kn_prefetch(v + i + KN_PREFETCH_BF16);
-        block32(theta + i, m + i, v + i, g + i, 0xffffffffu, b, idx, kv, nearest, folded,
+        block32(theta + i, m + i, v + i, g + i, 0xffffffffu, b, ctr, nearest, vaes, folded,
                 bounded);
-        idx = _mm512_add_epi32(idx, step);
+        ctr = _mm512_add_epi32(ctr, step);
     }
     if (i < n)
-        block32(theta + i, m + i, v + i, g + i, (__mmask32)((1ull << (n - i)) - 1), b, idx, kv,
-                nearest, folded, bounded);
+        block32(theta + i, m + i, v + i, g + i, (__mmask32)((1ull << (n - i)) - 1), b, ctr,
+                nearest, vaes, folded, bounded);
 }
 
-static void amo_bf16_avx512bf16(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                                size_t n, const KnAmoArgs *a, uint32_t key, uint64_t index0,
-                                int nearest)
+static void amo_bf16_run(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
+                         const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
+                         int nearest, int vaes)
 {
     Bf16Vec b = { .c = amo_vec_init(a), .lv = _mm512_set1_ps(a->v_scale),
-                  .le = _mm512_set1_ps(a->eps) };
+                  .le = _mm512_set1_ps(a->eps), .key = sr_key(key) };
     int folded = 0;
     /* lr into the denominator, when both quotients are normal floats (so
      * no lane sees 0 * Inf there): one multiply fewer per 16 lanes */
@@ -135,22 +137,52 @@ static void amo_bf16_avx512bf16(float *theta, uint16_t *m, uint16_t *v, const fl
     /* the unfolded case is rare (lr = 0 or extreme eps / lr): it always
      * clamps; every flag is a constant in each instance */
     const int bounded = amo_bounded(a);
-    if (!folded && nearest)
-        loop(theta, m, v, g, n, &b, key, index0, 1, 0, 1);
-    else if (!folded)
-        loop(theta, m, v, g, n, &b, key, index0, 0, 0, 1);
-    else if (nearest && bounded)
-        loop(theta, m, v, g, n, &b, key, index0, 1, 1, 1);
-    else if (nearest)
-        loop(theta, m, v, g, n, &b, key, index0, 1, 1, 0);
-    else if (bounded)
-        loop(theta, m, v, g, n, &b, key, index0, 0, 1, 1);
-    else
-        loop(theta, m, v, g, n, &b, key, index0, 0, 1, 0);
+    if (nearest) {
+        if (!folded)
+            loop(theta, m, v, g, n, &b, index0, 1, 0, 0, 1);
+        else if (bounded)
+            loop(theta, m, v, g, n, &b, index0, 1, 0, 1, 1);
+        else
+            loop(theta, m, v, g, n, &b, index0, 1, 0, 1, 0);
+    } else if (vaes) {
+        if (!folded)
+            loop(theta, m, v, g, n, &b, index0, 0, 1, 0, 1);
+        else if (bounded)
+            loop(theta, m, v, g, n, &b, index0, 0, 1, 1, 1);
+        else
+            loop(theta, m, v, g, n, &b, index0, 0, 1, 1, 0);
+    } else {
+        if (!folded)
+            loop(theta, m, v, g, n, &b, index0, 0, 0, 0, 1);
+        else if (bounded)
+            loop(theta, m, v, g, n, &b, index0, 0, 0, 1, 1);
+        else
+            loop(theta, m, v, g, n, &b, index0, 0, 0, 1, 0);
+    }
 }
 
-void kn_update_dsp_init_avx512bf16(KnUpdateDSP *dsp)
+/* The slot with VAES and the one without (AESENC on 128-bit lanes: Cooper
+ * Lake has AVX512_BF16 but not VAES). */
+static void amo_bf16_vaes(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
+                          const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
+                          int nearest)
 {
-    dsp->amo_bf16 = amo_bf16_avx512bf16;
+    const size_t h = kn_bf16_head(amo_bf16_vaes, theta, m, v, g, n, a, key, index0, nearest);
+    amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 1);
+}
+
+static void amo_bf16_aes(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
+                         const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
+                         int nearest)
+{
+    const size_t h = kn_bf16_head(amo_bf16_aes, theta, m, v, g, n, a, key, index0, nearest);
+    amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 0);
+}
+
+void kn_update_dsp_init_avx512bf16(KnUpdateDSP *dsp, unsigned flags)
+{
+    if (!(flags & KN_CPU_AES))
+        return; /* the rounding stream needs AES rounds */
+    dsp->amo_bf16 = (flags & KN_CPU_VAES) ? amo_bf16_vaes : amo_bf16_aes;
     dsp->level[KN_K_AMO_BF16] = "avx512bf16";
 }

@@ -20,6 +20,7 @@
 #include <arm_neon.h>
 #include <string.h>
 
+#include "kernels/cpu.h"
 #include "kernels/update_dsp.h"
 
 #define KN_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -128,27 +129,51 @@ static inline uint32x4_t rne_add(float32x4_t f)
     return vaddq_u32(vdupq_n_u32(0x7fffu), vandq_u32(vshrq_n_u32(u, 16), vdupq_n_u32(1)));
 }
 
-/* kn_hash32() on four lanes. */
-static inline uint32x4_t hash32x4(uint32x4_t x)
+/* The rounding stream (bf16.h): one block of 4 elements per quad, so the
+ * quads run on whole blocks (index0 a multiple of 4, kn_bf16_head).  With
+ * the AES extension the block is AESMC(AESE(s, 0)) ^ k per round, which is
+ * x86 AESENC(s, k); without it, the table-driven rounds of bf16.c. */
+#if defined(__clang__)
+#define KN_TARGET_AES __attribute__((target("aes")))
+#else
+#define KN_TARGET_AES __attribute__((target("+crypto")))
+#endif
+
+typedef struct SrKey4 { uint32x4_t k0; uint8x16_t k1, k2; } SrKey4;
+
+static inline SrKey4 sr_key4(const KnBf16Key *k)
 {
-    x = veorq_u32(x, vshrq_n_u32(x, 16));
-    x = vmulq_u32(x, vdupq_n_u32(0x7feb352dU));
-    x = veorq_u32(x, vshrq_n_u32(x, 15));
-    x = vmulq_u32(x, vdupq_n_u32(0x846ca68bU));
-    x = veorq_u32(x, vshrq_n_u32(x, 16));
-    return x;
+    return (SrKey4){ vld1q_u32(k->k0), vreinterpretq_u8_u32(vld1q_u32(k->k1)),
+                     vreinterpretq_u8_u32(vld1q_u32(k->k2)) };
 }
 
-/* idx: the low 32 bits of the global index of element 0 (the stream
- * repeats every 2^32 elements, as in kn_bf16_random()).  nearest is a
- * constant at each call site. */
-KN_ALWAYS_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                                    size_t nq, const KnAmoArgs *a, uint32_t key,
-                                    uint32_t idx, const int nearest)
+KN_TARGET_AES static inline uint32x4_t sr_random4_aes(uint32_t idx, const SrKey4 *k,
+                                                        const KnBf16Key *key)
 {
+    (void)key;
     static const uint32_t iota[4] = { 0, 1, 2, 3 };
+    const uint32x4_t x = vaddq_u32(vaddq_u32(vdupq_n_u32(idx), vld1q_u32(iota)), k->k0);
+    uint8x16_t s = vaesmcq_u8(vaeseq_u8(vreinterpretq_u8_u32(x), vdupq_n_u8(0)));
+    s = veorq_u8(vaesmcq_u8(vaeseq_u8(s, k->k1)), k->k2);
+    return vreinterpretq_u32_u8(s);
+}
+
+static inline uint32x4_t sr_random4_c(uint32_t idx, const SrKey4 *k, const KnBf16Key *key)
+{
+    (void)k;
+    uint32_t r[4];
+    kn_bf16_random_block(key, idx, r);
+    return vld1q_u32(r);
+}
+
+/* idx: the low 32 bits of the global index of element 0.  nearest and aes
+ * are constants at each call site. */
+KN_ALWAYS_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, const float *g,
+                                    size_t nq, const KnAmoArgs *a, const KnBf16Key *key,
+                                    uint32_t idx, const int nearest, const int aes)
+{
     const AmoK k = amo_consts(a);
-    const uint32x4_t lanes = vld1q_u32(iota);
+    const SrKey4 sk = sr_key4(key);
     KN_NO_UNROLL
     for (size_t i = 0; i < 4 * nq; i += 4) {
         float32x4_t mf = bf16_load(m + i), vf = bf16_load(v + i);
@@ -158,8 +183,8 @@ KN_ALWAYS_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, cons
             madd = rne_add(mf);
             vadd = rne_add(vf);
         } else {
-            const uint32x4_t ix = vaddq_u32(vdupq_n_u32(idx + (uint32_t)i), lanes);
-            const uint32x4_t rnd = hash32x4(veorq_u32(ix, vdupq_n_u32(key)));
+            const uint32x4_t rnd = aes ? sr_random4_aes(idx + (uint32_t)i, &sk, key)
+                                       : sr_random4_c(idx + (uint32_t)i, &sk, key);
             madd = vandq_u32(rnd, vdupq_n_u32(0xffffu));
             vadd = vshrq_n_u32(rnd, 16);
         }
@@ -169,26 +194,35 @@ KN_ALWAYS_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, cons
 }
 
 typedef void AmoBf16Quads(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                          size_t nq, const KnAmoArgs *a, uint32_t key, uint32_t idx);
+                          size_t nq, const KnAmoArgs *a, const KnBf16Key *key, uint32_t idx);
 
 KN_ONE_COPY void amo_bf16_quads_rne(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                                    size_t nq, const KnAmoArgs *a, uint32_t key,
+                                    size_t nq, const KnAmoArgs *a, const KnBf16Key *key,
                                     uint32_t idx)
 {
-    amo_bf16_loop(theta, m, v, g, nq, a, key, idx, 1);
+    amo_bf16_loop(theta, m, v, g, nq, a, key, idx, 1, 0);
 }
 
-KN_ONE_COPY void amo_bf16_quads_sr(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                                   size_t nq, const KnAmoArgs *a, uint32_t key,
-                                   uint32_t idx)
+KN_ONE_COPY KN_TARGET_AES void amo_bf16_quads_sr_aes(float *theta, uint16_t *m, uint16_t *v,
+                                                       const float *g, size_t nq,
+                                                       const KnAmoArgs *a,
+                                                       const KnBf16Key *key, uint32_t idx)
 {
-    amo_bf16_loop(theta, m, v, g, nq, a, key, idx, 0);
+    amo_bf16_loop(theta, m, v, g, nq, a, key, idx, 0, 1);
 }
 
-static void amo_bf16_neon(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                          const KnAmoArgs *a, uint32_t key, uint64_t index0, int nearest)
+KN_ONE_COPY void amo_bf16_quads_sr_c(float *theta, uint16_t *m, uint16_t *v, const float *g,
+                                     size_t nq, const KnAmoArgs *a, const KnBf16Key *key,
+                                     uint32_t idx)
 {
-    AmoBf16Quads *const quads = nearest ? amo_bf16_quads_rne : amo_bf16_quads_sr;
+    amo_bf16_loop(theta, m, v, g, nq, a, key, idx, 0, 0);
+}
+
+static void amo_bf16_run(AmoBf16Quads *sr, float *theta, uint16_t *m, uint16_t *v,
+                         const float *g, size_t n, const KnAmoArgs *a, const KnBf16Key *key,
+                         uint64_t index0, int nearest)
+{
+    AmoBf16Quads *const quads = nearest ? amo_bf16_quads_rne : sr;
     const size_t i = n & ~(size_t)3, r = n - i;
     quads(theta, m, v, g, i / 4, a, key, (uint32_t)index0);
     if (r) {
@@ -203,6 +237,26 @@ static void amo_bf16_neon(float *theta, uint16_t *m, uint16_t *v, const float *g
         memcpy(m + i, mb, r * sizeof(uint16_t));
         memcpy(v + i, vb, r * sizeof(uint16_t));
     }
+}
+
+/* The slot with the AES extension and the one without. */
+static void amo_bf16_neon_aes(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
+                              const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
+                              int nearest)
+{
+    const size_t h = kn_bf16_head(amo_bf16_neon_aes, theta, m, v, g, n, a, key, index0,
+                                  nearest);
+    amo_bf16_run(amo_bf16_quads_sr_aes, theta + h, m + h, v + h, g + h, n - h, a, key,
+                 index0 + h, nearest);
+}
+
+static void amo_bf16_neon_c(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
+                            const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
+                            int nearest)
+{
+    const size_t h = kn_bf16_head(amo_bf16_neon_c, theta, m, v, g, n, a, key, index0, nearest);
+    amo_bf16_run(amo_bf16_quads_sr_c, theta + h, m + h, v + h, g + h, n - h, a, key,
+                 index0 + h, nearest);
 }
 
 /* ---- SGD ---------------------------------------------------------------------- */
@@ -397,10 +451,10 @@ static double sumsq_neon(const float *x, size_t n)
     return kn_sumsq_lanes(lane);
 }
 
-void kn_update_dsp_init_neon(KnUpdateDSP *dsp)
+void kn_update_dsp_init_neon(KnUpdateDSP *dsp, unsigned flags)
 {
     dsp->amo = amo_neon;
-    dsp->amo_bf16 = amo_bf16_neon;
+    dsp->amo_bf16 = (flags & KN_CPU_AES) ? amo_bf16_neon_aes : amo_bf16_neon_c;
     dsp->sgd = sgd_neon;
     dsp->rmsprop = rmsprop_neon;
     dsp->sumsq = sumsq_neon;

@@ -43,9 +43,10 @@ static void amo_c(float *theta, float *m, float *v, const float *g, size_t n,
 }
 
 static void amo_bf16_c(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                       const KnAmoArgs *a, uint32_t key, uint64_t index0, int nearest)
+                       const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0, int nearest)
 {
     const float omb = 1.0f - a->beta, omg = 1.0f - a->gamma;
+    uint32_t y[4]; /* kn_bf16_random() of the current block of 4 */
     for (size_t i = 0; i < n; i++) {
         float mf = kn_bf16_to_f32(m[i]), vf = kn_bf16_to_f32(v[i]);
         theta[i] = amo_elem(theta[i], &mf, &vf, g[i], a, omb, omg);
@@ -53,9 +54,11 @@ static void amo_bf16_c(float *theta, uint16_t *m, uint16_t *v, const float *g, s
             m[i] = kn_f32_to_bf16_rne(mf);
             v[i] = kn_f32_to_bf16_rne(vf);
         } else {
-            const uint32_t r = kn_bf16_random(key, index0 + i);
-            m[i] = kn_f32_to_bf16_sr(mf, r & 0xffff);
-            v[i] = kn_f32_to_bf16_sr(vf, r >> 16);
+            const uint32_t x = (uint32_t)(index0 + i);
+            if (i == 0 || (x & 3) == 0)
+                kn_bf16_random_block(key, x & ~3u, y);
+            m[i] = kn_f32_to_bf16_sr(mf, y[x & 3] & 0xffff);
+            v[i] = kn_f32_to_bf16_sr(vf, y[x & 3] >> 16);
         }
     }
 }

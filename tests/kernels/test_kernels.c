@@ -5,8 +5,10 @@
  * sizes up to 1000003, misaligned pointers, a dozen consecutive steps and
  * awkward values (signed zeros, denormals, 1e18, 1e-18).  Also: bitwise
  * independence of the thread count and of alignment, the bf16 conversions
- * bit by bit, the stochastic-rounding stream, bf16 moments on a noisy
- * quadratic, the argument checks and the CPU level controls.
+ * bit by bit, the stochastic-rounding stream (its bits at every level, its
+ * AES round against FIPS-197, its statistics), bf16 moments on a noisy
+ * quadratic and under a steady gradient, the argument checks and the CPU
+ * level controls.
  *
  * Formulas: AMO paper, section 3, Algorithm 1; PyTorch's documentation of
  * torch.optim.Adam, torch.optim.SGD and torch.optim.RMSprop
@@ -25,6 +27,7 @@
 #include "kernels/cpu.h"
 #include "common/rng.h"
 #include "kernels/update.h"
+#include "kernels/update_dsp.h" /* kn_aes_enc_round */
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -455,24 +458,39 @@ static void check_same_state(const State *a, const State *b, size_t n, const cha
 
 /* ---- ISA levels ------------------------------------------------------------ */
 
-typedef struct Level { unsigned mask; const char *name; } Level;
+/* name: for the messages; level: kn_cpu_level_name() of the mask.  The
+ * "bf16" rows differ from the row after them only in the AES flags, which
+ * only the bf16-state slot uses: FOR_EACH_BF16_LEVEL runs them too. */
+typedef struct Level { unsigned mask; const char *name, *level; int bf16; } Level;
+
+#define X_AES (KN_CPU_AVX2 | KN_CPU_AES)
+#define X_512 (X_AES | KN_CPU_AVX512)
 
 /* The cumulative flag sets, lowest first; a test runs each one this CPU has. */
 static const Level all_levels[] = {
-    { 0, "scalar" },
-    { KN_CPU_AVX2, "avx2" },
-    { KN_CPU_AVX2 | KN_CPU_AVX512, "avx512" },
-    { KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_AVX512BF16, "avx512bf16" },
-    { KN_CPU_NEON, "neon" },
+    { 0, "scalar", "scalar", 0 },
+    { KN_CPU_AVX2, "avx2 without AES", "avx2", 1 },
+    { X_AES, "avx2", "avx2", 0 },
+    { X_512, "avx512 without VAES", "avx512", 1 },
+    { X_512 | KN_CPU_VAES, "avx512", "avx512", 0 },
+    { X_512 | KN_CPU_AVX512BF16, "avx512bf16 without VAES", "avx512bf16", 1 },
+    { X_512 | KN_CPU_VAES | KN_CPU_AVX512BF16, "avx512bf16", "avx512bf16", 0 },
+    { KN_CPU_NEON, "neon without AES", "neon", 1 },
+    { KN_CPU_NEON | KN_CPU_AES, "neon", "neon", 0 },
 };
 
 /* The level after prev (NULL: the first) that this CPU has, with the mask
- * set to it; NULL, with the mask back on "auto", after the last. */
-static const Level *next_level(const Level *prev)
+ * set to it; NULL, with the mask back on "auto", after the last.  A CPU
+ * without the AES flags runs the rows without them as its main levels. */
+static const Level *next_level(const Level *prev, int bf16)
 {
     const Level *end = all_levels + ARRAY_LEN(all_levels);
     for (const Level *l = prev ? prev + 1 : all_levels; l < end; l++) {
         if (l->mask & ~kn_cpu_detected())
+            continue;
+        const int has_next = l + 1 < end && l[1].bf16 == 0 && !(l[1].mask & ~kn_cpu_detected())
+                             && !strcmp(l[1].level, l->level);
+        if (l->bf16 && !bf16 && has_next)
             continue;
         assert_int_equal(kn_cpu_set_mask(l->mask), AMO_OK);
         assert_int_equal(kn_cpu_flags(), l->mask);
@@ -483,15 +501,20 @@ static const Level *next_level(const Level *prev)
     return NULL;
 }
 
-#define FOR_EACH_LEVEL(lv) for (const Level *lv = next_level(NULL); lv; lv = next_level(lv))
+#define FOR_EACH_LEVEL(lv) for (const Level *lv = next_level(NULL, 0); lv; lv = next_level(lv, 0))
+#define FOR_EACH_BF16_LEVEL(lv) \
+    for (const Level *lv = next_level(NULL, 1); lv; lv = next_level(lv, 1))
 
-/* The level each kernel slot should report: the level's own name, except
- * that AVX512_BF16 only has a kernel for bf16 moments. */
+/* The level each kernel slot should report: the level's own, except that
+ * AVX512_BF16 only has a kernel for bf16 moments, and that on x86 that
+ * kernel needs AES-NI (without it the slot stays scalar). */
 static const char *expected_slot_level(const Level *lv, KnKernel k)
 {
+    if (k == KN_K_AMO_BF16 && (lv->mask & KN_CPU_AVX2) && !(lv->mask & KN_CPU_AES))
+        return "scalar";
     if (lv->mask & KN_CPU_AVX512BF16)
         return k == KN_K_AMO_BF16 ? "avx512bf16" : "avx512";
-    return lv->name;
+    return lv->level;
 }
 
 static void print_level_ok(const Level *lv, const char *what, KnKernel k)
@@ -878,10 +901,13 @@ static void test_amo_bf16(void **state)
     cases[3].args.lo = -0.5f;
     cases[3].args.hi = 0.25f;
     cases[4].args.lo = -0.25f;
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
+        /* the rows without AES or VAES differ in the random bits alone: the
+         * stochastic cases, up to the odd sizes, suffice there */
         for (size_t c = 0; c < ARRAY_LEN(cases); c++)
-            check_all_sizes(bf16_run, &cases[c], cases[c].name, 3, bf16_elem, c == 0,
-                            1000 * c + 3);
+            if (!(lv->bf16 && cases[c].nearest))
+                check_all_sizes(bf16_run, &cases[c], cases[c].name, 3, bf16_elem,
+                                c == 0 && !lv->bf16, 1000 * c + 3);
         print_level_ok(lv, "amo_bf16 (stochastic and nearest)", KN_K_AMO_BF16);
     }
 }
@@ -914,9 +940,9 @@ static void check_bf16_stream(size_t n, uint64_t index0, int nearest, int nthrea
     const KnBf16Round rd = { .seed = rng_u64(rng), .step = rng_u64(rng) % 1000,
                              .index0 = index0, .nearest = nearest };
     assert_int_equal(kn_amo_update_bf16(th, m, v, g, n, &a, &rd, nthreads), AMO_OK);
-    const uint32_t key = kn_bf16_key(&rd);
+    const KnBf16Key key = kn_bf16_key(&rd);
     for (size_t i = 0; i < n; i++) {
-        const uint32_t r = kn_bf16_random(key, index0 + i);
+        const uint32_t r = kn_bf16_random(&key, index0 + i);
         const uint16_t wm = nearest ? bf16_rne_ref(m1[i]) : bf16_sr_ref(m1[i], r & 0xffffu);
         const uint16_t wv = nearest ? bf16_rne_ref(v1[i]) : bf16_sr_ref(v1[i], r >> 16);
         if (m[i] != wm || v[i] != wv) {
@@ -940,7 +966,7 @@ static void test_amo_bf16_stream(void **state)
 {
     (void)state;
     static const size_t sizes[] = { 200, 1000, 4099 };
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         Rng rng = { 5 };
         for (int nearest = 0; nearest <= 1; nearest++) {
             for (size_t n = 0; n <= 67; n++)
@@ -968,7 +994,7 @@ static void check_amo_nonfinite(size_t n, int bf16, int bounded)
         a.lo = -0.5f;
         a.hi = 0.5f;
     }
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         Rng rng = { n + 17 };
         for (size_t i = 0; i < n; i++) {
             th[i] = (float)(0.1 * rng_normal(&rng));
@@ -1382,6 +1408,103 @@ static void test_bf16_sr_unbiased(void **state)
     }
 }
 
+/* ---- the rounding stream ------------------------------------------------------------ */
+
+/* The portable AES round is AES: FIPS-197, appendix B, round 1 (the state
+ * at its start, the round key, the state at the start of round 2). */
+static void test_aes_round(void **state)
+{
+    (void)state;
+    uint8_t s[16] = { 0x19, 0x3d, 0xe3, 0xbe, 0xa0, 0xf4, 0xe2, 0x2b,
+                      0x9a, 0xc6, 0x8d, 0x2a, 0xe9, 0xf8, 0x48, 0x08 };
+    static const uint8_t k[16] = { 0xa0, 0xfa, 0xfe, 0x17, 0x88, 0x54, 0x2c, 0xb1,
+                                   0x23, 0xa3, 0x39, 0x39, 0x2a, 0x6c, 0x76, 0x05 };
+    static const uint8_t want[16] = { 0xa4, 0x9c, 0x7f, 0xf2, 0x68, 0x9f, 0x35, 0x2b,
+                                      0x6b, 0x5b, 0xea, 0x43, 0x02, 0x6a, 0x50, 0x49 };
+    kn_aes_enc_round(s, k);
+    assert_memory_equal(s, want, 16);
+}
+
+/* Pearson correlation of n pairs. */
+static double corr(const double *x, const double *y, size_t n)
+{
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (size_t i = 0; i < n; i++) {
+        mx += x[i] / (double)n;
+        my += y[i] / (double)n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    return sxy / sqrt(sxx * syy);
+}
+
+/* Chi-square of the top 8 bits of n 16-bit values against uniform. */
+static double chi2_256(const double *x, size_t n)
+{
+    double count[256] = { 0 }, c2 = 0.0;
+    for (size_t i = 0; i < n; i++)
+        count[(unsigned)x[i] >> 8] += 1.0;
+    for (int b = 0; b < 256; b++)
+        c2 += (count[b] - n / 256.0) * (count[b] - n / 256.0) / (n / 256.0);
+    return c2;
+}
+
+/* The 16-bit halves of the stream (bf16.h) are uniform and uncorrelated
+ * where the training uses them together: along a tensor in one step (the
+ * neighbours, the words of a block, m's bits against v's), and for one
+ * element from step to step; and the rounding it drives is unbiased over
+ * steps.  Bounds: chi-square with 255 degrees of freedom below 400 (mean
+ * 255, sd 22.6), correlations within 6 / sqrt(n). */
+static void test_bf16_stream_stats(void **state)
+{
+    (void)state;
+    enum { N = 1 << 18, STEPS = 1 << 16 };
+    static double m16[N], v16[N];
+    const KnBf16Round rd = { .seed = 42, .step = 7 };
+    const KnBf16Key key = kn_bf16_key(&rd);
+    for (size_t i = 0; i < N; i++) {
+        const uint32_t r = kn_bf16_random(&key, (1ull << 32) - N / 2 + i); /* wraps */
+        m16[i] = r & 0xffff;
+        v16[i] = r >> 16;
+    }
+    const double bound = 6.0 / sqrt((double)N);
+    const double c[] = { corr(m16, m16 + 1, N - 1), corr(v16, v16 + 1, N - 1),
+                         corr(m16, v16, N), corr(m16, m16 + 4, N - 4),
+                         corr(m16, v16 + 1, N - 1), corr(v16, v16 + 64, N - 64) };
+    print_message("stream, one step: chi2 m %.1f v %.1f; corr next %.2e %.2e, m-v %.2e, "
+                  "block +4 %.2e, m-v next %.2e, v +64 %.2e (bound %.2e)\n", chi2_256(m16, N),
+                  chi2_256(v16, N), c[0], c[1], c[2], c[3], c[4], c[5], bound);
+    assert_true(chi2_256(m16, N) < 400.0 && chi2_256(v16, N) < 400.0);
+    for (size_t k = 0; k < ARRAY_LEN(c); k++)
+        assert_true(fabs(c[k]) < bound);
+
+    /* one element over steps: uniform, independent, unbiased rounding */
+    static double ms[STEPS], vs[STEPS];
+    const float x = 0.1f; /* the dropped half is 0xcccd of 65536 */
+    double mean = 0.0;
+    for (size_t t = 0; t < STEPS; t++) {
+        const KnBf16Round rt = { .seed = 42, .step = t };
+        const KnBf16Key kt = kn_bf16_key(&rt);
+        const uint32_t r = kn_bf16_random(&kt, 12345);
+        ms[t] = r & 0xffff;
+        vs[t] = r >> 16;
+        mean += bf16_value(kn_f32_to_bf16_sr(x, r & 0xffff)) / STEPS;
+    }
+    const double sb = 6.0 / sqrt((double)STEPS), rel = fabs(mean / x - 1.0);
+    print_message("stream, one element over %d steps: chi2 m %.1f v %.1f; corr next step %.2e "
+                  "%.2e, m-v %.2e (bound %.2e); sr of %.9g: mean off by %.2e relative\n", STEPS,
+                  chi2_256(ms, STEPS), chi2_256(vs, STEPS), corr(ms, ms + 1, STEPS - 1),
+                  corr(vs, vs + 1, STEPS - 1), corr(ms, vs, STEPS), sb, (double)x, rel);
+    assert_true(chi2_256(ms, STEPS) < 400.0 && chi2_256(vs, STEPS) < 400.0);
+    assert_true(fabs(corr(ms, ms + 1, STEPS - 1)) < sb && fabs(corr(vs, vs + 1, STEPS - 1)) < sb);
+    assert_true(fabs(corr(ms, vs, STEPS)) < sb);
+    /* sd of the mean: ulp / 2 / sqrt(STEPS) ~ 2^-8 / 256 relative */
+    assert_true(rel < 1e-4);
+}
+
 /* ---- bf16 moments in training ----------------------------------------------------- */
 
 /* |a - b| / |a - ref| over N elements. */
@@ -1411,7 +1534,7 @@ static void test_bf16_quadratic(void **state)
         th0[i] = (float)rng_normal(&rng);
     }
     const KnAmoArgs a = kn_amo_args_default();
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         memcpy(tha, th0, sizeof th0);
         memcpy(thb, th0, sizeof th0);
         memcpy(thc, th0, sizeof th0);
@@ -1466,7 +1589,7 @@ static void test_bf16_freeze(void **state)
     static float tha[N], ma[N], va[N], thb[N], thc[N], g[N];
     static uint16_t mb[N], vb[N], mc[N], vc[N];
     const KnAmoArgs a = kn_amo_args_default(); /* gamma 0.999 */
-    FOR_EACH_LEVEL(lv) {
+    FOR_EACH_BF16_LEVEL(lv) {
         memset(tha, 0, sizeof tha);
         memset(ma, 0, sizeof ma);
         memset(va, 0, sizeof va);
@@ -1498,6 +1621,51 @@ static void test_bf16_freeze(void **state)
                       LOUD, QUIET, vf, vs, 100.0 * (vs / vf - 1.0), vn, vn / vf);
         assert_true(fabs(vs / vf - 1.0) < 0.10);
         assert_true(vn > 3.0 * vf);
+    }
+}
+
+/* m under a steady gradient g, from 0, for beta 0.9 (250 steps) and 0.99
+ * (2500): fp32 m reaches g (to 1e-11), and so must bf16 m on average.
+ * Rounding m to nearest stalls where a step, (1 - beta) |g - m|, falls
+ * under half a bf16 spacing: about 5 spacings short of g at 0.9 (2-4%)
+ * but 50 at 0.99 (20-40%), which is why m is rounded stochastically too. */
+static void test_bf16_m_steady(void **state)
+{
+    (void)state;
+    enum { N = 1024 };
+    static float th[N], g[N];
+    static uint16_t m[2][N], v[2][N];
+    static const float betas[] = { 0.9f, 0.99f };
+    Rng rng = { 808 };
+    for (size_t i = 0; i < N; i++) /* magnitudes 1e-4 .. 1, both signs */
+        g[i] = (float)((rng_u32(&rng) & 1 ? 1.0 : -1.0) * pow(10.0, -4.0 * rng_uniform(&rng)));
+    FOR_EACH_BF16_LEVEL(lv) {
+        for (size_t b = 0; b < ARRAY_LEN(betas); b++) {
+            KnAmoArgs a = kn_amo_args_default();
+            a.beta = betas[b];
+            memset(th, 0, sizeof th);
+            memset(m, 0, sizeof m);
+            memset(v, 0, sizeof v);
+            const int steps = b == 0 ? 250 : 2500;
+            for (int t = 0; t < steps; t++)
+                for (int nearest = 0; nearest <= 1; nearest++) {
+                    const KnBf16Round rd = { .seed = 3, .step = (uint64_t)t, .nearest = nearest };
+                    assert_int_equal(kn_amo_update_bf16(th, m[nearest], v[nearest], g, N, &a,
+                                                        &rd, 1), AMO_OK);
+                }
+            double sr = 0.0, rne = 0.0, rne_worst = 1.0;
+            for (size_t i = 0; i < N; i++) {
+                sr += bf16_value(m[0][i]) / g[i] / N;
+                rne += bf16_value(m[1][i]) / g[i] / N;
+                rne_worst = fmin(rne_worst, bf16_value(m[1][i]) / g[i]);
+            }
+            print_message("level %s: m / g after %d steps of a steady g at beta %.2f: "
+                          "stochastic %.5f, nearest %.5f (worst %.3f)\n", lv->name, steps,
+                          (double)a.beta, sr, rne, rne_worst);
+            assert_true(fabs(sr - 1.0) < 2e-3); /* 1024 draws of a fraction of 2^-8 */
+            if (b == 1)
+                assert_true(rne < 0.9); /* nearest stalls at 0.99 */
+        }
     }
 }
 
@@ -1785,6 +1953,14 @@ static void test_cpu_levels(void **state)
     }
     if (detected & KN_CPU_AVX512BF16)
         assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AVX512BF16), AMO_EINVAL);
+    /* AES goes with a SIMD level; VAES with AVX-512 and AES */
+    if (detected & KN_CPU_AES)
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AES), AMO_EINVAL);
+    if (detected & KN_CPU_VAES) {
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AES | KN_CPU_VAES), AMO_EINVAL);
+        assert_int_equal(kn_cpu_set_mask(KN_CPU_AVX2 | KN_CPU_AVX512 | KN_CPU_VAES), AMO_EINVAL);
+    }
+    assert_int_equal(kn_cpu_flags(), detected);
 
     assert_int_equal(kn_cpu_set_arch("scalar"), AMO_OK);
     assert_int_equal(kn_cpu_flags(), 0);
@@ -1801,8 +1977,8 @@ static void test_level_names(void **state)
 {
     (void)state;
     int bad = 0;
-    FOR_EACH_LEVEL(lv) {
-        assert_string_equal(kn_cpu_level_name(lv->mask), lv->name);
+    FOR_EACH_BF16_LEVEL(lv) {
+        assert_string_equal(kn_cpu_level_name(lv->mask), lv->level);
         for (int k = 0; k < KN_K_COUNT; k++) {
             const char *got = kn_kernel_level((KnKernel)k);
             const char *want = expected_slot_level(lv, (KnKernel)k);
@@ -1905,6 +2081,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_cpu_levels, restore_auto),
         cmocka_unit_test_teardown(test_bf16_conversions, restore_auto),
         cmocka_unit_test_teardown(test_bf16_sr_unbiased, restore_auto),
+        cmocka_unit_test_teardown(test_aes_round, restore_auto),
+        cmocka_unit_test_teardown(test_bf16_stream_stats, restore_auto),
         cmocka_unit_test_teardown(test_amo, restore_auto),
         cmocka_unit_test_teardown(test_adam, restore_auto),
         cmocka_unit_test_teardown(test_first_step, restore_auto),
@@ -1916,6 +2094,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_sumsq, restore_auto),
         cmocka_unit_test_teardown(test_bf16_quadratic, restore_auto),
         cmocka_unit_test_teardown(test_bf16_freeze, restore_auto),
+        cmocka_unit_test_teardown(test_bf16_m_steady, restore_auto),
         cmocka_unit_test_teardown(test_bad_amo, restore_auto),
         cmocka_unit_test_teardown(test_bad_sgd_rmsprop, restore_auto),
         cmocka_unit_test_teardown(test_level_names, restore_auto),
