@@ -544,6 +544,28 @@ AmoStatus opt_set_tensor_scales(Opt *o, const float *lr_scale, const float *wd_s
     return AMO_OK;
 }
 
+AmoStatus opt_set_config(Opt *o, const OptConfig *cfg, char *err, size_t errlen)
+{
+    if (!o || !cfg) {
+        set_err(err, errlen, "opt_set_config: NULL optimizer or configuration");
+        return AMO_EINVAL;
+    }
+    AmoStatus st = check_config(cfg, err, errlen);
+    if (st != AMO_OK)
+        return st;
+    if (cfg->algo != o->cfg.algo || cfg->state != o->cfg.state ||
+        state_buffers(cfg) != state_buffers(&o->cfg)) {
+        set_err(err, errlen, "%s with %d moment buffers (%s): the optimizer has %s with %d "
+                "(%s); create another", opt_algo_name(cfg->algo), state_buffers(cfg),
+                cfg->state == OPT_STATE_BF16 ? "bf16" : "fp32", opt_algo_name(o->cfg.algo),
+                state_buffers(&o->cfg), o->cfg.state == OPT_STATE_BF16 ? "bf16" : "fp32");
+        return AMO_EINVAL;
+    }
+    o->cfg = *cfg;
+    o->threads = cfg->threads ? cfg->threads : omp_get_max_threads();
+    return AMO_OK;
+}
+
 void *opt_moments(Opt *o, int buffer)
 {
     if (!o || buffer < 0 || buffer >= state_buffers(&o->cfg))

@@ -138,6 +138,13 @@ AMO_API AmoStatus opt_set_tensors(Opt *o, const OptTensor *tensors, int count, c
 AMO_API AmoStatus opt_set_tensor_scales(Opt *o, const float *lr_scale, const float *wd_scale,
                                         char *err, size_t errlen);
 
+/* New hyperparameters from the next step on, moments and counters kept
+ * (PyTorch's OneCycleLR cycles Adam's beta1 and SGD's momentum): checked as
+ * opt_create checks them, and the algorithm, the state type and the moment
+ * buffers it keeps must stay (SGD's momentum cannot go from 0 to > 0).  On
+ * error nothing changes. */
+AMO_API AmoStatus opt_set_config(Opt *o, const OptConfig *cfg, char *err, size_t errlen);
+
 /* Moment buffer 0 or 1 (AMO/Adam: m, v; SGD: the momentum buffer; RMSprop:
  * v, then the momentum buffer), NULL if the algorithm keeps fewer.  The
  * tensors' moments lie one after the other in creation order, fp32 or bf16

@@ -1994,6 +1994,56 @@ static void test_set_tensors(void **state)
     model_free(&b);
 }
 
+/* New hyperparameters mid-run (a cycled beta): the same as an optimizer
+ * created with them and given the moments; another algorithm, state type or
+ * set of buffers refused, naming both. */
+static void test_set_config(void **state)
+{
+    (void)state;
+    Model a, b;
+    model_init(&a, oracle_sizes, 4, -1);
+    model_init(&b, oracle_sizes, 4, -1);
+    model_fill_params(&a, 11);
+    model_fill_params(&b, 11);
+    OptConfig c = opt_config_default(OPT_ADAM), c2 = c;
+    c2.beta = 0.85f;
+    c2.eps = 1e-7f;
+    Opt *oa = opt_new(&c, &a), *ob = NULL;
+    char err[256];
+    for (uint64_t step = 1; step <= 10; step++) {
+        fill_oracle_grad(&a, 12, step);
+        if (step == 6) {
+            assert_int_equal(opt_set_config(oa, &c2, err, sizeof err), AMO_OK);
+            ob = opt_new(&c2, &b);
+            for (int k = 0; k < 2; k++)
+                memcpy(opt_moments(ob, k), opt_moments(oa, k), a.total * sizeof(float));
+            assert_int_equal(opt_set_steps(ob, 5, 0, 0), AMO_OK);
+            memcpy(b.param, a.param, a.total * sizeof(float));
+        }
+        step_ok(oa, NULL);
+        if (ob) {
+            memcpy(b.grad, a.grad, a.total * sizeof(float));
+            step_ok(ob, NULL);
+        }
+    }
+    assert_int_equal(memcmp(a.param, b.param, a.total * sizeof(float)), 0);
+    OptConfig bad = c2;
+    bad.state = OPT_STATE_BF16;
+    assert_int_equal(opt_set_config(oa, &bad, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "adam with 2 moment buffers (bf16): the optimizer has adam"));
+    bad = opt_config_default(OPT_SGD);
+    assert_int_equal(opt_set_config(oa, &bad, err, sizeof err), AMO_EINVAL);
+    bad = c2;
+    bad.beta = 1.0f;
+    assert_int_equal(opt_set_config(oa, &bad, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "beta 1"));
+    assert_true(opt_config(oa)->beta == 0.85f);
+    opt_destroy(oa);
+    opt_destroy(ob);
+    model_free(&a);
+    model_free(&b);
+}
+
 /* A state dict's round trip through opt_moments and opt_set_steps: a fresh
  * optimizer given another's moments and counters continues bit for bit, for
  * each algorithm's buffers and for bf16 moments. */
@@ -2064,6 +2114,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_against_oracle),
         cmocka_unit_test(test_tensor_scales),
         cmocka_unit_test(test_set_tensors),
+        cmocka_unit_test(test_set_config),
         cmocka_unit_test(test_moments_and_steps),
     };
     return cmocka_run_group_tests_name("optim", tests, make_dir, remove_dir);

@@ -70,6 +70,7 @@ _PROTOTYPES = {
     "opt_set_tensors": (c_int, [c_void_p, POINTER(OptTensor), c_int, c_char_p, c_size_t]),
     "opt_set_tensor_scales": (c_int, [c_void_p, POINTER(c_float), POINTER(c_float), c_char_p,
                                       c_size_t]),
+    "opt_set_config": (c_int, [c_void_p, POINTER(OptConfig), c_char_p, c_size_t]),
     "opt_moments": (c_void_p, [c_void_p, c_int]),
     "opt_set_steps": (c_int, [c_void_p, c_uint64, c_uint64, c_uint64]),
     "opt_steps": (c_uint64, [c_void_p]),

@@ -86,6 +86,7 @@ class _AmoOptimizer(Optimizer):
             C.set_arch(arch)
         C.init_from_env()
         self._handle = None
+        self._shared_keys = tuple(k for k in defaults if k not in self._per_group)
         super().__init__(params, defaults)
         self._reset_binding()
 
@@ -184,18 +185,18 @@ class _AmoOptimizer(Optimizer):
                         "groups (one C optimizer, one global clip norm)")
         # The C side checks the rest (betas in [0, 1), eps >= FLT_MIN, ...):
         # an optimizer over no tensor validates the configuration alone.
-        cfg = self._config(group, 0.0)
+        cfg = self._config(group)
         out, err = ctypes.c_void_p(), C.error_buffer()
         st = C.lib.opt_create(ctypes.byref(out), ctypes.byref(cfg), None, 0, err, len(err))
         if st != C.AMO_OK:
             raise ValueError(f"{name}: param group {g}: {err.value.decode()}")
         C.lib.opt_destroy(out)
 
-    def _config(self, group, weight_decay):
+    def _config(self, group):
         c = C.lib.opt_config_default(self._algo)
         # lr and weight decay go per tensor as scales of 1 (opt_set_tensor_scales)
         c.lr = 1.0
-        c.weight_decay = weight_decay
+        c.weight_decay = 1.0
         clip = group["clip_norm"]
         c.clip = int(clip is not None)
         if clip is not None:
@@ -220,7 +221,7 @@ class _AmoOptimizer(Optimizer):
         exist then) or the first after load_state_dict; moments from self.state."""
         params = self._params
         groups = self.param_groups
-        cfg = self._config(groups[0], 1.0 if any(g["weight_decay"] for g in groups) else 0.0)
+        cfg = self._config(groups[0])
         tensors = (C.OptTensor * max(len(params), 1))()
         for i, p in enumerate(params):
             tensors[i] = C.OptTensor(p.data_ptr(), p.grad.data_ptr(), p.numel(), 0)
@@ -264,6 +265,7 @@ class _AmoOptimizer(Optimizer):
         self.state = new_state
         self._handle = handle
         self._scales = None
+        self._shared = self._shared_values()
 
     def _loaded_steps(self, params, keys):
         """The one step count a loaded state must have (0 without one)."""
@@ -325,7 +327,26 @@ class _AmoOptimizer(Optimizer):
         scales = [(g["lr"], g["weight_decay"]) for g in self.param_groups]
         if scales != self._scales:
             self._push_scales(scales)
+        shared = self._shared_values()
+        if shared != self._shared:
+            self._push_config(shared)
         return True
+
+    def _shared_values(self):
+        keys = self._shared_keys
+        return [tuple(g.get(k) for k in keys) for g in self.param_groups]
+
+    def _push_config(self, shared):
+        """Hyperparameters changed between steps (OneCycleLR cycles betas or
+        momentum): the C optimizer takes them, moments kept."""
+        groups = self.param_groups
+        for g, group in enumerate(groups):
+            self._check_group(group, g, groups[0] if g else None)
+        cfg, err = self._config(groups[0]), C.error_buffer()
+        st = C.lib.opt_set_config(self._handle.ptr, ctypes.byref(cfg), err, len(err))
+        if st != C.AMO_OK:
+            raise self._c_error("new hyperparameters", st, err)
+        self._shared = shared
 
     def _bad(self, i, p, g):
         where, name = self._where(i), self._name()
