@@ -18,6 +18,7 @@ idle machine and state the conditions.
 import argparse
 import csv
 import datetime
+import glob
 import os
 import platform
 import shutil
@@ -97,11 +98,11 @@ def kernel_figures(threads, tmp):
         return {}
     out = os.path.join(tmp, f"k{threads}")
     subprocess.run([exe, "kernels", "--arch", "auto", "--threads", str(threads), "--out", out,
-                    "--benchmark_filter=^(adam|amo|sumsq)/[a-z0-9]+/kernel/n:67108864$",
+                    "--benchmark_filter=^(adam|amo|sumsq)/[a-z0-9]+/kernel/n:67108864/",
                     "--benchmark_repetitions=5"],
                    capture_output=True, text=True, check=True)
     figs = {}
-    with open(os.path.join(out, f"kernels_t{threads}.csv")) as f:
+    with open(glob.glob(os.path.join(out, f"kernels*_t{threads}.csv"))[0]) as f:
         for row in csv.DictReader(f):
             if int(row["n"]) == 64 * M:
                 figs[row["kernel"]] = float(row["gparam_per_s"])
