@@ -31,6 +31,7 @@ import time
 import torch
 
 import amo
+from benchutil import write_csv
 
 M = 1 << 20
 
@@ -167,13 +168,7 @@ def main():
             del ps
     shutil.rmtree(tmp, ignore_errors=True)
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, "step.csv")
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        print(f"\nwrote {path}")
+        print(f"\nwrote {write_csv(args.out, 'step.csv', rows)}")
 
 
 if __name__ == "__main__":

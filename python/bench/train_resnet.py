@@ -13,7 +13,6 @@ machine's load hits all alike.  Figures are medians over the steps after
 """
 import argparse
 import copy
-import csv
 import gzip
 import os
 import statistics
@@ -24,6 +23,7 @@ import torch
 import torchvision
 
 import amo
+from benchutil import write_csv
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -110,13 +110,7 @@ def main():
                      "steps_timed": len(t[k]["total"]), **{f"{n}_ms": v for n, v in med.items()},
                      "optimizer_share": share, "loss_last5": last})
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        path = os.path.join(args.out, f"train_resnet18_t{args.threads}.csv")
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        print(f"wrote {path}")
+        print(f"wrote {write_csv(args.out, f'train_resnet18_t{args.threads}.csv', rows)}")
 
 
 if __name__ == "__main__":

@@ -81,3 +81,14 @@ def rel_diff(ours, ref, start):
 
 def params(model):
     return [p.detach().clone() for p in model.parameters()]
+
+
+def same_grads_step(ours, opt_ours, ref, opt_ref, x, y):
+    """One step of both optimizers on the gradients of ref's loss: what they
+    do differently alone, without two trajectories drifting apart."""
+    opt_ref.zero_grad(set_to_none=True)
+    torch.nn.functional.cross_entropy(ref(x), y).backward()
+    for pa, pb in zip(ours.parameters(), ref.parameters()):
+        pa.grad = pb.grad.clone()
+    opt_ours.step()
+    opt_ref.step()

@@ -7,7 +7,7 @@ import torch
 
 import amo
 
-from conftest import batches, params, rel_diff, train, twins
+from conftest import batches, params, rel_diff, same_grads_step, train, twins
 
 BOUND = 1e-4  # as test_against_torch: fp32 rounding over 100 steps
 # bf16 moments carry 8 bits: each step's m and v are off by up to 2^-8
@@ -106,12 +106,7 @@ def test_bf16_state_tracks_fp32():
     oa = amo.torch.AMO(a.parameters(), state_dtype=torch.bfloat16)
     ob = amo.torch.AMO(b.parameters())
     for x, y in data:
-        ob.zero_grad()
-        torch.nn.functional.cross_entropy(b(x), y).backward()
-        for pa, pb in zip(a.parameters(), b.parameters()):
-            pa.grad = pb.grad.clone()
-        oa.step()
-        ob.step()
+        same_grads_step(a, oa, b, ob, x, y)
     d = rel_diff(a.parameters(), b.parameters(), start)
     assert oa.state[next(a.parameters())]["exp_avg"].dtype is torch.bfloat16
     a, b = twins()
