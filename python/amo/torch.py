@@ -421,6 +421,19 @@ class _AmoOptimizer(Optimizer):
         self._loaded_counts = counts
         self._reset_binding()
 
+    def __getstate__(self):
+        # copy.deepcopy and pickle: the state tensors go as tensors (torch's
+        # __getstate__), the C optimizer is rebuilt from them at the next step
+        d = super().__getstate__()
+        d.update(_threads=self._threads, _shared_keys=self._shared_keys,
+                 _loaded_counts={"skipped": self.skipped_steps, "clipped": self.clipped_steps})
+        return d
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._handle = None
+        self._reset_binding()
+
     # ---- what C counts ------------------------------------------------------
 
     @property

@@ -164,3 +164,19 @@ def test_no_gradient_at_all_is_a_no_op():
     assert o.step() is None
     assert all(torch.equal(x, y) for x, y in zip(before, a.parameters()))
     assert o.state_dict()["state"] == {}
+
+
+def test_deepcopy_and_pickle():
+    """A copied optimizer (copy.deepcopy, pickle) owns its own C optimizer,
+    built from the copied state: both continue alike, bit for bit."""
+    import pickle
+    data = batches(20)
+    a, _ = twins()
+    oa = amo.torch.AMO(a.parameters(), threads=1)
+    train(a, oa, data[:10])
+    b, ob = copy.deepcopy((a, oa))  # one memo: ob's parameters are b's
+    train(a, oa, data[10:])
+    train(b, ob, data[10:])
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert ob.threads == 1 and ob.last_step["step"] == 20
+    assert pickle.loads(pickle.dumps(oa)).state_dict()["amo"] == oa.state_dict()["amo"]
