@@ -4,10 +4,14 @@
  * through libamo's public API as the binding calls it.
  *
  *     bench_opt_step --algo amo|adam [--state fp32|bf16] --threads N
- *                    --steps S --sizes N1,N2,...
+ *                    --steps S --sizes N1,N2,... [--serve]
  *
  * Prints one line per timed step, "step SECONDS", then
- * "median SECONDS gparam_per_s X" for the whole. */
+ * "median SECONDS gparam_per_s X" for the whole.  With --serve it prints
+ * "ready" after the untimed first step, then for each line "N" read from
+ * stdin takes N timed steps, printing "step SECONDS" for each and "done":
+ * the caller alternates these steps with its own, so that both see the
+ * same load on a shared machine. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -34,8 +38,10 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *algo = "amo", *state = "fp32", *sizes = NULL;
-    int threads = 1, steps = 10;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    int threads = 1, steps = 10, serve = 0;
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--serve")) { serve = 1; i--; continue; }
+        if (i + 1 >= argc) usage();
         if (!strcmp(argv[i], "--algo")) algo = argv[i + 1];
         else if (!strcmp(argv[i], "--state")) state = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
@@ -84,6 +90,23 @@ int main(int argc, char **argv)
     double *sec = malloc((size_t)steps * sizeof(double));
     OptStepInfo info;
     opt_step(o, &info); /* first touch of the moments, outside the timing */
+    if (serve) {
+        printf("ready\n");
+        fflush(stdout);
+        char line[64];
+        while (fgets(line, sizeof line, stdin)) {
+            for (int k = atoi(line); k > 0; k--) {
+                const double t0 = amo_now();
+                if (opt_step(o, &info) != AMO_OK)
+                    return 1;
+                printf("step %.6f\n", amo_now() - t0);
+            }
+            printf("done\n");
+            fflush(stdout);
+        }
+        opt_destroy(o);
+        return 0;
+    }
     for (int s = 0; s < steps; s++) {
         const double t0 = amo_now();
         if (opt_step(o, &info) != AMO_OK)

@@ -8,12 +8,13 @@ passes, the global norm's read of the gradients included), and against
         --threads 1,2 --rounds 5 --out results/python
 
 Configurations: (a) one tensor of 64M parameters, (b) the 62 tensors of
-torchvision's ResNet-18 (11.7M), (c) 256M parameters in 100 tensors.  Every
-round runs each variant in turn (ours, torch's two, then the C loop as a
-subprocess), each on a fresh optimizer with one untimed warm-up step, so a
-change in the machine's load hits all of them alike; figures are medians
-over every timed step of every round.  Never a timed test: run it on an
-idle machine and state the conditions.
+torchvision's ResNet-18 (11.7M), (c) 256M parameters in 100 tensors.  Our
+step and the C loop (bench_opt_step --serve, a long-lived process) take
+turns every --steps steps, the order rotated each round, so that a change in
+the machine's load hits both alike; then our Adam and torch's two take turns
+the same way.  Figures: medians over every timed step; ratios: the median
+over rounds of each round's ratio of medians.  Every optimizer gets one
+untimed warm-up step.  Never a timed test: state the machine's conditions.
 """
 import argparse
 import csv
@@ -62,33 +63,74 @@ def make_tensors(sizes):
     return ps
 
 
-def variants(threads):
-    return {
-        "amo AMO": lambda ps: amo.torch.AMO(ps, threads=threads),
-        "amo Adam": lambda ps: amo.torch.Adam(ps, threads=threads),
-        "torch Adam for-loop": lambda ps: torch.optim.Adam(ps, foreach=False),
-        "torch Adam foreach": lambda ps: torch.optim.Adam(ps, foreach=True),
-    }
+def ours(name, threads):
+    cls = {"amo AMO": amo.torch.AMO, "amo Adam": amo.torch.Adam}[name]
+    return lambda ps: cls(ps, threads=threads)
 
 
-def time_python(make, ps, steps):
-    opt = make(ps)
-    opt.step()  # state allocated and touched outside the timing
-    out = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        opt.step()
-        out.append(time.perf_counter() - t0)
-    del opt
-    return out
+TORCH = {
+    "torch Adam for-loop": lambda ps: torch.optim.Adam(ps, foreach=False),
+    "torch Adam foreach": lambda ps: torch.optim.Adam(ps, foreach=True),
+}
 
 
-def time_c(algo, sizes, threads, steps):
-    exe = os.environ.get("AMO_BENCH_OPT_STEP")
-    r = subprocess.run([exe, "--algo", algo, "--threads", str(threads), "--steps", str(steps),
-                        "--sizes", ",".join(map(str, sizes))],
-                       capture_output=True, text=True, check=True)
-    return [float(line.split()[1]) for line in r.stdout.splitlines() if line.startswith("step ")]
+class Stepper:
+    """One variant on the shared tensors: steps(k) times k steps, each alone."""
+
+    def __init__(self, make, ps):
+        self.opt = make(ps)
+        self.opt.step()  # state allocated and touched outside the timing
+
+    def steps(self, k):
+        out = []
+        for _ in range(k):
+            t0 = time.perf_counter()
+            self.opt.step()
+            out.append(time.perf_counter() - t0)
+        return out
+
+    def close(self):
+        del self.opt
+
+
+class CLoop:
+    """python/bench_opt_step.c --serve: the C library's opt_step in a C loop
+    on tensors of the same sizes, stepped when asked, between our steps."""
+
+    def __init__(self, algo, sizes, threads):
+        exe = os.environ["AMO_BENCH_OPT_STEP"]
+        self.p = subprocess.Popen([exe, "--algo", algo, "--threads", str(threads), "--steps", "1",
+                                   "--sizes", ",".join(map(str, sizes)), "--serve"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.p.stdout.readline().strip() == "ready"
+
+    def steps(self, k):
+        self.p.stdin.write(f"{k}\n")
+        self.p.stdin.flush()
+        out = []
+        for line in iter(self.p.stdout.readline, "done\n"):
+            out.append(float(line.split()[1]))
+        return out
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def interleave(steppers, rounds, k):
+    """rounds x k steps of each stepper, the order rotated every round; returns
+    every step's seconds and each round's median, per stepper."""
+    names = list(steppers)
+    times = {n: [] for n in names}
+    per_round = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            t = steppers[n].steps(k)
+            times[n] += t
+            per_round[n].append(statistics.median(t))
+    for st in steppers.values():
+        st.close()
+    return times, per_round
 
 
 def kernel_figures(threads, tmp):
@@ -100,7 +142,7 @@ def kernel_figures(threads, tmp):
     out = os.path.join(tmp, f"k{threads}")
     subprocess.run([exe, "kernels", "--arch", "auto", "--threads", str(threads), "--out", out,
                     "--benchmark_filter=^(adam|amo|sumsq)/[a-z0-9]+/kernel/n:67108864/",
-                    "--benchmark_repetitions=5"],
+                    "--benchmark_repetitions=3"],
                    capture_output=True, text=True, check=True)
     figs = {}
     with open(glob.glob(os.path.join(out, f"kernels*_t{threads}.csv"))[0]) as f:
@@ -132,40 +174,49 @@ def main():
             sizes = sizes_of(config)
             n = sum(sizes)
             ps = make_tensors(sizes)
-            times = {name: [] for name in variants(threads)}
-            times["C opt_step AMO"] = []
-            times["C opt_step Adam"] = []
-            for _ in range(args.rounds):
-                for name, make in variants(threads).items():
-                    times[name] += time_python(make, ps, args.steps)
-                times["C opt_step AMO"] += time_c("amo", sizes, threads, args.steps)
-                times["C opt_step Adam"] += time_c("adam", sizes, threads, args.steps)
+            times, ratio = {}, {}
+            # ours against the C loop, step for step, one algorithm at a time
+            for name, algo in (("amo AMO", "amo"), ("amo Adam", "adam")):
+                c = f"C opt_step {name.split()[1]}"
+                t, pr = interleave({name: Stepper(ours(name, threads), ps),
+                                    c: CLoop(algo, sizes, threads)}, args.rounds, args.steps)
+                times.update(t)
+                ratio[name + " / C"] = statistics.median(
+                    [x / y for x, y in zip(pr[c], pr[name])])
+            # ours against torch's two Adams
+            t, pr = interleave({"amo Adam (again)": Stepper(ours("amo Adam", threads), ps),
+                                **{k: Stepper(v, ps) for k, v in TORCH.items()}},
+                               args.rounds, args.steps)
+            times.update({k: v for k, v in t.items() if k in TORCH})
+            best = [min(a, b) for a, b in zip(pr["torch Adam for-loop"], pr["torch Adam foreach"])]
+            ratio["torch best / amo Adam"] = statistics.median(
+                [x / y for x, y in zip(best, pr["amo Adam (again)"])])
             med = {k: statistics.median(v) for k, v in times.items()}
-            best_torch = min(med["torch Adam for-loop"], med["torch Adam foreach"])
             print(f"\n({config}) {DESCRIBE[config]}: {n / 1e6:.1f}M parameters, {len(sizes)} "
-                  f"tensors, {threads} thread(s), {args.rounds} rounds x {args.steps} steps")
-            print(f"  {'variant':22s} {'ms/step':>9s} {'Gparam/s':>9s}  ratios")
+                  f"tensors, {threads} thread(s), {args.rounds} rounds x {args.steps} steps "
+                  f"interleaved; load average {os.getloadavg()[0]:.2f}")
+            print(f"  {'variant':22s} {'ms/step':>9s} {'Gparam/s':>9s}")
             for k, v in med.items():
-                note = ""
-                if k == "amo AMO":
-                    note = (f"{med['C opt_step AMO'] / v:.3f} of C opt_step; "
-                            f"{best_torch / v:.1f}x torch's best")
-                elif k == "amo Adam":
-                    note = (f"{med['C opt_step Adam'] / v:.3f} of C opt_step; "
-                            f"{best_torch / v:.1f}x torch's best")
-                print(f"  {k:22s} {v * 1e3:9.2f} {n / v / 1e9:9.3f}  {note}")
+                print(f"  {k:22s} {v * 1e3:9.2f} {n / v / 1e9:9.3f}")
                 rows.append({"config": config, "threads": threads, "params": n,
                              "tensors": len(sizes), "variant": k, "ms_per_step": v * 1e3,
                              "gparam_per_s": n / v / 1e9, "steps_timed": len(times[k])})
+            for k, v in ratio.items():
+                print(f"  ratio {k:28s} {v:6.3f}  (median over rounds)")
+                rows.append({"config": config, "threads": threads, "params": n,
+                             "tensors": len(sizes), "variant": f"ratio {k}",
+                             "ms_per_step": "", "gparam_per_s": v, "steps_timed": args.rounds})
             for kname in ("amo", "adam", "sumsq"):
                 if kname in kf:
-                    print(f"  {'amo-bench kernels ' + kname:22s} {'':9s} {kf[kname]:9.3f}  "
-                          "(64M, the kernel pass alone)")
-                    rows.append({"config": "kernel-64M", "threads": threads, "params": 64 * M,
-                                 "tensors": 1, "variant": f"amo-bench kernels {kname}",
-                                 "ms_per_step": 64 * M / kf[kname] / 1e6,
-                                 "gparam_per_s": kf[kname], "steps_timed": 5})
+                    print(f"  {'amo-bench kernels ' + kname:22s} {64 * M / kf[kname] / 1e6:9.2f} "
+                          f"{kf[kname]:9.3f}  (64M, the kernel pass alone)")
             del ps
+        for kname in ("amo", "adam", "sumsq"):
+            if kname in kf:
+                rows.append({"config": "kernel-64M", "threads": threads, "params": 64 * M,
+                             "tensors": 1, "variant": f"amo-bench kernels {kname}",
+                             "ms_per_step": 64 * M / kf[kname] / 1e6,
+                             "gparam_per_s": kf[kname], "steps_timed": 3})
     shutil.rmtree(tmp, ignore_errors=True)
     if args.out:
         print(f"\nwrote {write_csv(args.out, 'step.csv', rows)}")
