@@ -29,6 +29,8 @@ struct Opt {
     void *s0, *s1;       /* moment buffers (layout: see state_buffers()) */
     uint64_t steps, skipped, clipped;
     int threads;
+    float *lr_scale, *wd_scale; /* per tensor (opt_set_tensor_scales); NULL: all 1 */
+    struct StepArgs *targs;     /* per tensor, this step's, when the scales are set */
 };
 
 /* Moment buffers per algorithm (s0, s1 or none), and bytes per element. */

@@ -189,6 +189,22 @@ static AmoStatus check_cross_overlap(const OptTensor *t, int count, char *err, s
     return AMO_OK;
 }
 
+/* One tensor on its own: its pointers, and its parameter apart from its
+ * gradient. */
+static AmoStatus check_tensor(const OptTensor *t, int i, char *err, size_t errlen)
+{
+    if (t->n && (!t->param || !t->grad)) {
+        amo_err(AMO_EINVAL, err, errlen, "tensor %d: NULL param or grad with %zu elements", i, t->n);
+        return AMO_EINVAL;
+    }
+    const uintptr_t p = (uintptr_t)t->param, g = (uintptr_t)t->grad, b = t->n * sizeof(float);
+    if (t->n && p < g + b && g < p + b) {
+        amo_err(AMO_EINVAL, err, errlen, "tensor %d: param and grad overlap", i);
+        return AMO_EINVAL;
+    }
+    return AMO_OK;
+}
+
 AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, int count,
                     char *err, size_t errlen)
 {
@@ -203,14 +219,8 @@ AmoStatus opt_create(Opt **out, const OptConfig *cfg, const OptTensor *tensors, 
     size_t total = 0, npieces = 0;
     for (int i = 0; i < count; i++) {
         const OptTensor *t = &tensors[i];
-        if (t->n && (!t->param || !t->grad)) {
-            return amo_err(AMO_EINVAL, err, errlen,
-                           "tensor %d: NULL param or grad with %zu elements", i, t->n);
-        }
-        const uintptr_t p = (uintptr_t)t->param, g = (uintptr_t)t->grad, b = t->n * sizeof(float);
-        if (t->n && p < g + b && g < p + b) {
-            return amo_err(AMO_EINVAL, err, errlen, "tensor %d: param and grad overlap", i);
-        }
+        if ((st = check_tensor(t, i, err, errlen)) != AMO_OK)
+            return st;
         total += t->n;
         npieces += (t->n + KN_SUMSQ_CHUNK - 1) / KN_SUMSQ_CHUNK;
     }
@@ -263,6 +273,9 @@ void opt_destroy(Opt *o)
     free(o->partial);
     free(o->s0);
     free(o->s1);
+    free(o->lr_scale);
+    free(o->wd_scale);
+    free(o->targs);
     free(o);
 }
 
@@ -281,11 +294,13 @@ typedef struct StepArgs {
     KnBf16Round round;
 } StepArgs;
 
-static void step_args(const Opt *o, uint64_t t, float lr, float scale, StepArgs *s)
+/* weight_decay: the config's, or a tensor's with its scale. */
+static void step_args(const Opt *o, uint64_t t, float lr, float weight_decay, float scale,
+                      StepArgs *s)
 {
     const OptConfig *c = &o->cfg;
     for (int nd = 0; nd < 2; nd++) {
-        const float wd = nd ? 0.0f : c->weight_decay;
+        const float wd = nd ? 0.0f : weight_decay;
         const float l2 = c->decay_mode == OPT_DECAY_L2 ? wd : 0.0f;
         const float decay = c->decay_mode == OPT_DECAY_DECOUPLED ? lr * wd : 0.0f;
         KnAmoArgs a = kn_amo_args_default();
@@ -319,6 +334,8 @@ static AmoStatus update_piece(const Opt *o, const Piece *p, const StepArgs *s)
     float *th = t->param + p->off;
     const float *g = t->grad + p->off;
     const int nd = t->no_decay != 0;
+    if (o->targs)
+        s = &o->targs[p->tensor];
     float *f0 = o->s0 ? (float *)o->s0 + p->state_off : NULL;
     float *f1 = o->s1 ? (float *)o->s1 + p->state_off : NULL;
     switch (o->cfg.algo) {
@@ -386,7 +403,10 @@ AmoStatus opt_step(Opt *o, OptStepInfo *info)
     const uint64_t t = o->steps + 1;
     inf.lr = opt_lr_at(&o->cfg, t);
     StepArgs sa;
-    step_args(o, t, inf.lr, inf.grad_scale, &sa);
+    step_args(o, t, inf.lr, o->cfg.weight_decay, inf.grad_scale, &sa);
+    for (int i = 0; o->targs && i < o->count; i++)
+        step_args(o, t, inf.lr * o->lr_scale[i], o->cfg.weight_decay * o->wd_scale[i],
+                  inf.grad_scale, &o->targs[i]);
     int bad = 0;
 #pragma omp parallel for num_threads(o->threads) schedule(static) reduction(max : bad)
     for (long i = 0; i < np; i++) {
@@ -401,5 +421,125 @@ AmoStatus opt_step(Opt *o, OptStepInfo *info)
     inf.step = t;
     if (info)
         *info = inf;
+    return AMO_OK;
+}
+
+/* ---- what a binding changes between steps ----------------------------------- */
+
+AmoStatus opt_set_tensors(Opt *o, const OptTensor *tensors, int count, char *err, size_t errlen)
+{
+    if (!o || count < 0 || (count > 0 && !tensors)) {
+        amo_err(AMO_EINVAL, err, errlen, "opt_set_tensors: NULL argument or negative tensor count");
+        return AMO_EINVAL;
+    }
+    if (count != o->count) {
+        amo_err(AMO_EINVAL, err, errlen, "%d tensors, the optimizer was created with %d", count, o->count);
+        return AMO_EINVAL;
+    }
+    AmoStatus st;
+    for (int i = 0; i < count; i++) {
+        if (tensors[i].n != o->t[i].n) {
+            amo_err(AMO_EINVAL, err, errlen, "tensor %d: %zu elements, the optimizer was created with %zu",
+                    i, tensors[i].n, o->t[i].n);
+            return AMO_EINVAL;
+        }
+        if ((st = check_tensor(&tensors[i], i, err, errlen)) != AMO_OK)
+            return st;
+    }
+    if ((st = check_cross_overlap(tensors, count, err, errlen)) != AMO_OK)
+        return st;
+    if (count)
+        memcpy(o->t, tensors, (size_t)count * sizeof(*o->t));
+    return AMO_OK;
+}
+
+static AmoStatus check_scales(const float *x, int count, const char *what, char *err,
+                              size_t errlen)
+{
+    for (int i = 0; x && i < count; i++)
+        if (!(isfinite(x[i]) && x[i] >= 0.0f)) {
+            amo_err(AMO_EINVAL, err, errlen, "tensor %d: %s scale %g must be finite and >= 0", i, what,
+                    (double)x[i]);
+            return AMO_EINVAL;
+        }
+    return AMO_OK;
+}
+
+AmoStatus opt_set_tensor_scales(Opt *o, const float *lr_scale, const float *wd_scale, char *err,
+                                size_t errlen)
+{
+    if (!o) {
+        amo_err(AMO_EINVAL, err, errlen, "opt_set_tensor_scales: NULL optimizer");
+        return AMO_EINVAL;
+    }
+    AmoStatus st = check_scales(lr_scale, o->count, "lr", err, errlen);
+    if (st != AMO_OK || (st = check_scales(wd_scale, o->count, "weight decay", err, errlen)))
+        return st;
+    if (!lr_scale && !wd_scale) {
+        free(o->lr_scale);
+        free(o->wd_scale);
+        free(o->targs);
+        o->lr_scale = o->wd_scale = NULL;
+        o->targs = NULL;
+        return AMO_OK;
+    }
+    const size_t n = (size_t)(o->count ? o->count : 1);
+    if (!o->targs) {
+        float *l = malloc(n * sizeof(*l)), *w = malloc(n * sizeof(*w));
+        StepArgs *a = malloc(n * sizeof(*a));
+        if (!l || !w || !a) {
+            free(l);
+            free(w);
+            free(a);
+            amo_err(AMO_EINVAL, err, errlen, "out of memory for %d tensor scales", o->count);
+            return AMO_ENOMEM;
+        }
+        o->lr_scale = l;
+        o->wd_scale = w;
+        o->targs = a;
+    }
+    for (int i = 0; i < o->count; i++) {
+        o->lr_scale[i] = lr_scale ? lr_scale[i] : 1.0f;
+        o->wd_scale[i] = wd_scale ? wd_scale[i] : 1.0f;
+    }
+    return AMO_OK;
+}
+
+AmoStatus opt_set_config(Opt *o, const OptConfig *cfg, char *err, size_t errlen)
+{
+    if (!o || !cfg) {
+        amo_err(AMO_EINVAL, err, errlen, "opt_set_config: NULL optimizer or configuration");
+        return AMO_EINVAL;
+    }
+    AmoStatus st = check_config(cfg, err, errlen);
+    if (st != AMO_OK)
+        return st;
+    if (cfg->algo != o->cfg.algo || cfg->state != o->cfg.state ||
+        opt_state_buffers(cfg) != opt_state_buffers(&o->cfg)) {
+        amo_err(AMO_EINVAL, err, errlen, "%s with %d moment buffers (%s): the optimizer has %s with %d "
+                "(%s); create another", opt_algo_name(cfg->algo), opt_state_buffers(cfg),
+                cfg->state == OPT_STATE_BF16 ? "bf16" : "fp32", opt_algo_name(o->cfg.algo),
+                opt_state_buffers(&o->cfg), o->cfg.state == OPT_STATE_BF16 ? "bf16" : "fp32");
+        return AMO_EINVAL;
+    }
+    o->cfg = *cfg;
+    o->threads = cfg->threads ? cfg->threads : omp_get_max_threads();
+    return AMO_OK;
+}
+
+void *opt_moments(Opt *o, int buffer)
+{
+    if (!o || buffer < 0 || buffer >= opt_state_buffers(&o->cfg))
+        return NULL;
+    return buffer ? o->s1 : o->s0;
+}
+
+AmoStatus opt_set_steps(Opt *o, uint64_t steps, uint64_t skipped, uint64_t clipped)
+{
+    if (!o || clipped > steps)
+        return AMO_EINVAL;
+    o->steps = steps;
+    o->skipped = skipped;
+    o->clipped = clipped;
     return AMO_OK;
 }

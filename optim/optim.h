@@ -118,6 +118,45 @@ typedef struct OptStepInfo {
  * was. */
 AMO_API AmoStatus opt_step(Opt *o, OptStepInfo *info);
 
+/* What a binding (python/amo, PyTorch) changes between steps, without
+ * rebuilding the optimizer or touching its state.
+ *
+ * New parameter and gradient pointers (autograd reallocates gradients; a
+ * PyTorch state dict load replaces parameters): the same count and sizes as
+ * at creation, checked as opt_create checks them.  On error nothing changes. */
+AMO_API AmoStatus opt_set_tensors(Opt *o, const OptTensor *tensors, int count, char *err,
+                                  size_t errlen);
+
+/* Per-tensor learning rate and weight decay (PyTorch's param groups):
+ * from the next step, tensor i moves with lr opt_lr_at(cfg, t) * lr_scale[i]
+ * and weight decay cfg.weight_decay * wd_scale[i] (0 still for no_decay
+ * tensors).  A caller with its own schedules (PyTorch's) sets cfg.lr = 1,
+ * cfg.weight_decay = 1 and passes the absolute values.  The global clip norm
+ * stays global over all tensors.  NULL for one array: 1 for every tensor; both
+ * NULL: back to the config alone.  Values must be finite and >= 0.  Not part
+ * of the state file (opt_save).  On error nothing changes. */
+AMO_API AmoStatus opt_set_tensor_scales(Opt *o, const float *lr_scale, const float *wd_scale,
+                                        char *err, size_t errlen);
+
+/* New hyperparameters from the next step on, moments and counters kept
+ * (PyTorch's OneCycleLR cycles Adam's beta1 and SGD's momentum): checked as
+ * opt_create checks them, and the algorithm, the state type and the moment
+ * buffers it keeps must stay (SGD's momentum cannot go from 0 to > 0).  On
+ * error nothing changes. */
+AMO_API AmoStatus opt_set_config(Opt *o, const OptConfig *cfg, char *err, size_t errlen);
+
+/* Moment buffer 0 or 1 (AMO/Adam: m, v; SGD: the momentum buffer; RMSprop:
+ * v, then the momentum buffer), NULL if the algorithm keeps fewer.  The
+ * tensors' moments lie one after the other in creation order, fp32 or bf16
+ * (uint16_t, the top half of the fp32 bits) by cfg.state.  A caller may read
+ * and write them between steps (a binding's state dict). */
+AMO_API void *opt_moments(Opt *o, int buffer);
+
+/* Sets the counters a state dict restores (clipped <= steps, else
+ * AMO_EINVAL): the next step is steps + 1 (bias correction, SGD's first
+ * step, the bf16 rounding stream). */
+AMO_API AmoStatus opt_set_steps(Opt *o, uint64_t steps, uint64_t skipped, uint64_t clipped);
+
 /* Learning rate the schedule gives at step t (t >= 1). */
 AMO_API float opt_lr_at(const OptConfig *cfg, uint64_t t);
 

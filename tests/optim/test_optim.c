@@ -405,16 +405,18 @@ static void oracle_step(Oracle *o, const float *g, double norm)
  * roundings x 6e-8 = 2.4e-5 in the worst case, random signs ~1e-6: a bound
  * of 1e-4 leaves margin and is still far below what a wrong formula gives
  * (checked by the mutants, required to exceed 10x the bound).  NaN fails. */
-static double deviation(const float *p, const Oracle *o)
+static double deviation_range(const float *p, const Oracle *o, size_t beg, size_t end)
 {
     double worst = 0.0;
-    for (size_t i = 0; i < o->n; i++) {
+    for (size_t i = beg; i < end; i++) {
         const double d = fabs((double)p[i] - o->theta[i]) / fmax(o->peak[i], 1e-30);
         if (!(d <= worst))
             worst = d;
     }
     return worst;
 }
+
+static double deviation(const float *p, const Oracle *o) { return deviation_range(p, o, 0, o->n); }
 
 /* ---- 1. every algorithm against the oracle ------------------------------- */
 
@@ -1921,6 +1923,263 @@ static int remove_dir(void **state)
 
 /* An optional argument runs only the tests whose names match it (cmocka's
  * filter, '*' and '?' wildcards): test_optim 'test_save*'. */
+/* ---- what a binding changes between steps (python/amo) --------------------- */
+
+/* Two "param groups" with their own lr and weight decay through
+ * opt_set_tensor_scales (cfg.lr = cfg.weight_decay = 1, the absolute values
+ * as scales, as python/amo does), one clip norm over both: each group
+ * against an oracle with its own hyperparameters fed the global norm, and
+ * against a mutant clipped by its own group's norm. */
+static void scales_case(OptAlgo algo, OptDecay mode)
+{
+    static const size_t sizes[] = { 1, 17, 1000, 70000 };
+    const int group_of[] = { 0, 1, 0, 1 };
+    const float lr[] = { 1e-3f, 3e-3f }, wd[] = { 0.05f, 0.0f };
+    Model m;
+    model_init(&m, sizes, 4, -1);
+    model_fill_params(&m, 77);
+    OptConfig c = opt_config_default(algo);
+    c.clip = 1;
+    c.eps = 1e-6f; /* see config_for */
+    c.lr = 1.0f;
+    c.weight_decay = 1.0f;
+    c.decay_mode = mode;
+    c.threads = 2;
+    Opt *o = opt_new(&c, &m);
+    float lrs[4], wds[4];
+    for (int i = 0; i < 4; i++) {
+        lrs[i] = lr[group_of[i]];
+        wds[i] = wd[group_of[i]];
+    }
+    char err[256];
+    assert_int_equal(opt_set_tensor_scales(o, lrs, wds, err, sizeof err), AMO_OK);
+    Oracle ref[2], own[2];
+    for (int g = 0; g < 2; g++) {
+        OptConfig cg = c;
+        cg.lr = lr[g];
+        cg.weight_decay = wd[g];
+        oracle_init(&ref[g], &cg, MUT_NONE, &m, m.total);
+        oracle_init(&own[g], &cg, MUT_NONE, &m, m.total);
+    }
+    for (uint64_t step = 1; step <= ORACLE_STEPS; step++) {
+        fill_oracle_grad(&m, 78, step);
+        const double norm = sqrt(sumsq(m.grad, m.total));
+        double gs[2] = { 0, 0 };
+        for (int i = 0; i < 4; i++)
+            gs[group_of[i]] += sumsq(m.grad + m.off[i], m.n[i]);
+        step_ok(o, NULL);
+        for (int g = 0; g < 2; g++) {
+            oracle_step(&ref[g], m.grad, norm);
+            oracle_step(&own[g], m.grad, sqrt(gs[g]));
+        }
+    }
+    assert_true(opt_clipped(o) > 0 && opt_clipped(o) < ORACLE_STEPS);
+    double mut_far[2] = { 0, 0 }; /* per group, its tensor farthest from the mutant */
+    for (int i = 0; i < 4; i++) {
+        const int g = group_of[i];
+        const double dev = deviation_range(m.param, &ref[g], m.off[i], m.off[i] + m.n[i]);
+        const double mut = deviation_range(m.param, &own[g], m.off[i], m.off[i] + m.n[i]);
+        printf("  %-7s %-9s tensor %d (group %d): deviation %.2e, clipped per group %.2e\n",
+               opt_algo_name(algo), mode == OPT_DECAY_L2 ? "l2" : "decoupled", i, g, dev, mut);
+        assert_true(dev <= ORACLE_BOUND);
+        mut_far[g] = mut > mut_far[g] ? mut : mut_far[g];
+    }
+    /* Adam and RMSprop divide the scale of g out, and a group's clip factor
+     * with it, and small tensors hardly move: the large ones tell. */
+    for (int g = 0; g < 2; g++)
+        assert_true(mut_far[g] >= MUTANT_FACTOR * ORACLE_BOUND);
+    assert_int_equal(opt_set_tensor_scales(o, NULL, NULL, err, sizeof err), AMO_OK);
+    for (int g = 0; g < 2; g++) {
+        oracle_free(&ref[g]);
+        oracle_free(&own[g]);
+    }
+    opt_destroy(o);
+    model_free(&m);
+}
+
+static void test_tensor_scales(void **state)
+{
+    (void)state;
+    scales_case(OPT_AMO, OPT_DECAY_L2);
+    scales_case(OPT_ADAM, OPT_DECAY_DECOUPLED);
+    scales_case(OPT_SGD, OPT_DECAY_L2);
+    scales_case(OPT_RMSPROP, OPT_DECAY_L2);
+    /* Bad scales are refused, naming the tensor. */
+    Model m;
+    model_init(&m, small_sizes, 3, -1);
+    OptConfig c = opt_config_default(OPT_ADAM);
+    Opt *o = opt_new(&c, &m);
+    char err[256] = "";
+    const float bad[] = { 1.0f, NAN, 1.0f }, neg[] = { 1.0f, 1.0f, -1.0f };
+    assert_int_equal(opt_set_tensor_scales(o, bad, NULL, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "tensor 1: lr scale nan"));
+    assert_int_equal(opt_set_tensor_scales(o, NULL, neg, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "tensor 2: weight decay scale -1"));
+    opt_destroy(o);
+    model_free(&m);
+}
+
+/* New pointers each step (autograd reallocating gradients): the same
+ * trajectory bit for bit as with the pointers of creation; wrong counts,
+ * sizes and overlaps refused, naming the tensor, and nothing changed. */
+static void test_set_tensors(void **state)
+{
+    (void)state;
+    Model a, b;
+    model_init(&a, oracle_sizes, 4, 1);
+    model_init(&b, oracle_sizes, 4, 1);
+    model_fill_params(&a, 5);
+    model_fill_params(&b, 5);
+    OptConfig c = opt_config_default(OPT_AMO);
+    c.weight_decay = 0.01f;
+    Opt *oa = opt_new(&c, &a), *ob = opt_new(&c, &b);
+    /* b's gradients alternate between two buffers; its parameters move once */
+    float *g2 = malloc(b.total * sizeof(float)), *p2 = malloc(b.total * sizeof(float));
+    assert_true(g2 && p2);
+    char err[256];
+    for (uint64_t step = 1; step <= 20; step++) {
+        fill_oracle_grad(&a, 9, step);
+        float *g = step % 2 ? g2 : b.grad;
+        memcpy(g, a.grad, a.total * sizeof(float));
+        if (step == 11)
+            memcpy(p2, b.param, b.total * sizeof(float));
+        OptTensor t[4];
+        for (int i = 0; i < 4; i++)
+            t[i] = (OptTensor){ (step > 10 ? p2 : b.param) + b.off[i], g + b.off[i], b.n[i],
+                                b.t[i].no_decay };
+        assert_int_equal(opt_set_tensors(ob, t, 4, err, sizeof err), AMO_OK);
+        step_ok(oa, NULL);
+        step_ok(ob, NULL);
+    }
+    assert_int_equal(memcmp(a.param, p2, a.total * sizeof(float)), 0);
+
+    OptTensor t[4];
+    memcpy(t, b.t, sizeof t);
+    assert_int_equal(opt_set_tensors(ob, t, 3, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "3 tensors, the optimizer was created with 4"));
+    t[2].n = 999;
+    assert_int_equal(opt_set_tensors(ob, t, 4, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "tensor 2: 999 elements"));
+    memcpy(t, b.t, sizeof t);
+    t[3].grad = NULL;
+    assert_int_equal(opt_set_tensors(ob, t, 4, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "tensor 3: NULL"));
+    memcpy(t, b.t, sizeof t);
+    t[2].grad = t[3].param; /* another tensor's parameter as a gradient */
+    assert_int_equal(opt_set_tensors(ob, t, 4, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "tensor 3 param overlaps tensor 2 grad"));
+    /* refused: ob still runs on p2 and the gradients of step 20 */
+    fill_oracle_grad(&a, 9, 21);
+    memcpy(b.grad, a.grad, a.total * sizeof(float));
+    step_ok(oa, NULL);
+    step_ok(ob, NULL);
+    assert_int_equal(memcmp(a.param, p2, a.total * sizeof(float)), 0);
+    free(g2);
+    free(p2);
+    opt_destroy(oa);
+    opt_destroy(ob);
+    model_free(&a);
+    model_free(&b);
+}
+
+/* New hyperparameters mid-run (a cycled beta): the same as an optimizer
+ * created with them and given the moments; another algorithm, state type or
+ * set of buffers refused, naming both. */
+static void test_set_config(void **state)
+{
+    (void)state;
+    Model a, b;
+    model_init(&a, oracle_sizes, 4, -1);
+    model_init(&b, oracle_sizes, 4, -1);
+    model_fill_params(&a, 11);
+    model_fill_params(&b, 11);
+    OptConfig c = opt_config_default(OPT_ADAM), c2 = c;
+    c2.beta = 0.85f;
+    c2.eps = 1e-7f;
+    Opt *oa = opt_new(&c, &a), *ob = NULL;
+    char err[256];
+    for (uint64_t step = 1; step <= 10; step++) {
+        fill_oracle_grad(&a, 12, step);
+        if (step == 6) {
+            assert_int_equal(opt_set_config(oa, &c2, err, sizeof err), AMO_OK);
+            ob = opt_new(&c2, &b);
+            for (int k = 0; k < 2; k++)
+                memcpy(opt_moments(ob, k), opt_moments(oa, k), a.total * sizeof(float));
+            assert_int_equal(opt_set_steps(ob, 5, 0, 0), AMO_OK);
+            memcpy(b.param, a.param, a.total * sizeof(float));
+        }
+        step_ok(oa, NULL);
+        if (ob) {
+            memcpy(b.grad, a.grad, a.total * sizeof(float));
+            step_ok(ob, NULL);
+        }
+    }
+    assert_int_equal(memcmp(a.param, b.param, a.total * sizeof(float)), 0);
+    OptConfig bad = c2;
+    bad.state = OPT_STATE_BF16;
+    assert_int_equal(opt_set_config(oa, &bad, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "adam with 2 moment buffers (bf16): the optimizer has adam"));
+    bad = opt_config_default(OPT_SGD);
+    assert_int_equal(opt_set_config(oa, &bad, err, sizeof err), AMO_EINVAL);
+    bad = c2;
+    bad.beta = 1.0f;
+    assert_int_equal(opt_set_config(oa, &bad, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "beta 1"));
+    assert_true(opt_config(oa)->beta == 0.85f);
+    opt_destroy(oa);
+    opt_destroy(ob);
+    model_free(&a);
+    model_free(&b);
+}
+
+/* A state dict's round trip through opt_moments and opt_set_steps: a fresh
+ * optimizer given another's moments and counters continues bit for bit, for
+ * each algorithm's buffers and for bf16 moments. */
+static void test_moments_and_steps(void **state)
+{
+    (void)state;
+    const OptAlgo algos[] = { OPT_AMO, OPT_ADAM, OPT_SGD, OPT_RMSPROP, OPT_AMO };
+    for (size_t k = 0; k < ARRAY_LEN(algos); k++) {
+        OptConfig c = opt_config_default(algos[k]);
+        if (algos[k] == OPT_RMSPROP)
+            c.momentum = 0.9f;
+        if (k == 4)
+            c.state = OPT_STATE_BF16;
+        Model a, b;
+        model_init(&a, oracle_sizes, 4, -1);
+        model_init(&b, oracle_sizes, 4, -1);
+        model_fill_params(&a, 3);
+        Opt *oa = opt_new(&c, &a);
+        for (uint64_t step = 1; step <= 5; step++) {
+            fill_oracle_grad(&a, 4, step);
+            step_ok(oa, NULL);
+        }
+        Opt *ob = opt_new(&c, &b);
+        const size_t es = c.state == OPT_STATE_BF16 ? 2 : 4;
+        int nb = 0;
+        for (; opt_moments(oa, nb); nb++)
+            memcpy(opt_moments(ob, nb), opt_moments(oa, nb), a.total * es);
+        assert_int_equal(nb, algos[k] == OPT_SGD ? 1 : 2);
+        assert_null(opt_moments(oa, -1));
+        assert_int_equal(opt_set_steps(ob, 5, 1, 6), AMO_EINVAL); /* clipped > steps */
+        assert_int_equal(opt_set_steps(ob, opt_steps(oa), opt_skipped(oa), opt_clipped(oa)),
+                         AMO_OK);
+        memcpy(b.param, a.param, a.total * sizeof(float));
+        for (uint64_t step = 6; step <= 8; step++) {
+            fill_oracle_grad(&a, 4, step);
+            memcpy(b.grad, a.grad, a.total * sizeof(float));
+            step_ok(oa, NULL);
+            step_ok(ob, NULL);
+        }
+        assert_int_equal(memcmp(a.param, b.param, a.total * sizeof(float)), 0);
+        assert_int_equal(opt_steps(ob), 8);
+        opt_destroy(oa);
+        opt_destroy(ob);
+        model_free(&a);
+        model_free(&b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1942,6 +2201,10 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_convex_regret),
         cmocka_unit_test(test_theorem1_reddi),
         cmocka_unit_test(test_against_oracle),
+        cmocka_unit_test(test_tensor_scales),
+        cmocka_unit_test(test_set_tensors),
+        cmocka_unit_test(test_set_config),
+        cmocka_unit_test(test_moments_and_steps),
     };
     return cmocka_run_group_tests_name("optim", tests, make_dir, remove_dir);
 }
