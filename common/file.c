@@ -212,6 +212,10 @@ void amo_buf_put(AmoBuf *b, const void *src, size_t n)
 {
     if (b->oom)
         return;
+    if (n > SIZE_MAX / 2 - b->len) { /* the doubling below would overflow */
+        b->oom = 1;
+        return;
+    }
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)

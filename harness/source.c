@@ -18,8 +18,8 @@ void hx_source_seek(HxSource *s, uint64_t epoch, int pos)
 {
     if (s->b)
         nn_batcher_seek(s->b, epoch, pos);
-    else
-        nn_loader_seek(s->l, epoch, pos);
+    else if (nn_loader_seek(s->l, epoch, pos) != AMO_OK) /* checked by the checkpoint first */
+        hx_fail(HX_EXIT_FAIL, "internal: loader position %d outside its images", pos);
 }
 
 void hx_source_position(const HxSource *s, uint64_t *epoch, int *pos)

@@ -1,5 +1,6 @@
 /* Public entry points of the update kernels: argument checks, the choice of
  * kernel table, and the split of one tensor across OpenMP threads. */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -104,7 +105,9 @@ static AmoStatus check_amo(const KnAmoArgs *a)
         return AMO_EINVAL;
     const float s[] = { a->lr, a->beta, a->gamma, a->eps, a->v_scale,
                         a->grad_scale, a->l2, a->decay };
-    return finite_all(s, 8) && bounds_ok(a->lo, a->hi) ? AMO_OK : AMO_EINVAL;
+    /* a denormal eps: see KnAmoArgs */
+    return finite_all(s, 8) && a->eps >= FLT_MIN && bounds_ok(a->lo, a->hi) ? AMO_OK
+                                                                            : AMO_EINVAL;
 }
 
 static AmoStatus check_sgd(const KnSgdArgs *a)
@@ -120,7 +123,8 @@ static AmoStatus check_rmsprop(const KnRmspropArgs *a)
     if (!a)
         return AMO_EINVAL;
     const float s[] = { a->lr, a->alpha, a->eps, a->momentum, a->grad_scale, a->l2, a->decay };
-    return finite_all(s, 7) && bounds_ok(a->lo, a->hi) ? AMO_OK : AMO_EINVAL;
+    return finite_all(s, 7) && a->eps >= FLT_MIN && bounds_ok(a->lo, a->hi) ? AMO_OK
+                                                                            : AMO_EINVAL;
 }
 
 /* ---- threading ---------------------------------------------------------- */

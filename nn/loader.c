@@ -285,12 +285,14 @@ static void restart(NnLoader *l, uint64_t epoch, int pos)
     l->stopped = 0;
 }
 
-void nn_loader_seek(NnLoader *l, uint64_t epoch, int pos)
+AmoStatus nn_loader_seek(NnLoader *l, uint64_t epoch, int pos)
 {
+    if (pos < 0 || pos > l->c.n) /* it indexes the epoch's order */
+        return AMO_EINVAL;
     if (!l->w) {
         l->epoch = epoch;
         l->pos = pos;
-        return;
+        return AMO_OK;
     }
     pthread_mutex_lock(&l->mu);
     l->gen++;
@@ -301,6 +303,7 @@ void nn_loader_seek(NnLoader *l, uint64_t epoch, int pos)
     restart(l, epoch, pos);
     pthread_cond_broadcast(&l->work);
     pthread_mutex_unlock(&l->mu);
+    return AMO_OK;
 }
 
 /* threads == 0: the batch at (epoch, pos), decoded here. */

@@ -42,8 +42,9 @@ AMO_API AmoStatus nn_loader_create(NnLoader **out, const NnLoaderConfig *c, char
 AMO_API void nn_loader_destroy(NnLoader *l);
 /* Batches per epoch. */
 AMO_API int nn_loader_steps(const NnLoader *l);
-/* Moves to (epoch, pos); decoded batches ahead are dropped. */
-AMO_API void nn_loader_seek(NnLoader *l, uint64_t epoch, int pos);
+/* Moves to (epoch, pos); decoded batches ahead are dropped.  AMO_EINVAL
+ * (and nothing moves) for pos outside [0, n]. */
+AMO_API AmoStatus nn_loader_seek(NnLoader *l, uint64_t epoch, int pos);
 AMO_API void nn_loader_position(const NnLoader *l, uint64_t *epoch, int *pos);
 /* The next batch into x (batch, 3, size, size) and y (batch): *cnt real
  * examples (the rest of x is zero and y is -1), 0 at the end of an epoch. */

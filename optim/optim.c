@@ -536,7 +536,8 @@ void *opt_moments(Opt *o, int buffer)
 
 AmoStatus opt_set_steps(Opt *o, uint64_t steps, uint64_t skipped, uint64_t clipped)
 {
-    if (!o || clipped > steps)
+    /* the ranges opt_load checks */
+    if (!o || clipped > steps || steps > (1ull << 62) || skipped > (1ull << 62))
         return AMO_EINVAL;
     o->steps = steps;
     o->skipped = skipped;

@@ -252,13 +252,19 @@ class _AmoOptimizer(Optimizer):
             for b, key in enumerate(keys):
                 v = flats[b][off:off + n].view_as(p) if n else torch.zeros_like(p, dtype=dtype)
                 if old.get(key) is not None:
-                    v.copy_(old[key].reshape(p.shape))
+                    # what opt_load checks in a state file, checked here too
+                    m = old[key]
+                    if not bool(torch.isfinite(m).all()) or (
+                            key in ("exp_avg_sq", "square_avg") and bool((m < 0).any())):
+                        raise ValueError(f"{self._name()}: state['{key}'] of parameter {i} "
+                                         "is not finite or a second moment is negative")
+                    v.copy_(m.reshape(p.shape))
                 s[key] = v
             new_state[p] = s
             off += n
         counts = self._loaded_counts
         skipped, clipped = counts.get("skipped", 0), counts.get("clipped", 0)
-        if C.lib.opt_set_steps(handle.ptr, loaded, skipped, min(clipped, loaded)) != C.AMO_OK:
+        if C.lib.opt_set_steps(handle.ptr, loaded, skipped, clipped) != C.AMO_OK:
             raise ValueError(f"{self._name()}: bad step counts {loaded}, {skipped}, {clipped}")
         steps.fill_(float(loaded))
         self._steps = steps
