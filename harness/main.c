@@ -46,7 +46,7 @@ static void usage(FILE *f)
     fputs("Usage: amo-bench [--help] [--version] [--arch LEVEL] [COMMAND [OPTIONS]]\n"
           "\n"
           "Without a command: the main job, AMO against Adam on Fashion-MNIST with a\n"
-          "narrow ResNet-18 (about five minutes on 2 cores), into amo-runs/default-DATE/.\n"
+          "narrow ResNet-18 (about 6 minutes on 2 idle cores), into amo-runs/default-DATE/.\n"
           "\n"
           "  --arch LEVEL  the kernels' CPU level (auto, scalar, avx2, avx512, neon) for\n"
           "                whatever follows, unless the command is given its own --arch\n"
