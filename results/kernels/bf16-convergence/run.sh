@@ -22,6 +22,7 @@ done
 for st in fp32 bf16; do
     "$B" combine --out "$OUT/$st" >/dev/null
     rm -f "$OUT/$st"/runs/*/steps.csv "$OUT/$st/steps.csv" # per-step timings: not needed here
+    find "$OUT/$st" -name 'log_seed*.txt' -empty -delete
 done
 # final_test_acc by seed, from each combined summary.csv
 acc() { awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
