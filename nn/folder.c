@@ -115,7 +115,7 @@ static AmoStatus list_dir(const char *dir, char ***names, size_t *count, char *e
             ++*count;
     }
     closedir(d);
-    if (st == AMO_OK)
+    if (st == AMO_OK && *count > 1) /* an empty folder has no array at all */
         qsort(*names, *count, sizeof(char *), cmp_str);
     return st;
 }
