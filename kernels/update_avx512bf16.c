@@ -7,13 +7,13 @@
  * passed through untouched so it handles them as in the nearest case.  The
  * other slots stay at the avx512 level.
  *
- * Cost.  At 20 bytes per parameter the loop must run near 2.4 Gparam/s per
- * core to keep up with memory (AMD Zen 5), so every vector instruction
- * counts: the step to bf16 precision (bf16_quotient), the stream as two
- * VAESENC per 16 lanes (bf16.h; the hash it replaced took 9), software
- * prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h).  35.5
- * vector instructions per 16 lanes, 44.5 before the AES stream; figures in
- * results/kernels/README.md, "bf16 state as fast as its bytes". */
+ * Cost.  Where the data sit in cache every vector instruction counts: the
+ * step to bf16 precision (bf16_quotient) and the stream as two VAESENC per
+ * 16 lanes (bf16.h; the hash before took 9) bring the loop from 44.5 to 35.5
+ * instructions per 16 lanes; software prefetch KN_PREFETCH_BF16 elements
+ * ahead (kernels/prefetch.h) keeps misses in flight.  At 64M parameters the
+ * memory binds (rounding to nearest is no faster there): results/kernels/
+ * README.md, session 6. */
 #ifndef __AVX512BF16__
 #error "kernels/meson.build must build this file with the avx512bf16 flags"
 #endif
