@@ -119,10 +119,14 @@ KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size
                 nearest, vaes, folded, bounded);
 }
 
-static void amo_bf16_run(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                         const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
-                         int nearest, int vaes)
+/* The slot's body: the head (kn_bf16_head, through self), then the rest,
+ * aligned, in the instance for the flags. */
+static void amo_bf16_run(KnAmoBf16Fn *self, int vaes, float *theta, uint16_t *m, uint16_t *v,
+                         const float *g, size_t n, const KnAmoArgs *a, const KnBf16Key *key,
+                         uint64_t index0, int nearest)
 {
+    const size_t h = kn_bf16_head(self, theta, m, v, g, n, a, key, index0, nearest);
+    theta += h, m += h, v += h, g += h, n -= h, index0 += h;
     Bf16Vec b = { .c = amo_vec_init(a), .lv = _mm512_set1_ps(a->v_scale),
                   .le = _mm512_set1_ps(a->eps), .key = sr_key(key) };
     int folded = 0;
@@ -167,16 +171,14 @@ static void amo_bf16_vaes(float *theta, uint16_t *m, uint16_t *v, const float *g
                           const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
                           int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_vaes, theta, m, v, g, n, a, key, index0, nearest);
-    amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 1);
+    amo_bf16_run(amo_bf16_vaes, 1, theta, m, v, g, n, a, key, index0, nearest);
 }
 
 static void amo_bf16_aes(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
                          const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
                          int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_aes, theta, m, v, g, n, a, key, index0, nearest);
-    amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 0);
+    amo_bf16_run(amo_bf16_aes, 0, theta, m, v, g, n, a, key, index0, nearest);
 }
 
 void kn_update_dsp_init_avx512bf16(KnUpdateDSP *dsp, unsigned flags)
