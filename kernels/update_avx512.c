@@ -114,10 +114,14 @@ KN_INLINE void amo_bf16_loop(float *theta, uint16_t *m, uint16_t *v, const float
                        vaes, bounded);
 }
 
-static void amo_bf16_avx512_impl(float *theta, uint16_t *m, uint16_t *v, const float *g,
-                                 size_t n, const KnAmoArgs *a, const KnBf16Key *key,
-                                 uint64_t index0, int nearest, int vaes)
+/* The slot's body: the head (kn_bf16_head, through self), then the rest,
+ * aligned, in the instance for the flags. */
+static void amo_bf16_avx512_impl(KnAmoBf16Fn *self, int vaes, float *theta, uint16_t *m,
+                                 uint16_t *v, const float *g, size_t n, const KnAmoArgs *a,
+                                 const KnBf16Key *key, uint64_t index0, int nearest)
 {
+    const size_t h = kn_bf16_head(self, theta, m, v, g, n, a, key, index0, nearest);
+    theta += h, m += h, v += h, g += h, n -= h, index0 += h;
     const int bounded = amo_bounded(a);
     if (nearest)
         bounded ? amo_bf16_loop(theta, m, v, g, n, a, key, index0, 1, 0, 1)
@@ -135,18 +139,14 @@ static void amo_bf16_avx512_vaes(float *theta, uint16_t *m, uint16_t *v, const f
                                  size_t n, const KnAmoArgs *a, const KnBf16Key *key,
                                  uint64_t index0, int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_avx512_vaes, theta, m, v, g, n, a, key, index0,
-                                  nearest);
-    amo_bf16_avx512_impl(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 1);
+    amo_bf16_avx512_impl(amo_bf16_avx512_vaes, 1, theta, m, v, g, n, a, key, index0, nearest);
 }
 
 static void amo_bf16_avx512_aes(float *theta, uint16_t *m, uint16_t *v, const float *g,
                                 size_t n, const KnAmoArgs *a, const KnBf16Key *key,
                                 uint64_t index0, int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_avx512_aes, theta, m, v, g, n, a, key, index0,
-                                  nearest);
-    amo_bf16_avx512_impl(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 0);
+    amo_bf16_avx512_impl(amo_bf16_avx512_aes, 0, theta, m, v, g, n, a, key, index0, nearest);
 }
 
 /* ---- SGD with momentum --------------------------------------------------- */

@@ -7,13 +7,13 @@
  * passed through untouched so it handles them as in the nearest case.  The
  * other slots stay at the avx512 level.
  *
- * Cost.  At 20 bytes per parameter the loop must run near 2.4 Gparam/s per
- * core to keep up with memory (AMD Zen 5), so every vector instruction
- * counts: the step to bf16 precision (bf16_quotient), the stream as two
- * VAESENC per 16 lanes (bf16.h; the hash it replaced took 9), software
- * prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h).  35.5
- * vector instructions per 16 lanes, 44.5 before the AES stream; figures in
- * results/kernels/README.md, "bf16 state as fast as its bytes". */
+ * Cost.  Where the data sit in cache every vector instruction counts: the
+ * step to bf16 precision (bf16_quotient) and the stream as two VAESENC per
+ * 16 lanes (bf16.h; the hash before took 9) bring the loop from 44.5 to 35.5
+ * instructions per 16 lanes; software prefetch KN_PREFETCH_BF16 elements
+ * ahead (kernels/prefetch.h) keeps misses in flight.  At 64M parameters the
+ * memory binds (rounding to nearest is no faster there): results/kernels/
+ * README.md, session 6. */
 #ifndef __AVX512BF16__
 #error "kernels/meson.build must build this file with the avx512bf16 flags"
 #endif
@@ -119,10 +119,14 @@ KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size
                 nearest, vaes, folded, bounded);
 }
 
-static void amo_bf16_run(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
-                         const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
-                         int nearest, int vaes)
+/* The slot's body: the head (kn_bf16_head, through self), then the rest,
+ * aligned, in the instance for the flags. */
+static void amo_bf16_run(KnAmoBf16Fn *self, int vaes, float *theta, uint16_t *m, uint16_t *v,
+                         const float *g, size_t n, const KnAmoArgs *a, const KnBf16Key *key,
+                         uint64_t index0, int nearest)
 {
+    const size_t h = kn_bf16_head(self, theta, m, v, g, n, a, key, index0, nearest);
+    theta += h, m += h, v += h, g += h, n -= h, index0 += h;
     Bf16Vec b = { .c = amo_vec_init(a), .lv = _mm512_set1_ps(a->v_scale),
                   .le = _mm512_set1_ps(a->eps), .key = sr_key(key) };
     int folded = 0;
@@ -167,16 +171,14 @@ static void amo_bf16_vaes(float *theta, uint16_t *m, uint16_t *v, const float *g
                           const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
                           int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_vaes, theta, m, v, g, n, a, key, index0, nearest);
-    amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 1);
+    amo_bf16_run(amo_bf16_vaes, 1, theta, m, v, g, n, a, key, index0, nearest);
 }
 
 static void amo_bf16_aes(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
                          const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
                          int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_aes, theta, m, v, g, n, a, key, index0, nearest);
-    amo_bf16_run(theta + h, m + h, v + h, g + h, n - h, a, key, index0 + h, nearest, 0);
+    amo_bf16_run(amo_bf16_aes, 0, theta, m, v, g, n, a, key, index0, nearest);
 }
 
 void kn_update_dsp_init_avx512bf16(KnUpdateDSP *dsp, unsigned flags)

@@ -218,10 +218,14 @@ KN_ONE_COPY void amo_bf16_quads_sr_c(float *theta, uint16_t *m, uint16_t *v, con
     amo_bf16_loop(theta, m, v, g, nq, a, key, idx, 0, 0);
 }
 
-static void amo_bf16_run(AmoBf16Quads *sr, float *theta, uint16_t *m, uint16_t *v,
-                         const float *g, size_t n, const KnAmoArgs *a, const KnBf16Key *key,
-                         uint64_t index0, int nearest)
+/* The slot's body: the head (kn_bf16_head, through self), then the whole
+ * quads, then the last n % 4 elements on a padded copy. */
+static void amo_bf16_run(KnAmoBf16Fn *self, AmoBf16Quads *sr, float *theta, uint16_t *m,
+                         uint16_t *v, const float *g, size_t n, const KnAmoArgs *a,
+                         const KnBf16Key *key, uint64_t index0, int nearest)
 {
+    const size_t h = kn_bf16_head(self, theta, m, v, g, n, a, key, index0, nearest);
+    theta += h, m += h, v += h, g += h, n -= h, index0 += h;
     AmoBf16Quads *const quads = nearest ? amo_bf16_quads_rne : sr;
     const size_t i = n & ~(size_t)3, r = n - i;
     quads(theta, m, v, g, i / 4, a, key, (uint32_t)index0);
@@ -244,19 +248,16 @@ static void amo_bf16_neon_aes(float *theta, uint16_t *m, uint16_t *v, const floa
                               const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
                               int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_neon_aes, theta, m, v, g, n, a, key, index0,
-                                  nearest);
-    amo_bf16_run(amo_bf16_quads_sr_aes, theta + h, m + h, v + h, g + h, n - h, a, key,
-                 index0 + h, nearest);
+    amo_bf16_run(amo_bf16_neon_aes, amo_bf16_quads_sr_aes, theta, m, v, g, n, a, key, index0,
+                 nearest);
 }
 
 static void amo_bf16_neon_c(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
                             const KnAmoArgs *a, const KnBf16Key *key, uint64_t index0,
                             int nearest)
 {
-    const size_t h = kn_bf16_head(amo_bf16_neon_c, theta, m, v, g, n, a, key, index0, nearest);
-    amo_bf16_run(amo_bf16_quads_sr_c, theta + h, m + h, v + h, g + h, n - h, a, key,
-                 index0 + h, nearest);
+    amo_bf16_run(amo_bf16_neon_c, amo_bf16_quads_sr_c, theta, m, v, g, n, a, key, index0,
+                 nearest);
 }
 
 /* ---- SGD ---------------------------------------------------------------------- */
