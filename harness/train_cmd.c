@@ -36,6 +36,7 @@ typedef struct Grid {
     int nbetas, ngammas, nlrs;
     unsigned long long seeds[MAX_LIST];
     int nseeds;
+    int shard_k, shard_n; /* --shard K/N (1-based); 0/0: not given */
 } Grid;
 
 static const char *const datasets[] = { "fashion", "mnist", "cifar10", "synthetic", "folder",
@@ -96,6 +97,38 @@ static int parse_list(const char *opt, const char *s, double *out, int max, doub
     return n;
 }
 
+/* "K/N" with 1 <= K <= N: one share of a grid. */
+static void parse_shard(const char *what, const char *s, int *k, int *n)
+{
+    char tail;
+    long a, b;
+    if (sscanf(s, "%ld/%ld%c", &a, &b, &tail) != 2 || b < 1 || b > 1 << 20 || a < 1 || a > b)
+        hx_fail(HX_EXIT_USAGE, "%s '%s': expected K/N with 1 <= K <= N <= %d", what, s, 1 << 20);
+    *k = (int)a;
+    *n = (int)b;
+}
+
+/* The share of a grid this process runs when --shard was not given: a Slurm
+ * job array's task (K = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of
+ * SLURM_ARRAY_TASK_COUNT; arrays with a step or gaps need --shard), else 1/1. */
+static void shard_from_env(int *k, int *n)
+{
+    const char *id = getenv("SLURM_ARRAY_TASK_ID"), *cnt = getenv("SLURM_ARRAY_TASK_COUNT");
+    const char *min = getenv("SLURM_ARRAY_TASK_MIN"), *max = getenv("SLURM_ARRAY_TASK_MAX");
+    *k = *n = 1;
+    if (!id || !cnt)
+        return;
+    const long i = hx_parse_long("SLURM_ARRAY_TASK_ID", id, 0, 1L << 30);
+    const long c = hx_parse_long("SLURM_ARRAY_TASK_COUNT", cnt, 1, 1 << 20);
+    const long lo = min ? hx_parse_long("SLURM_ARRAY_TASK_MIN", min, 0, 1L << 30) : 0;
+    const long hi = max ? hx_parse_long("SLURM_ARRAY_TASK_MAX", max, 0, 1L << 30) : lo + c - 1;
+    if (hi - lo + 1 != c || i < lo || i > hi)
+        hx_fail(HX_EXIT_USAGE, "Slurm job array %ld-%ld with %ld tasks (task %ld) is not a "
+                "contiguous range: give --shard K/N", lo, hi, c, i);
+    *k = (int)(i - lo + 1);
+    *n = (int)c;
+}
+
 static OptConfig make_opt(int algo, const Overrides *o)
 {
     OptConfig c = opt_config_default((OptAlgo)algo);
@@ -127,6 +160,10 @@ static void usage(const char *cmd)
                "  --gammas LIST       e.g. 0.99,0.999,0.9999\n"
                "  --lrs LIST          learning rates\n"
                "  --seeds LIST        e.g. 1,2,3                      (default: 1)\n"
+               "  --shard K/N         run only the K-th of N shares of the grid (run i, in the\n"
+               "                      grid's order from 0, belongs to share i %% N + 1); in a\n"
+               "                      Slurm job array K/N come from SLURM_ARRAY_TASK_ID and\n"
+               "                      _COUNT, under mpirun from the rank; then 'combine'\n"
                "Every option of 'train' sets the rest.\n\n");
     else
         printf("Trains a ResNet end to end and writes, under OUT/runs/RUN_ID/, steps.csv (one\n"
@@ -188,7 +225,7 @@ enum {
     O_SEED, O_INIT,
     O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP, O_LOADER_THREADS, O_FULL_DECODE,
     O_IMAGE_SIZE, O_PRESET,
-    O_G_OPTS, O_G_BETAS, O_G_GAMMAS, O_G_LRS, O_G_SEEDS,
+    O_G_OPTS, O_G_BETAS, O_G_GAMMAS, O_G_LRS, O_G_SEEDS, O_G_SHARD,
 };
 
 static const struct option long_opts[] = {
@@ -214,7 +251,7 @@ static const struct option long_opts[] = {
     { "loader-threads", 1, 0, O_LOADER_THREADS }, { "full-decode", 0, 0, O_FULL_DECODE },
     { "image-size", 1, 0, O_IMAGE_SIZE }, { "preset", 1, 0, O_PRESET },
     { "optimizers", 1, 0, O_G_OPTS }, { "betas", 1, 0, O_G_BETAS }, { "gammas", 1, 0, O_G_GAMMAS },
-    { "lrs", 1, 0, O_G_LRS }, { "seeds", 1, 0, O_G_SEEDS },
+    { "lrs", 1, 0, O_G_LRS }, { "seeds", 1, 0, O_G_SEEDS }, { "shard", 1, 0, O_G_SHARD },
     { 0, 0, 0, 0 },
 };
 
@@ -322,6 +359,7 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
             }
             break;
         }
+        case O_G_SHARD: parse_shard("--shard", a, &g->shard_k, &g->shard_n); break;
         default: hx_getopt_fail(c, argv);
         }
     }
@@ -431,17 +469,31 @@ int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole)
                         hx_train_run_id(&s);
                         specs[k++] = s;
                     }
+    if (!g.shard_n)
+        shard_from_env(&g.shard_k, &g.shard_n);
+    /* this share's runs, moved to the front (grid order kept) */
+    int mine = 0;
+    for (int i = 0; i < total; i++)
+        if (i % g.shard_n == g.shard_k - 1)
+            specs[mine++] = specs[i];
+    if (g.shard_n > 1 && !base.quiet)
+        fprintf(stderr, "ablation: share %d/%d of the grid, %d of its %d runs\n", g.shard_k,
+                g.shard_n, mine, total);
     prepare(&base, arch);
     int failed = 0;
-    for (int i = 0; i < total; i++) {
+    for (int i = 0; i < mine; i++) {
         if (!base.quiet)
-            fprintf(stderr, "[%d/%d] %s\n", i + 1, total, specs[i].run_id);
+            fprintf(stderr, "[%d/%d] %s\n", i + 1, mine, specs[i].run_id);
         hx_train_run(&specs[i], whole, &res[i]);
         hx_train_combine(base.out);
         failed |= res[i].diverged;
     }
     if (!base.quiet)
-        hx_train_print_table(specs, res, total);
+        hx_train_print_table(specs, res, mine);
+    if (g.shard_n > 1 && !base.quiet)
+        printf("\nshare %d/%d: %s's combined CSVs list the runs finished so far; after the "
+               "last share, 'amo-bench combine --out %s' lists them all\n", g.shard_k, g.shard_n,
+               base.out, base.out);
     free(specs);
     free(res);
     (void)failed; /* a diverged run is a result in a grid, not a failure */

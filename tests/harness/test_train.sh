@@ -361,6 +361,36 @@ snapshot "$A" >"$TMP/after"
 cmp -s "$TMP/before" "$TMP/after" && ok 'ablation rerun: same files, still 2 rows' || {
     bad 'ablation rerun changed files'; diff "$TMP/before" "$TMP/after"; }
 
+# ---- a sharded grid: shares 1/3, 2/3, 3/3 into one OUT, then combine ----------------------
+# (the 2-run grid above has shares of 1, 1 and 0 runs: the empty share must do nothing)
+S=$TMP/shard
+for k in 1 2 3; do
+    "$BENCH" ablation $TINY --optimizers amo,adam --steps 4 --shard $k/3 --out "$S" >"$TMP/out.$k" 2>&1 ||
+        { bad "ablation --shard $k/3: exit $?"; show "$TMP/out.$k"; }
+done
+n1=$(grep -c '^\[' "$TMP/out.1"); n3=$(grep -c '^\[' "$TMP/out.3")
+[ "$n1" -eq 1 ] && [ "$n3" -eq 0 ] && ok 'ablation --shard: 1, 1 and 0 runs' ||
+    { bad "ablation --shard: share 1 ran $n1, share 3 ran $n3"; show "$TMP/out.1"; }
+"$BENCH" combine --out "$S" >/dev/null 2>&1
+same_results "$A" "$S" 'ablation in 3 shares + combine = unsharded'
+S2=$TMP/shard-slurm
+for k in 7 8; do # a Slurm array 7-8: tasks 7 and 8 are shares 1/2 and 2/2
+    SLURM_ARRAY_TASK_ID=$k SLURM_ARRAY_TASK_COUNT=2 SLURM_ARRAY_TASK_MIN=7 SLURM_ARRAY_TASK_MAX=8 \
+        "$BENCH" ablation $TINY --optimizers amo,adam --steps 4 --out "$S2" >"$TMP/out.$k" 2>&1
+done
+"$BENCH" combine --out "$S2" >/dev/null 2>&1
+grep -q 'share 2/2' "$TMP/out.8" && same_results "$A" "$S2" 'ablation as a Slurm array 7-8 = unsharded' ||
+    { bad 'Slurm array task 8 is not share 2/2'; show "$TMP/out.8"; }
+for bad_shard in 0/2 3/2 2 1/0 1/2x; do
+    expect 2 "--shard '$bad_shard': expected K/N" "--shard $bad_shard refused" \
+        -- ablation $TINY --shard $bad_shard --out "$TMP/never"
+done
+export SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_COUNT=2 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=5
+expect 2 'not a contiguous range: give --shard' 'Slurm array 1-5:2 refused' \
+    -- ablation $TINY --out "$TMP/never"
+unset SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_MAX
+[ ! -e "$TMP/never" ] && ok 'refused shards created nothing' || bad 'a refused shard created files'
+
 # ---- the update size (steps.csv update_norm, at_bound) against formulas ---------------
 # Step 1 from zero moments: Adam moves each parameter by lr*g/(|g|+eps) ~ lr,
 # AMO (no bias correction) by lr*(1-beta)/sqrt(1-gamma) ~ 3.16228 lr, so the
