@@ -1048,9 +1048,9 @@ def report2(out):
         q = [r_he[sd] - r_to[sd] for sd in seeds if sd in r_he and sd in r_to]
     # the confirmatory family: H1, H2 x 3, H3 (Holm, each direction)
     keys = [("acc", "he", "test acc at best val")] + [("speed", "he", t) for t in targets]
-    p_hold = [res[k][2] if k[0] == "acc" else res[k][4] if k in res else float("nan")
+    p_hold = [(res[k][2] if k[0] == "acc" else res[k][4]) if k in res else float("nan")
               for k in keys] + [t_pvalue(q, 0, "less") if q and len(q) > 1 else float("nan")]
-    p_fail = [res[k][3] if k[0] == "acc" else res[k][5] if k in res else float("nan")
+    p_fail = [(res[k][3] if k[0] == "acc" else res[k][5]) if k in res else float("nan")
               for k in keys]
     ah, af = holm(p_hold), holm(p_fail) + [float("nan")]
     rows = []
