@@ -17,6 +17,7 @@
 #include "harness/error.h"
 #include "harness/gbench.h"
 #include "harness/timer.h"
+#include "common/file.h"
 #include "kernels/cpu.h"
 #include "kernels/update.h"
 
@@ -302,9 +303,18 @@ void bk_outputs_free(Outputs *out)
 int bk_finish(const Bench *b, const Outputs *out, Meta *meta, double t0)
 {
     write_csv(out->csv, b);
-    if (out->gb_tmp && rename(out->gb_tmp, out->gb) != 0)
-        hx_fail(HX_EXIT_FAIL, "%s: cannot rename to %s: %s", out->gb_tmp, out->gb,
-                strerror(errno));
+    if (out->gb_tmp) {
+        /* Google Benchmark wrote its file under a temporary name; it goes in
+         * place through the one atomic writer (fsync, rename, directory fsync) */
+        unsigned char *data;
+        size_t len;
+        char err[4400];
+        if (amo_read_file(out->gb_tmp, &data, &len, err, sizeof err) != AMO_OK
+            || amo_write_atomic(out->gb, data, len, err, sizeof err) != AMO_OK)
+            hx_fail(HX_EXIT_FAIL, "%s", err);
+        free(data);
+        unlink(out->gb_tmp);
+    }
     char secs[32];
     snprintf(secs, sizeof secs, "%.1f", hx_now() - t0);
     bk_meta_str(meta, "wall_seconds", secs);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "harness/commands.h"
 #include "harness/common.h"
 #include "harness/error.h"
@@ -95,12 +96,9 @@ int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole)
         int cnt;
         if (nn_loader_next(l, x, y, &cnt, err, sizeof err) != AMO_OK)
             hx_fail(HX_EXIT_FAIL, "%s", err);
-        if (dump && done == 0) {
-            FILE *o = fopen(dump, "wb");
-            if (!o || fwrite(x, sizeof(float), (size_t)cnt * 3 * size * size, o) !=
-                          (size_t)cnt * 3 * size * size || fclose(o))
-                hx_fail(HX_EXIT_FAIL, "--dump %s: cannot write", dump);
-        }
+        if (dump && done == 0 && amo_write_atomic(dump, x, (size_t)cnt * 3 * size * size
+                                                  * sizeof(float), err, sizeof err) != AMO_OK)
+            hx_fail(HX_EXIT_FAIL, "--dump: %s", err);
         done += cnt;
     }
     const double s = hx_now() - t0;

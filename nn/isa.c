@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L /* strcasecmp */
 /* oneDNN's ISA, fixed once per process at the kernels' level or a user's
  * lower cap (nn/graph.h: nn_isa_init). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,9 @@
 #include "kernels/cpu.h"
 #include "nn/graph.h"
 
+/* The cap oneDNN was given, once per process; the lock makes the first of
+ * two threads creating networks at once the one that sets it. */
+static pthread_mutex_t g_isa_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_isa_fixed;
 static dnnl_cpu_isa_t g_isa;
 
@@ -81,6 +85,8 @@ AmoStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
                  var, cap);
         return AMO_EINVAL;
     }
+    pthread_mutex_lock(&g_isa_lock);
+    AmoStatus fixed = AMO_OK;
     if (!g_isa_fixed) {
         /* Fails if oneDNN was used before us in this process; then accept
          * whatever it runs at only if that is what we want. */
@@ -91,17 +97,21 @@ AmoStatus nn_isa_init(char *msg, size_t msglen, const char **isa_name)
                      "earlier in this process and runs at %s",
                      dnnl_cpu_isa2str(want), kn_cpu_level_name(f),
                      dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa()));
-            return AMO_EUNSUPPORTED;
+            fixed = AMO_EUNSUPPORTED;
+        } else {
+            g_isa_fixed = 1;
+            g_isa = want;
         }
-        g_isa_fixed = 1;
-        g_isa = want;
     } else if (want != g_isa) {
         snprintf(msg, msglen,
                  "oneDNN ISA is fixed at %s for this process; level %s (%s) was "
                  "selected after the first network was created",
                  dnnl_cpu_isa2str(g_isa), kn_cpu_level_name(f), dnnl_cpu_isa2str(want));
-        return AMO_EUNSUPPORTED;
+        fixed = AMO_EUNSUPPORTED;
     }
+    pthread_mutex_unlock(&g_isa_lock);
+    if (fixed != AMO_OK)
+        return fixed;
 #endif
     if (isa_name) { /* "cpu_isa_avx512_core_bf16" -> "avx512_core_bf16" */
         const char *s_ = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
