@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <string.h>
 
 #include "common/err.h"
 #include "common/rng.h"
@@ -136,11 +137,16 @@ void nn_batcher_seek(NnBatcher *b, uint64_t epoch, int pos)
 {
     b->epoch = epoch;
     b->pos = pos;
-    for (int i = 0; i < b->n; i++)
-        b->order[i] = b->idx[i];
-    if (b->shuffle) {
-        AmoRng r = amo_rng(amo_mix64(b->seed) ^ amo_mix64(epoch + 1));
-        shuffle(b->order, b->n, &r);
+    nn_epoch_order(b->order, b->idx, b->n, b->seed, epoch, b->shuffle);
+}
+
+void nn_epoch_order(int *order, const int *idx, int n, uint64_t seed, uint64_t epoch,
+                    int shuffle_)
+{
+    memcpy(order, idx, (size_t)n * sizeof(int));
+    if (shuffle_) {
+        AmoRng r = amo_rng(amo_mix64(seed) ^ amo_mix64(epoch + 1));
+        shuffle(order, n, &r);
     }
 }
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "common/rng.h"
+#include "nn/data.h"
 #include "nn/loader.h"
 
 typedef struct Slot {
@@ -52,20 +52,13 @@ static int epoch_end(const NnLoader *l, int pos)
     return pos >= l->c.n || (l->c.drop_last && l->c.n - pos < l->c.batch);
 }
 
-/* As NnBatcher: a Fisher-Yates shuffle from (seed, epoch). */
+/* NnBatcher's order, so that a folder and an in-memory data set see their
+ * examples in the same order for the same seed. */
 static const int *order_of(NnLoader *l, uint64_t epoch)
 {
     if (l->order_epoch == epoch)
         return l->order;
-    memcpy(l->order, l->idx, (size_t)l->c.n * sizeof(int));
-    if (l->c.shuffle) {
-        AmoRng r = amo_rng(amo_mix64(l->c.seed) ^ amo_mix64(epoch + 1));
-        for (int i = l->c.n - 1; i > 0; i--) {
-            const int j = (int)amo_rng_below(&r, (uint64_t)i + 1), t = l->order[i];
-            l->order[i] = l->order[j];
-            l->order[j] = t;
-        }
-    }
+    nn_epoch_order(l->order, l->idx, l->c.n, l->c.seed, epoch, l->c.shuffle);
     l->order_epoch = epoch;
     return l->order;
 }
