@@ -235,7 +235,7 @@ class Study:
                 self.sum[(phase, r["run_id"])] = r
             for r in read_csv(os.path.join(d, "convergence.csv")):
                 self.conv[r["run_id"]].append(r)
-            if phase in ("main", "ablation"):  # per run: the combined steps.csv is not kept in git
+            if phase in ("main", "ablation", "confirm"):  # per run: the combined steps.csv is not kept in git
                 rd = os.path.join(d, "runs")
                 for name in sorted(os.listdir(rd)) if os.path.isdir(rd) else []:
                     for r in read_csv(os.path.join(rd, name, "steps.csv")):
@@ -990,6 +990,87 @@ def test_at_best(S, r):
     return fnum(cs[best]["test_acc"])
 
 
+def plots2(S, A, C, out, targets):
+    """PROTOCOL.md's plots of the second study (fixed before its runs): phase A's
+    validation accuracy and training loss against the step, log x, median and
+    interquartile band over seeds, one panel per initialisation; phase C's test
+    accuracy at the best validation point, every seed a point, the median a bar."""
+    import numpy as np
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    colors = {"adam": "C0", "amo": "C3"}
+    figs = []
+    for col, fname, ylab in (("val_acc", "confirm_val_acc.png", "validation accuracy (%)"),
+                             ("loss", "confirm_train_loss.png",
+                              "training loss (label-smoothed, mean of 10 steps)")):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharex=True, sharey=True)
+        for ax, init in zip(axes, ("he", "torch")):
+            for v in ("amo", "adam"):
+                rs = sorted((r for r in A if variant(r) == v and init_of(r) == init
+                             and r["schedule"] == "constant"), key=lambda r: int(r["seed"]))
+                if not rs:
+                    continue
+                if col == "loss":
+                    ys = [np.array([fnum(x["loss"]) for x in S.steps[r["run_id"]]]) for r in rs]
+                    n = min(len(y) for y in ys)
+                    if n < 10:
+                        continue
+                    ys = np.array([np.convolve(y[:n], np.ones(10) / 10, mode="valid") for y in ys])
+                    xs = np.arange(10, n + 1)
+                else:
+                    cs = [S.curve(r, col) for r in rs]
+                    n = min(len(c[0]) for c in cs)
+                    xs = np.array(cs[0][0][:n])
+                    ys = 100 * np.array([c[1][:n] for c in cs])
+                q1, med, q3 = np.percentile(ys, [25, 50, 75], axis=0)
+                ax.plot(xs, med, color=colors[v], label=f"{LABEL[v]}, lr 1e-3 ({len(rs)} seeds)")
+                ax.fill_between(xs, q1, q3, color=colors[v], alpha=0.2)
+            if col == "val_acc":
+                for tg in targets:
+                    ax.axhline(100 * tg, color="k", ls=":", lw=0.8)
+                    ax.text(110, 100 * tg + 0.2, f"target {100 * tg:g}%", fontsize=7)
+            ax.set_title(f"--init {init}: median, interquartile band over seeds", fontsize=9)
+            ax.set_xscale("log")
+            ax.set_xlim(90 if col == "val_acc" else 9, 1.05 * int(A[0]["steps"]))
+            ax.set_xlabel("step (log scale)")
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7, loc="lower right" if col == "val_acc" else "upper right")
+        axes[0].set_ylabel(ylab)
+        if col == "loss":
+            axes[0].set_ylim(top=2.5)
+        fig.suptitle("phase A: the paper's defaults, constant rate, Fashion-MNIST ResNet-18 w1/8, "
+                     "batch 128", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, fname), dpi=110)
+        plt.close(fig)
+        figs.append(fname)
+    if C:
+        by = defaultdict(list)
+        for r in C:
+            n = f"{variant(r)} {fmt_lr(fnum(r['lr']))}"
+            if int(fnum(r["warmup"])) > 0:
+                n += f"\nwarm-up {int(fnum(r['warmup']))}"
+            if variant(r) == "adam" and r["clip"] == "1":
+                n += f"\nclip {fnum(r['tau']):g}"
+            by[n].append(100 * test_at_best(S, r))
+        names = sorted(by)
+        fig, ax = plt.subplots(figsize=(10, 4.2))
+        for k, n in enumerate(names):
+            ax.scatter([k] * len(by[n]), by[n], s=16, color="C3" if n.startswith("amo") else "C0")
+            ax.hlines(median(by[n]), k - 0.3, k + 0.3, color="k")
+        ax.set_xticks(range(len(names)), names, fontsize=8)
+        ax.set_ylabel("test accuracy at the best validation point (%)")
+        ax.set_title("phase C (exploratory), cosine schedule to 0: every seed a point, the median "
+                     "a bar", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "explore_test_at_best.png"), dpi=110)
+        plt.close(fig)
+        figs.append("explore_test_at_best.png")
+    return figs
+
+
 def report2(out):
     """PROTOCOL.md's analysis of the second study: phase A (confirm/), the
     ablation with phase B (through `report`), phase C (explore/) when there;
@@ -1127,6 +1208,8 @@ def report2(out):
                      table(["variant", "seeds", "test at best val %, median [IQR]",
                             "minus cosine AMO 1e-3, 95% interval", "median steps to " +
                             "/".join(f"{100 * t:g}" for t in targets) + "%"], rows) + "\n")
+    figs = plots2(S, A, C, out, targets)
+    lines.append("## Figures\n\n" + "\n".join(f"![{f}]({f})" for f in figs) + "\n")
     with open(os.path.join(out, "report2.md"), "w") as f:
         f.write("\n".join(lines))
     print(f"analyze.py: wrote {out}/report2.md", file=sys.stderr)
