@@ -76,18 +76,27 @@ run_jobs() {  # stdin: job lines
     cat >"$list"
     echo "$(date -u +%FT%TZ) $(wc -l <"$list") runs, $JOBS at a time" >&2
     # Each run is claimed with an atomic mkdir, so a second invocation of the
-    # same phase (started while the first still runs, to use a free core)
-    # takes only the runs nobody has; a claim whose process is gone is taken
-    # over.  A diverged run exits 1: recorded in its CSVs, not a reason to stop.
+    # same phase (started while the first still runs, to use a free core, or
+    # as another task of a job array on a shared OUT) takes only the runs
+    # nobody has.  A claim records "host pid"; one whose process is gone from
+    # this host is taken over (one taker wins the rename), one from another
+    # host is left alone (its process cannot be seen from here: remove
+    # OUT/PHASE/.claims/N by hand after a task died there).  A diverged run
+    # exits 1: recorded in its CSVs, not a reason to stop.
     xargs -P "$JOBS" -L 1 sh -c '
         out=$1; shift
         mkdir -p "$out/.claims"
         claim=$out/.claims/$(printf "%s" "$*" | cksum | cut -d" " -f1)
+        host=$(hostname)
         if ! mkdir "$claim" 2>/dev/null; then
-            pid=$(cat "$claim/pid" 2>/dev/null)
-            [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && exit 0
+            owner=$(cat "$claim/owner" 2>/dev/null) ||
+                owner="$host $(cat "$claim/pid" 2>/dev/null)" # claims of the older script
+            { [ "${owner% *}" != "$host" ] || kill -0 "${owner##* }" 2>/dev/null; } && exit 0
+            mv "$claim" "$claim.stale.$$" 2>/dev/null || exit 0
+            rm -rf "$claim.stale.$$"
+            mkdir "$claim" 2>/dev/null || exit 0
         fi
-        echo $$ >"$claim/pid"
+        echo "$host $$" >"$claim/owner"
         "$0" train "$@" --out "$out" --resume 2>>"$out/errors.log" \
             && echo "  done: $*" >&2 \
             || echo "  exit $?: $* (see $out/errors.log)" >&2
