@@ -1094,6 +1094,7 @@ def report2(out):
     same = [sd for sd in sorted(set(first) & set(mine), key=int)
             if first[sd]["final_val_acc"] == mine[sd]["final_val_acc"]]
     diff = sorted(set(first) & set(mine) - set(same), key=int)
+    sec = {}
     lines.append(f"Reproduction check: phase A's AMO/he runs give the first study's final "
                  f"validation accuracy at seeds {', '.join(same) or 'none'}"
                  + (f"; DIFFERENT at seeds {', '.join(diff)} (a deviation to report)" if diff else "")
@@ -1161,9 +1162,12 @@ def report2(out):
         rows.append([f"H3: the early speed-up is the initialisation ({100 * targets[0]:g}%)",
                      "ratio(he) / ratio(torch)", f"{g:.2f}, 95% [{lo:.2f}, {hi:.2f}]",
                      f"{ah[-1]:.3f} / -", ver])
-    lines.append("## Confirmatory family (Holm, 5%)\n\np: Holm-adjusted, 'holds' direction / "
-                 "'does not hold' direction.\n\n" +
-                 table(["claim", "metric", "estimate", "p (Holm)", "verdict"], rows) + "\n")
+    nseeds = {init: len(set(arm("amo", init)) & set(arm("adam", init))) for init in ("he", "torch")}
+    sec["claims2"] = (f"Phase A: {nseeds['he']} paired seeds at --init he, {nseeds['torch']} at "
+                      f"--init torch. p: Holm-adjusted, 'holds' direction / 'does not hold' "
+                      f"direction.\n\n" +
+                      table(["claim", "metric", "estimate", "p (Holm)", "verdict"], rows))
+    lines.append("## Confirmatory family (Holm, 5%)\n\n" + sec["claims2"] + "\n")
     rows = []
     for k, v in sorted(res.items(), key=lambda kv: str(kv[0])):
         if k[0] == "acc":
@@ -1175,9 +1179,9 @@ def report2(out):
             rows.append([k[1], f"steps to {100 * k[2]:g}%",
                          " ".join(f"{math.exp(x):.2f}" for x in lr_),
                          f"{g:.2f} [{lo:.2f}, {hi:.2f}]", f"{pu:.3f} / {pd:.3f}"])
-    lines.append("## Every comparison of phase A (unadjusted p)\n\n" +
-                 table(["init", "metric", "per seed (AMO - Adam; ratio)", "mean, 95% interval",
-                        "p better / p worse"], rows) + "\n")
+    sec["phaseA"] = table(["init", "metric", "per seed (AMO - Adam; ratio)", "mean, 95% interval",
+                           "p better / p worse"], rows)
+    lines.append("## Every comparison of phase A (unadjusted p)\n\n" + sec["phaseA"] + "\n")
     # phase C (exploratory)
     C = [r for r in S.sum.values() if r["phase"] == "explore"]
     if C:
@@ -1204,14 +1208,28 @@ def report2(out):
                          f"{100 * m:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" if math.isfinite(m) else "-",
                          " ".join(str(int(median([S.steps_to(r, t) for r in rs.values()])))
                                   for t in targets)])
-        lines.append("## Phase C, exploratory (cosine schedule; no verdicts)\n\n" +
-                     table(["variant", "seeds", "test at best val %, median [IQR]",
-                            "minus cosine AMO 1e-3, 95% interval", "median steps to " +
-                            "/".join(f"{100 * t:g}" for t in targets) + "%"], rows) + "\n")
+        sec["phaseC"] = table(["variant", "seeds", "test at best val %, median [IQR]",
+                               "minus cosine AMO 1e-3, 95% interval", "median steps to " +
+                               "/".join(f"{100 * t:g}" for t in targets) + "%"], rows)
+        lines.append("## Phase C, exploratory (cosine schedule; no verdicts)\n\n" + sec["phaseC"]
+                     + "\n")
+    else:
+        sec["phaseC"] = "(phase C has no runs yet)"
     figs = plots2(S, A, C, out, targets)
     lines.append("## Figures\n\n" + "\n".join(f"![{f}]({f})" for f in figs) + "\n")
+    sec["figures2"] = "\n".join(f"- [{f}](study/{f})" for f in figs)
+    sec["repro2"] = lines[2].strip()
     with open(os.path.join(out, "report2.md"), "w") as f:
         f.write("\n".join(lines))
+    readme = os.path.join(os.path.dirname(os.path.abspath(out)), "README.md")
+    if os.path.exists(readme):
+        text = open(readme).read()
+        for k in sec:
+            text, n = re.subn(rf"(<!-- generated:{k} -->\n).*?(<!-- /generated:{k} -->)",
+                              lambda m: m.group(1) + sec[k] + "\n" + m.group(2), text, flags=re.S)
+            if n != 1:
+                sys.exit(f"analyze.py: {readme}: {n} 'generated:{k}' sections, expected 1")
+        open(readme, "w").write(text)
     print(f"analyze.py: wrote {out}/report2.md", file=sys.stderr)
 
 
