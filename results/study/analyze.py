@@ -207,6 +207,27 @@ def anova_additive(y, factors):
     return res
 
 
+def plot_band(ax, S, rs, col, color, label, smooth=0):
+    """The median over runs rs of a curve and its interquartile band: col
+    "loss" from steps.csv (a running mean of smooth steps), else a
+    convergence.csv column in percent.  Returns the curves."""
+    import numpy as np
+    if col == "loss":
+        ys = [np.array([fnum(x["loss"]) for x in S.steps[r["run_id"]]]) for r in rs]
+        n = min(len(y) for y in ys)
+        ys = np.array([np.convolve(y[:n], np.ones(smooth) / smooth, mode="valid") for y in ys])
+        xs = np.arange(smooth, n + 1)
+    else:
+        cs = [S.curve(r, col) for r in rs]
+        n = min(len(c[0]) for c in cs)
+        xs = np.array(cs[0][0][:n])
+        ys = 100 * np.array([c[1][:n] for c in cs])
+    q1, med, q3 = np.percentile(ys, [25, 50, 75], axis=0)
+    ax.plot(xs, med, color=color, label=label)
+    ax.fill_between(xs, q1, q3, color=color, alpha=0.2)
+    return ys
+
+
 def width_name(w):
     """0.125 -> 'w1/8', 1 -> 'w1' (the model's width as the text names it)."""
     from fractions import Fraction
@@ -798,22 +819,7 @@ def report(out):
     def band(ax, v, lr, col, label, smooth=0):
         """Median and interquartile band over seeds."""
         rs = S.main_runs(v, lr)
-        if col == "loss":
-            ys = [np.array([fnum(x["loss"]) for x in S.steps[r["run_id"]]]) for r in rs]
-            n = min(len(y) for y in ys)
-            ys = np.array([y[:n] for y in ys])
-            k = smooth
-            ys = np.array([np.convolve(y, np.ones(k) / k, mode="valid") for y in ys])
-            xs = np.arange(k, n + 1)
-        else:
-            cs = [S.curve(r, col) for r in rs]
-            n = min(len(c[0]) for c in cs)
-            xs = np.array(cs[0][0][:n])
-            ys = 100 * np.array([c[1][:n] for c in cs])
-        q1, med, q3 = np.percentile(ys, [25, 50, 75], axis=0)
-        ax.plot(xs, med, color=colors[v], label=f"{label} ({len(rs)} seeds)")
-        ax.fill_between(xs, q1, q3, color=colors[v], alpha=0.2)
-        return ys
+        return plot_band(ax, S, rs, col, colors[v], f"{label} ({len(rs)} seeds)", smooth)
 
     for col, fname, ylab, smooth in (("val_acc", "val_acc_vs_step.png", "validation accuracy (%)", 0),
                                      ("loss", "train_loss_vs_step.png",
@@ -1011,21 +1017,8 @@ def plots2(S, A, C, out, targets):
                              and r["schedule"] == "constant"), key=lambda r: int(r["seed"]))
                 if not rs:
                     continue
-                if col == "loss":
-                    ys = [np.array([fnum(x["loss"]) for x in S.steps[r["run_id"]]]) for r in rs]
-                    n = min(len(y) for y in ys)
-                    if n < 10:
-                        continue
-                    ys = np.array([np.convolve(y[:n], np.ones(10) / 10, mode="valid") for y in ys])
-                    xs = np.arange(10, n + 1)
-                else:
-                    cs = [S.curve(r, col) for r in rs]
-                    n = min(len(c[0]) for c in cs)
-                    xs = np.array(cs[0][0][:n])
-                    ys = 100 * np.array([c[1][:n] for c in cs])
-                q1, med, q3 = np.percentile(ys, [25, 50, 75], axis=0)
-                ax.plot(xs, med, color=colors[v], label=f"{LABEL[v]}, lr 1e-3 ({len(rs)} seeds)")
-                ax.fill_between(xs, q1, q3, color=colors[v], alpha=0.2)
+                plot_band(ax, S, rs, col, colors[v], f"{LABEL[v]}, lr 1e-3 ({len(rs)} seeds)",
+                          10 if col == "loss" else 0)
             if col == "val_acc":
                 for tg in targets:
                     ax.axhline(100 * tg, color="k", ls=":", lw=0.8)
