@@ -75,12 +75,14 @@ run_jobs() {  # stdin: job lines
     local list; list=$(mktemp)
     cat >"$list"
     echo "$(date -u +%FT%TZ) $(wc -l <"$list") runs, $JOBS at a time" >&2
-    # Each run is claimed with an atomic mkdir, so a second invocation of the
-    # same phase (started while the first still runs, to use a free core, or
-    # as another task of a job array on a shared OUT) takes only the runs
-    # nobody has.  A claim records "host pid"; one whose process is gone from
-    # this host is taken over (one taker wins the rename), one from another
-    # host is left alone (its process cannot be seen from here: remove
+    # Each run is claimed by a symlink whose target is "host pid", made in
+    # one atomic step, so that a second invocation of the same phase (started
+    # while the first still runs, to use a free core, or as another task of a
+    # job array on a shared OUT) takes only the runs nobody has.  A claim
+    # whose process is gone from this host is taken over by renaming it to a
+    # name of the taker's own (one taker wins) and checking that what it
+    # moved is the stale claim it read; a claim from another host is left
+    # alone (its process cannot be seen from here: remove
     # OUT/PHASE/.claims/N by hand after a task died there).  A diverged run
     # exits 1: recorded in its CSVs, not a reason to stop.
     xargs -P "$JOBS" -L 1 sh -c '
@@ -88,19 +90,26 @@ run_jobs() {  # stdin: job lines
         mkdir -p "$out/.claims"
         claim=$out/.claims/$(printf "%s" "$*" | cksum | cut -d" " -f1)
         host=$(hostname)
-        if ! mkdir "$claim" 2>/dev/null; then
-            owner=$(cat "$claim/owner" 2>/dev/null) ||
-                owner="$host $(cat "$claim/pid" 2>/dev/null)" # claims of the older script
+        if ! ln -sT "$host $$" "$claim" 2>/dev/null; then
+            if [ -d "$claim" ] && [ ! -L "$claim" ]; then # a claim of the older script
+                owner="$host $(cat "$claim/pid" 2>/dev/null)"
+            else
+                owner=$(readlink "$claim") || exit 0
+            fi
             { [ "${owner% *}" != "$host" ] || kill -0 "${owner##* }" 2>/dev/null; } && exit 0
-            mv "$claim" "$claim.stale.$$" 2>/dev/null || exit 0
-            rm -rf "$claim.stale.$$"
-            mkdir "$claim" 2>/dev/null || exit 0
+            stale=$claim.stale.$host.$$
+            mv -T "$claim" "$stale" 2>/dev/null || exit 0
+            if [ -L "$stale" ] && [ "$(readlink "$stale")" != "$owner" ]; then
+                mv -Tn "$stale" "$claim" 2>/dev/null # a fresh claim, not the stale one: back
+                exit 0
+            fi
+            rm -rf "$stale"
+            ln -sT "$host $$" "$claim" 2>/dev/null || exit 0
         fi
-        echo "$host $$" >"$claim/owner"
         "$0" train "$@" --out "$out" --resume 2>>"$out/errors.log" \
             && echo "  done: $*" >&2 \
             || echo "  exit $?: $* (see $out/errors.log)" >&2
-        rm -rf "$claim"' "$BENCH" <"$list" || true
+        rm -f "$claim"' "$BENCH" <"$list" || true
     rm -f "$list"
     find "$OUT" -maxdepth 2 -name errors.log -empty -delete  # keep only real errors
 }
