@@ -11,13 +11,13 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "harness/bench_kernels.h"
 #include "harness/common.h"
 #include "harness/csv.h"
 #include "harness/error.h"
 #include "harness/gbench.h"
 #include "harness/timer.h"
-#include "common/file.h"
 #include "kernels/cpu.h"
 #include "kernels/update.h"
 
@@ -309,11 +309,12 @@ int bk_finish(const Bench *b, const Outputs *out, Meta *meta, double t0)
         unsigned char *data;
         size_t len;
         char err[4400];
-        if (amo_read_file(out->gb_tmp, &data, &len, err, sizeof err) != AMO_OK
-            || amo_write_atomic(out->gb, data, len, err, sizeof err) != AMO_OK)
+        const int ok = amo_read_file(out->gb_tmp, &data, &len, err, sizeof err) == AMO_OK
+                       && amo_write_atomic(out->gb, data, len, err, sizeof err) == AMO_OK;
+        unlink(out->gb_tmp);
+        if (!ok)
             hx_fail(HX_EXIT_FAIL, "%s", err);
         free(data);
-        unlink(out->gb_tmp);
     }
     char secs[32];
     snprintf(secs, sizeof secs, "%.1f", hx_now() - t0);

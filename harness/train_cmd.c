@@ -97,27 +97,16 @@ static int parse_list(const char *opt, const char *s, double *out, int max, doub
     return n;
 }
 
-/* "K/N" with 1 <= K <= N: one share of a grid. */
-static void parse_shard(const char *what, const char *s, int *k, int *n)
-{
-    char tail;
-    long a, b;
-    if (sscanf(s, "%ld/%ld%c", &a, &b, &tail) != 2 || b < 1 || b > 1 << 20 || a < 1 || a > b)
-        hx_fail(HX_EXIT_USAGE, "%s '%s': expected K/N with 1 <= K <= N <= %d", what, s, 1 << 20);
-    *k = (int)a;
-    *n = (int)b;
-}
-
-/* The share of a grid this process runs when --shard was not given: a Slurm
- * job array's task (K = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of
- * SLURM_ARRAY_TASK_COUNT; arrays with a step or gaps need --shard), else 1/1. */
-static void shard_from_env(int *k, int *n)
+/* A Slurm job array's task as a share: K = SLURM_ARRAY_TASK_ID -
+ * SLURM_ARRAY_TASK_MIN + 1 of SLURM_ARRAY_TASK_COUNT (arrays with a step or
+ * gaps need --shard K/N). */
+static void shard_from_slurm(int *k, int *n)
 {
     const char *id = getenv("SLURM_ARRAY_TASK_ID"), *cnt = getenv("SLURM_ARRAY_TASK_COUNT");
     const char *min = getenv("SLURM_ARRAY_TASK_MIN"), *max = getenv("SLURM_ARRAY_TASK_MAX");
-    *k = *n = 1;
     if (!id || !cnt)
-        return;
+        hx_fail(HX_EXIT_USAGE, "--shard slurm: SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT "
+                "are not set (not a Slurm job array task)");
     const long i = hx_parse_long("SLURM_ARRAY_TASK_ID", id, 0, 1L << 30);
     const long c = hx_parse_long("SLURM_ARRAY_TASK_COUNT", cnt, 1, 1 << 20);
     const long lo = min ? hx_parse_long("SLURM_ARRAY_TASK_MIN", min, 0, 1L << 30) : 0;
@@ -127,6 +116,22 @@ static void shard_from_env(int *k, int *n)
                 "contiguous range: give --shard K/N", lo, hi, c, i);
     *k = (int)(i - lo + 1);
     *n = (int)c;
+}
+
+/* "K/N" with 1 <= K <= N, or "slurm": one share of a grid. */
+static void parse_shard(const char *what, const char *s, int *k, int *n)
+{
+    if (!strcmp(s, "slurm")) {
+        shard_from_slurm(k, n);
+        return;
+    }
+    char tail;
+    long a, b;
+    if (sscanf(s, "%ld/%ld%c", &a, &b, &tail) != 2 || b < 1 || b > 1 << 20 || a < 1 || a > b)
+        hx_fail(HX_EXIT_USAGE, "%s '%s': expected K/N with 1 <= K <= N <= %d, or slurm", what,
+                s, 1 << 20);
+    *k = (int)a;
+    *n = (int)b;
 }
 
 static OptConfig make_opt(int algo, const Overrides *o)
@@ -161,9 +166,9 @@ static void usage(const char *cmd)
                "  --lrs LIST          learning rates\n"
                "  --seeds LIST        e.g. 1,2,3                      (default: 1)\n"
                "  --shard K/N         run only the K-th of N shares of the grid (run i, in the\n"
-               "                      grid's order from 0, belongs to share i %% N + 1); in a\n"
-               "                      Slurm job array K/N come from SLURM_ARRAY_TASK_ID and\n"
-               "                      _COUNT, under mpirun from the rank; then 'combine'\n"
+               "                      grid's order from 0, belongs to share i %% N + 1), then\n"
+               "                      'combine'; --shard slurm: K/N from a Slurm job array's\n"
+               "                      SLURM_ARRAY_TASK_ID and _COUNT; under mpirun: the rank\n"
                "Every option of 'train' sets the rest.\n\n");
     else
         printf("Trains a ResNet end to end and writes, under OUT/runs/RUN_ID/, steps.csv (one\n"
@@ -470,7 +475,7 @@ int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole)
                         specs[k++] = s;
                     }
     if (!g.shard_n)
-        shard_from_env(&g.shard_k, &g.shard_n);
+        g.shard_k = g.shard_n = 1;
     /* this share's runs, moved to the front (grid order kept) */
     int mine = 0;
     for (int i = 0; i < total; i++)

@@ -4,10 +4,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <string.h>
 
 #include "common/err.h"
 #include "common/rng.h"
+#include "nn/batch_impl.h"
 #include "nn/data.h"
 
 /* ---- split and statistics --------------------------------------------------------- */
@@ -141,10 +141,10 @@ void nn_batcher_seek(NnBatcher *b, uint64_t epoch, int pos)
 }
 
 void nn_epoch_order(int *order, const int *idx, int n, uint64_t seed, uint64_t epoch,
-                    int shuffle_)
+                    int shuffled)
 {
     memcpy(order, idx, (size_t)n * sizeof(int));
-    if (shuffle_) {
+    if (shuffled) {
         AmoRng r = amo_rng(amo_mix64(seed) ^ amo_mix64(epoch + 1));
         shuffle(order, n, &r);
     }

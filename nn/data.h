@@ -87,10 +87,6 @@ AMO_API void nn_batcher_free(NnBatcher *b);
 AMO_API void nn_batcher_seek(NnBatcher *b, uint64_t epoch, int pos);
 /* Batches per epoch. */
 AMO_API int nn_batcher_steps(const NnBatcher *b);
-/* order[0..n) = idx[0..n), shuffled (Fisher-Yates) from (seed, epoch) when
- * shuffle is set: the epoch order of NnBatcher and of nn/loader.c. */
-void nn_epoch_order(int *order, const int *idx, int n, uint64_t seed, uint64_t epoch,
-                    int shuffle);
 /* Fills x (batch, c, h, w) normalised, and y.  Returns the number of real
  * examples (the rest of x is zero and y is -1); 0 at the end of an epoch,
  * after which the next call starts the next epoch. */

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "nn/data.h"
+#include "nn/batch_impl.h"
 #include "nn/loader.h"
 
 typedef struct Slot {
@@ -52,8 +52,7 @@ static int epoch_end(const NnLoader *l, int pos)
     return pos >= l->c.n || (l->c.drop_last && l->c.n - pos < l->c.batch);
 }
 
-/* NnBatcher's order, so that a folder and an in-memory data set see their
- * examples in the same order for the same seed. */
+/* The epoch's order (nn_epoch_order), kept for the epoch being read. */
 static const int *order_of(NnLoader *l, uint64_t epoch)
 {
     if (l->order_epoch == epoch)

@@ -92,8 +92,7 @@ def main():
         for k in ("t_fwd", "t_bwd", "t_opt"):
             m[k] /= a.speedup
     tag = "" if a.speedup == 1 else f"-x{a.speedup:g}"
-    nodes = [n for n in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
-                         768, 1024)]
+    nodes = [2 ** k for k in range(11)]  # powers of 2: each divides the global batches
     rows, first_under = [], {}
     for name, (m, g) in models.items():
         for gbit in (10, 100):

@@ -53,7 +53,7 @@ static void test_rng_reference(void **state)
 }
 
 /* amo_rng_below(n) stays in [0, n) and is uniform (chi-square over 10 cells,
- * 9 degrees of freedom: 40 is beyond the 0.99999 quantile, 35.6); the
+ * 9 degrees of freedom: 40 is beyond its 0.99999 quantile, 39.3); the
  * normal has mean 0 and variance 1 within 6 standard errors. */
 static void test_rng_distributions(void **state)
 {

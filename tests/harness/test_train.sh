@@ -376,7 +376,8 @@ same_results "$A" "$S" 'ablation in 3 shares + combine = unsharded'
 S2=$TMP/shard-slurm
 for k in 7 8; do # a Slurm array 7-8: tasks 7 and 8 are shares 1/2 and 2/2
     SLURM_ARRAY_TASK_ID=$k SLURM_ARRAY_TASK_COUNT=2 SLURM_ARRAY_TASK_MIN=7 SLURM_ARRAY_TASK_MAX=8 \
-        "$BENCH" ablation $TINY --optimizers amo,adam --steps 4 --out "$S2" >"$TMP/out.$k" 2>&1
+        "$BENCH" ablation $TINY --optimizers amo,adam --steps 4 --shard slurm --out "$S2" \
+        >"$TMP/out.$k" 2>&1
 done
 "$BENCH" combine --out "$S2" >/dev/null 2>&1
 grep -q 'share 2/2' "$TMP/out.8" && same_results "$A" "$S2" 'ablation as a Slurm array 7-8 = unsharded' ||
@@ -385,9 +386,15 @@ for bad_shard in 0/2 3/2 2 1/0 1/2x; do
     expect 2 "--shard '$bad_shard': expected K/N" "--shard $bad_shard refused" \
         -- ablation $TINY --shard $bad_shard --out "$TMP/never"
 done
-export SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_COUNT=2 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=5
+expect 2 'SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT are not set' \
+    '--shard slurm outside an array refused' -- ablation $TINY --shard slurm --out "$TMP/never"
+export SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=5
 expect 2 'not a contiguous range: give --shard' 'Slurm array 1-5:2 refused' \
-    -- ablation $TINY --out "$TMP/never"
+    -- ablation $TINY --shard slurm --out "$TMP/never"
+# without --shard an array task runs the whole grid: the array may be doing something else
+n=$("$BENCH" ablation $TINY --optimizers amo,adam --steps 4 --out "$TMP/whole" 2>&1 | grep -c '^\[')
+[ "$n" -eq 2 ] && ok 'ablation in an array task without --shard: the whole grid' ||
+    bad "ablation in an array task without --shard ran $n of 2 runs"
 unset SLURM_ARRAY_TASK_ID SLURM_ARRAY_TASK_COUNT SLURM_ARRAY_TASK_MIN SLURM_ARRAY_TASK_MAX
 [ ! -e "$TMP/never" ] && ok 'refused shards created nothing' || bad 'a refused shard created files'
 
