@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 #include "harness/timer.h"
@@ -175,7 +176,10 @@ static void usage(const char *cmd)
            "  --test-at-best        test set also at each new best validation accuracy\n"
            "  --targets LIST        validation accuracies to time (default 0.85,0.88,0.90)\n"
            "  --seed N (1)  --threads N (0: one per core)  --arch LEVEL\n"
-           "  --out DIR (amo-runs)  --checkpoint-every N  --resume  --quiet\n",
+           "  --out DIR (amo-runs)  --checkpoint-every N  --resume  --quiet\n"
+           "Data-parallel (train under mpirun -np N; --batch stays the whole batch):\n"
+           "  --sync-bn             batch norm over the whole batch, as one process computes\n"
+           "                        it (default: each rank's share, as PyTorch DDP)\n",
            NN_FASHION_DIR);
 }
 
@@ -187,7 +191,7 @@ enum {
     O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TESTBEST, O_TARGETS,
     O_SEED, O_INIT,
     O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP, O_LOADER_THREADS, O_FULL_DECODE,
-    O_IMAGE_SIZE, O_PRESET,
+    O_IMAGE_SIZE, O_PRESET, O_SYNC_BN,
     O_G_OPTS, O_G_BETAS, O_G_GAMMAS, O_G_LRS, O_G_SEEDS,
 };
 
@@ -213,6 +217,7 @@ static const struct option long_opts[] = {
     { "quiet", 0, 0, O_QUIET }, { "help", 0, 0, O_HELP },
     { "loader-threads", 1, 0, O_LOADER_THREADS }, { "full-decode", 0, 0, O_FULL_DECODE },
     { "image-size", 1, 0, O_IMAGE_SIZE }, { "preset", 1, 0, O_PRESET },
+    { "sync-bn", 0, 0, O_SYNC_BN },
     { "optimizers", 1, 0, O_G_OPTS }, { "betas", 1, 0, O_G_BETAS }, { "gammas", 1, 0, O_G_GAMMAS },
     { "lrs", 1, 0, O_G_LRS }, { "seeds", 1, 0, O_G_SEEDS },
     { 0, 0, 0, 0 },
@@ -294,6 +299,7 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
             s->loader_threads = (int)hx_parse_long("--loader-threads", a, 0, 256);
             break;
         case O_FULL_DECODE: s->full_decode = 1; break;
+        case O_SYNC_BN: s->sync_bn = 1; break;
         case O_PRESET: preset(hx_parse_choice("--preset", a, presets), s, algo, ov); break;
         case O_IMAGE_SIZE: s->image_size = (int)hx_parse_long("--image-size", a, 8, 1024); break;
         case O_HELP: usage(cmd); exit(HX_EXIT_OK);
@@ -352,13 +358,18 @@ int hx_cmd_train(int argc, char **argv, const HxInvocation *whole)
     const char *arch = NULL;
     parse(argc, argv, "train", &s, &algo, &ov, &g, &arch);
     s.opt = make_opt(algo, &ov);
+    s.data_parallel = 1; /* under mpirun -np N, N ranks share each batch */
+    if (s.sync_bn && s.bf16)
+        hx_fail(HX_EXIT_USAGE, "--sync-bn with --bf16: synchronised batch norm is fp32 only");
     hx_train_run_id(&s);
     prepare(&s, arch);
     HxTrainResult r;
     hx_train_run(&s, whole, &r);
-    hx_train_combine(s.out);
-    if (!s.quiet)
-        hx_train_print_table(&s, &r, 1);
+    if (hx_dist_root()) {
+        hx_train_combine(s.out);
+        if (!s.quiet)
+            hx_train_print_table(&s, &r, 1);
+    }
     return r.diverged ? HX_EXIT_FAIL : HX_EXIT_OK;
 }
 
