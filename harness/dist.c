@@ -1,6 +1,7 @@
 /* harness/dist.h on MPI (Open MPI here; nothing below is Open MPI's own). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,8 +20,23 @@ static void abort_job(int code)
     MPI_Abort(MPI_COMM_WORLD, code);
 }
 
+/* Started by a launcher (mpirun, or srun with PMI/PMIx)?  Alone, amo-bench
+ * does not start MPI at all: Open MPI's singleton init would start its
+ * runtime's threads (and a daemon) for a job of one. */
+static int launched(void)
+{
+    static const char *const vars[] = { "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
+                                        "PMI_SIZE" };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+
 void hx_dist_init(int *argc, char ***argv)
 {
+    if (!launched())
+        return;
     int provided;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return; /* (MPI_Init aborts on failure; kept for form) */

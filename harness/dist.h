@@ -15,8 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Starts MPI if amo-bench was built with it (MPI_Init_thread, FUNNELED:
- * only the main thread calls MPI, OpenMP threads never do) and wires
+/* Starts MPI if amo-bench was built with it and started by a launcher
+ * (mpirun, srun: their environment variables; alone it stays one process
+ * without MPI) (MPI_Init_thread, FUNNELED: only the main thread calls MPI,
+ * OpenMP threads never do) and wires
  * hx_fail to the ranks: rank 0 prints a failure and aborts the job; another
  * rank waits a moment for that, then prints with its rank and aborts, so
  * an error every rank meets is printed once.  Call first in main. */
