@@ -378,8 +378,8 @@ static void get_run(Rd *r, const HxCkptRun *want)
         if (v == w || r->e.bad)
             continue;
         if (run_fields[i].off == offsetof(HxCkptRun, ranks))
-            failf(r, at, "written by %lld ranks, this job has %lld: resume it with %lld "
-                  "(mpirun -np %lld)", (long long)v, (long long)w, (long long)v, (long long)v);
+            failf(r, at, "rank count %lld, this job has %lld: resume it with as many (mpirun "
+                  "-np %lld)", (long long)v, (long long)w, (long long)v);
         else
             failf(r, at, "%s %lld, expected %lld", run_fields[i].name, (long long)v,
                   (long long)w);

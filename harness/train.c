@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/hash.h"
 #include "harness/common.h"
 #include "harness/dist.h"
@@ -434,6 +435,19 @@ static void one_step(Run *r, double wall)
         r->res.diverged = 1;
 }
 
+/* --save-params: the flat buffer as it is (nn_resnet_tensors' order),
+ * little-endian fp32, for comparing runs' parameters. */
+static void save_params(Run *r)
+{
+    if (!r->s->save_params)
+        return;
+    size_t np;
+    const float *p = nn_resnet_params(r->m.net, &np);
+    char err[4400];
+    if (amo_write_atomic(r->s->save_params, p, np * sizeof *p, err, sizeof err) != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "--save-params %s: %s", r->s->save_params, err);
+}
+
 static void finish_result(Run *r)
 {
     HxTrainResult *x = &r->res;
@@ -566,6 +580,7 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         hx_run_write_conv(&r);
         hx_run_write_summary(&r, wall); /* last: its presence marks the run finished */
         remove(ck);
+        save_params(&r);
         hx_run_remove_leftovers(r.dir);
     }
     *res = r.res;

@@ -59,6 +59,7 @@ typedef struct HxTrainSpec {
     int quiet;
     int data_parallel;       /* 1: split over the ranks of harness/dist.h     */
     int sync_bn;             /* data-parallel: batch norm over the whole batch */
+    const char *save_params; /* the final parameters, raw fp32, or NULL      */
     char run_id[HX_RUN_ID_MAX]; /* filled by hx_train_run_id if empty            */
 } HxTrainSpec;
 

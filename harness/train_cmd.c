@@ -177,6 +177,8 @@ static void usage(const char *cmd)
            "  --targets LIST        validation accuracies to time (default 0.85,0.88,0.90)\n"
            "  --seed N (1)  --threads N (0: one per core)  --arch LEVEL\n"
            "  --out DIR (amo-runs)  --checkpoint-every N  --resume  --quiet\n"
+           "  --save-params FILE    the final parameters, raw little-endian fp32 in the\n"
+           "                        network's tensor order\n"
            "Data-parallel (train under mpirun -np N; --batch stays the whole batch):\n"
            "  --sync-bn             batch norm over the whole batch, as one process computes\n"
            "                        it (default: each rank's share, as PyTorch DDP)\n",
@@ -191,7 +193,7 @@ enum {
     O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TESTBEST, O_TARGETS,
     O_SEED, O_INIT,
     O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP, O_LOADER_THREADS, O_FULL_DECODE,
-    O_IMAGE_SIZE, O_PRESET, O_SYNC_BN,
+    O_IMAGE_SIZE, O_PRESET, O_SYNC_BN, O_SAVE_PARAMS,
     O_G_OPTS, O_G_BETAS, O_G_GAMMAS, O_G_LRS, O_G_SEEDS,
 };
 
@@ -217,7 +219,7 @@ static const struct option long_opts[] = {
     { "quiet", 0, 0, O_QUIET }, { "help", 0, 0, O_HELP },
     { "loader-threads", 1, 0, O_LOADER_THREADS }, { "full-decode", 0, 0, O_FULL_DECODE },
     { "image-size", 1, 0, O_IMAGE_SIZE }, { "preset", 1, 0, O_PRESET },
-    { "sync-bn", 0, 0, O_SYNC_BN },
+    { "sync-bn", 0, 0, O_SYNC_BN }, { "save-params", 1, 0, O_SAVE_PARAMS },
     { "optimizers", 1, 0, O_G_OPTS }, { "betas", 1, 0, O_G_BETAS }, { "gammas", 1, 0, O_G_GAMMAS },
     { "lrs", 1, 0, O_G_LRS }, { "seeds", 1, 0, O_G_SEEDS },
     { 0, 0, 0, 0 },
@@ -300,6 +302,7 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
             break;
         case O_FULL_DECODE: s->full_decode = 1; break;
         case O_SYNC_BN: s->sync_bn = 1; break;
+        case O_SAVE_PARAMS: s->save_params = a; break;
         case O_PRESET: preset(hx_parse_choice("--preset", a, presets), s, algo, ov); break;
         case O_IMAGE_SIZE: s->image_size = (int)hx_parse_long("--image-size", a, 8, 1024); break;
         case O_HELP: usage(cmd); exit(HX_EXIT_OK);

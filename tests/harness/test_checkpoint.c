@@ -188,7 +188,7 @@ static const Lie lies[] = {
     { "another budget", "offset 172: total steps 60, expected 40", other_budget },
     { "another split", "offset 212: validation examples 64, expected 32", other_split },
     { "another model", "offset 228: parameters 6, expected 7", other_model },
-    { "another rank count", "offset 244: written by 2 ranks, this job has 1: resume it with 2 "
+    { "another rank count", "offset 244: rank count 2, this job has 1: resume it with as many "
       "(mpirun -np 2)", other_ranks },
     { "wall NaN", "offset 276: wall seconds nan: must be finite", wall_nan },
     { "running examples 1e9", "offset 300: running examples 1e+09 outside [0, 160]", seen_huge },
