@@ -27,20 +27,21 @@ void hx_fail(int code, const char *fmt, ...)
     fflush(stdout);
     /* Every rank meets bad input alike: rank 0 says so and its abort ends
      * the others during their pause.  A failure of one rank alone is
-     * printed by that rank after the pause, with its number. */
+     * printed by that rank after the pause, with its number.  One write, so
+     * that mpirun's own lines do not cut it. */
     if (g_abort && g_rank != 0)
         sleep(3);
+    char msg[4096], who[32] = "";
     if (g_abort && g_rank != 0)
-        fprintf(stderr, "amo-bench: rank %d: ", g_rank);
-    else
-        fputs("amo-bench: ", stderr);
+        snprintf(who, sizeof who, "rank %d: ", g_rank);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     if (code == HX_EXIT_USAGE)
-        fprintf(stderr, "Try 'amo-bench%s%s --help'.\n", g_command ? " " : "",
-                g_command ? g_command : "");
+        fprintf(stderr, "amo-bench: %s%s\nTry 'amo-bench%s%s --help'.\n", who, msg,
+                g_command ? " " : "", g_command ? g_command : "");
+    else
+        fprintf(stderr, "amo-bench: %s%s\n", who, msg);
     fflush(stderr);
     if (g_abort)
         g_abort(code);
