@@ -97,6 +97,12 @@ void hx_dist_bcast_f32(float *v, size_t n, int root)
                   MPI_COMM_WORLD);
 }
 
+void hx_dist_bcast_bytes(void *v, int n, int root)
+{
+    if (hx_dist_active())
+        MPI_Bcast(v, n, MPI_BYTE, root, MPI_COMM_WORLD);
+}
+
 void hx_dist_sum_i64(int64_t *v, int n)
 {
     if (hx_dist_active())

@@ -37,6 +37,7 @@ void hx_dist_barrier(void);
 void hx_dist_bcast_i64(int64_t *v, int n, int root);
 void hx_dist_bcast_f64(double *v, int n, int root);
 void hx_dist_bcast_f32(float *v, size_t n, int root);
+void hx_dist_bcast_bytes(void *v, int n, int root);
 /* In place, every rank gets the element-wise sum (max) over ranks.  With
  * the same n on every run the reduction order is the same (Open MPI picks
  * its algorithm from the size and the rank count), so results are bitwise

@@ -21,6 +21,7 @@ void hx_dist_barrier(void) {}
 void hx_dist_bcast_i64(int64_t *v, int n, int root) { (void)v, (void)n, (void)root; }
 void hx_dist_bcast_f64(double *v, int n, int root) { (void)v, (void)n, (void)root; }
 void hx_dist_bcast_f32(float *v, size_t n, int root) { (void)v, (void)n, (void)root; }
+void hx_dist_bcast_bytes(void *v, int n, int root) { (void)v, (void)n, (void)root; }
 void hx_dist_sum_i64(int64_t *v, int n) { (void)v, (void)n; }
 void hx_dist_sum_f64(double *v, int n) { (void)v, (void)n; }
 void hx_dist_max_f64(double *v, int n) { (void)v, (void)n; }

@@ -27,6 +27,11 @@ static void grads_ready(void *ctx, size_t from)
     hx_dist_progress();
 }
 
+static void bn_alone(void *ctx, double *v, int n)
+{
+    (void)ctx, (void)v, (void)n;
+}
+
 void hx_model_create(HxModel *m, const NnResNetConfig *cfg, OptConfig oc, int threads, int dp)
 {
     char err[1024] = "";
@@ -38,8 +43,9 @@ void hx_model_create(HxModel *m, const NnResNetConfig *cfg, OptConfig oc, int th
         c.grads_ready = grads_ready;
         c.ctx = &m->sync;
     }
+    /* (--sync-bn alone: the same arithmetic, over one process's batch) */
     if (dp & HX_DP_SYNC_BN)
-        c.bn_reduce = hx_dist_sum_f64_cb;
+        c.bn_reduce = dp & HX_DP ? hx_dist_sum_f64_cb : bn_alone;
     const AmoStatus ms = nn_resnet_create(&m->net, &c, err, sizeof err);
     if (ms != AMO_OK) /* a setting this model or CPU cannot take is a usage error */
         hx_fail(ms == AMO_EINVAL || ms == AMO_EUNSUPPORTED ? HX_EXIT_USAGE : HX_EXIT_FAIL,

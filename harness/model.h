@@ -34,8 +34,9 @@ typedef struct HxModel {
 
 /* Sets and pins the threads (hx_set_threads), builds the network and the
  * optimizer (oc.threads is set here).  dp: 0, or HX_DP (each rank computes
- * a share of the batch, gradients averaged over ranks) with HX_DP_SYNC_BN
- * (batch norm over the whole batch).  m must stay where it is (the
+ * a share of the batch, gradients averaged over ranks), and HX_DP_SYNC_BN
+ * (batch norm over the whole batch: over the ranks with HX_DP, else this
+ * process's, by the same arithmetic).  m must stay where it is (the
  * network's callbacks point into it).  Exits through hx_fail: a setting the
  * model, the CPU or the optimizer cannot take as a usage error, anything
  * else as a failure. */

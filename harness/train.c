@@ -209,8 +209,7 @@ static void build_model(Run *r)
     const int local = hx_dist_local_size(), cores = hx_default_threads();
     const int threads = s->threads || !r->dp ? s->threads : cores / local > 1 ? cores / local : 1;
     hx_model_create(&r->m, &cfg, oc, threads,
-                    r->dp ? HX_DP | (s->sync_bn ? HX_DP_SYNC_BN : 0)
-                          : s->sync_bn ? HX_DP_SYNC_BN : 0);
+                    (r->dp ? HX_DP : 0) | (s->sync_bn ? HX_DP_SYNC_BN : 0));
     size_t np;
     nn_resnet_params(r->m.net, &np);
     const size_t img = (size_t)r->in_ch * r->in_h * r->in_w;
@@ -508,7 +507,10 @@ static void set_ranks(Run *r)
         hx_fail(HX_EXIT_USAGE, "--batch %d: not divisible by the %d ranks (each rank takes an "
                 "equal share of every batch; --batch is the global batch)", s->batch, r->ranks);
     r->bl = s->batch / r->ranks;
-    hx_dist_hosts(r->hosts, sizeof r->hosts);
+    if (r->dp) /* (collective: not when each rank trains runs of its own) */
+        hx_dist_hosts(r->hosts, sizeof r->hosts);
+    else
+        gethostname(r->hosts, sizeof r->hosts - 1);
 }
 
 void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult *res)

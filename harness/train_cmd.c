@@ -468,6 +468,7 @@ int hx_cmd_default(const HxInvocation *whole)
 {
     char ts[32], out[96];
     hx_utc_timestamp(ts, sizeof ts);
+    hx_dist_bcast_bytes(ts, sizeof ts, 0); /* under mpirun: rank 0's second */
     for (char *p = ts; *p; p++)
         if (*p == ':')
             *p = '-';
@@ -481,15 +482,21 @@ int hx_cmd_default(const HxInvocation *whole)
         s[i].epochs = HX_DEFAULT_EPOCHS;
         s[i].eval_every = HX_DEFAULT_EVAL_EVERY;
         s[i].opt = opt_config_default(i == 0 ? OPT_AMO : OPT_ADAM);
+        s[i].data_parallel = 1; /* under mpirun, as train */
         hx_train_run_id(&s[i]);
     }
     prepare(&s[0], NULL);
-    fprintf(stderr, "amo-bench: the main job: AMO against Adam, Fashion-MNIST, ResNet-18 at width "
+    const int root = hx_dist_root();
+    if (root)
+        fprintf(stderr, "amo-bench: the main job: AMO against Adam, Fashion-MNIST, ResNet-18 at width "
             "%g, %g epochs each; results in %s\n", HX_DEFAULT_WIDTH, HX_DEFAULT_EPOCHS, out);
     for (int i = 0; i < 2; i++) {
         hx_train_run(&s[i], whole, &r[i]);
-        hx_train_combine(out);
+        if (root)
+            hx_train_combine(out);
     }
+    if (!root)
+        return HX_EXIT_OK;
     hx_train_print_table(s, r, 2);
     printf("\nCSVs: %s/summary.csv, convergence.csv, steps.csv\n", out);
     return HX_EXIT_OK;

@@ -100,8 +100,14 @@ victim=$(pgrep -P "$job" amo-bench | tail -n 1)
 if [ -z "$victim" ] || [ -f "killed/runs/$(rid killed)/summary.csv" ]; then
     bad 'kill -9: the run finished before the kill'
 else
-    kill -KILL "$victim"
+    kill -${KILL_SIGNAL:-KILL} "$victim" # (KILL_SIGNAL=STOP: a hang, to see this fail)
     t0=$(date +%s)
+    # a job still there after 20 s hangs: end it (mpirun, then its ranks)
+    while kill -0 "$job" 2>/dev/null && [ $(($(date +%s) - t0)) -le 20 ]; do
+        sleep 0.1
+    done
+    ranks=$(pgrep -P "$job")
+    kill -KILL "$job" $ranks 2>/dev/null
     wait "$job"
     code=$?
     took=$(($(date +%s) - t0))
