@@ -388,5 +388,21 @@ n=$(tail -n +2 "$U/summary.csv" 2>/dev/null | wc -l)
 [ "$n" -eq 3 ] && ok 'combine: 3 runs back in summary.csv' || bad "combine: $n summary rows, expected 3"
 expect 2 "--out $TMP/none: no runs/" 'combine --out without runs' -- combine --out "$TMP/none"
 
+# ---- --sync-bn in one process: the same as plain batch norm ---------------------
+# Its arithmetic (statistics summed as n mean and n (var + mean^2), backward
+# corrected from the summed dy and dy xhat) over one process's batch, against
+# oneDNN's own batch norm; the ranks' version is tests/harness/test_mpi.sh's.
+# SGD without augmentation: one process's rounding stays small there.
+ORACLE="$TINY --steps 16 --eval-every 16 --optimizer sgd --lr 0.01 --no-augment --quiet"
+"$BENCH" train $ORACLE --out "$TMP/bn-plain" >/dev/null 2>&1
+"$BENCH" train $ORACLE --sync-bn --out "$TMP/bn-sync" >/dev/null 2>&1
+worst=$(paste -d, "$TMP/bn-plain/steps.csv" "$TMP/bn-sync/steps.csv" | awk -F, -v n=17 '
+    NR == 1 { for (i = 1; i <= n; i++) if ($i == "loss") l = i }
+    NR > 1 { d = ($l - $(l + n)) / $l; d = d < 0 ? -d : d; if (d > w) w = d }
+    END { printf "%.2e", NR == 17 ? w : 1 }')
+awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }' \
+    && ok "--sync-bn alone = plain batch norm (16 steps, loss within $worst)" \
+    || bad "--sync-bn alone: loss differs by $worst (relative) from plain batch norm"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
