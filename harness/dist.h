@@ -40,8 +40,9 @@ void hx_dist_bcast_f32(float *v, size_t n, int root);
 void hx_dist_bcast_bytes(void *v, int n, int root);
 /* In place, every rank gets the element-wise sum (max) over ranks.  With
  * the same n on every run the reduction order is the same (Open MPI picks
- * its algorithm from the size and the rank count), so results are bitwise
- * the same run to run. */
+ * its algorithm from the size and the rank count: tuned for the blocking
+ * sums, libnbc for hx_dist_isum_f32), so results are bitwise the same run
+ * to run. */
 void hx_dist_sum_i64(int64_t *v, int n);
 void hx_dist_sum_f64(double *v, int n);
 void hx_dist_max_f64(double *v, int n);
