@@ -25,21 +25,21 @@
 /* ---- the layout ---------------------------------------------------------------
  * checkpoint.bin, little-endian:
  *     0  char[8]    "AMOCKPT1"
- *     8  u32        format version (3)
+ *     8  u32        format version (4)
  *    12  char[160]  run id, NUL-padded: the run's
- *   172  i64 x 9    total steps, steps per epoch, evaluation interval, batch,
+ *   172  i64 x 10   total steps, steps per epoch, evaluation interval, batch,
  *                   training, validation and test examples, parameters,
- *                   batch-norm statistics: each the run's
- *   244  i64        step, in [0, total steps - 1] and a multiple of the
+ *                   batch-norm statistics, ranks: each the run's
+ *   252  i64        step, in [0, total steps - 1] and a multiple of the
  *                   evaluation interval (checkpoints follow evaluations;
  *                   the last step finishes the run instead)
- *   252  i64        epoch and in-epoch position of the training batcher:
+ *   260  i64        epoch and in-epoch position of the training batcher:
  *                   where `step` batches of the run put it
- *   268  f64 x 5    wall and training seconds; running loss, examples seen
+ *   276  f64 x 5    wall and training seconds; running loss, examples seen
  *                   and correct since the last evaluation
- *   308  result     216 bytes, put_result
- *   524  i64 x 2    step rows (= step), evaluation rows (= step / interval)
- *   540  rows       15 fields of 8 bytes per step row, then 9 per
+ *   316  result     216 bytes, put_result
+ *   532  i64 x 2    step rows (= step), evaluation rows (= step / interval)
+ *   548  rows       16 fields of 8 bytes per step row, then 9 per
  *                   evaluation row (step_fields, conv_fields)
  *    ..  f32        the parameters, then the batch-norm statistics, finite
  *   end  u64        FNV-1a 64 of every byte before it
@@ -47,7 +47,7 @@
  * written as i64. */
 
 #define CKPT_MAGIC "AMOCKPT1"
-#define CKPT_VERSION 3u
+#define CKPT_VERSION 4u /* 4: ranks, comm_ms (data-parallel train) */
 
 /* ---- writing, into common/file.h's growable buffer ---------------------------- */
 
@@ -290,7 +290,7 @@ static const Field step_fields[] = {
     S("loss", loss, K_FINITE), S("lr", lr, K_NONNEG), S("grad_norm", gnorm, K_NORM),
     S("clipped", clipped, K_FLAG), S("skipped", skipped, K_FLAG),
     S("images_per_s", ips, K_RATE), S("update_norm", update_norm, K_NONNEG),
-    S("at_bound", at_bound, K_PARAMS),
+    S("at_bound", at_bound, K_PARAMS), S("comm_ms", comm_ms, K_NONNEG),
 };
 #undef S
 #define C(name, member, kind) { name, offsetof(HxConvRow, member), kind }
@@ -354,6 +354,7 @@ static const struct { const char *name; size_t off; } run_fields[] = {
     { "test examples", offsetof(HxCkptRun, ntest) },
     { "parameters", offsetof(HxCkptRun, nparams) },
     { "batch-norm statistics", offsetof(HxCkptRun, nstats) },
+    { "ranks", offsetof(HxCkptRun, ranks) },
 };
 
 static int64_t run_field(const HxCkptRun *run, size_t i)
@@ -371,8 +372,18 @@ static void put_run(AmoBuf *w, const HxCkptRun *run)
 
 static void get_run(Rd *r, const HxCkptRun *want)
 {
-    for (size_t i = 0; i < sizeof run_fields / sizeof *run_fields; i++)
-        get_i64(r, run_fields[i].name, run_field(want, i), run_field(want, i));
+    for (size_t i = 0; i < sizeof run_fields / sizeof *run_fields; i++) {
+        const size_t at = r->off;
+        const int64_t v = get_i64(r, run_fields[i].name, INT64_MIN, INT64_MAX), w = run_field(want, i);
+        if (v == w || r->e.bad)
+            continue;
+        if (run_fields[i].off == offsetof(HxCkptRun, ranks))
+            failf(r, at, "rank count %lld, this job has %lld: resume it with as many (mpirun "
+                  "-np %lld)", (long long)v, (long long)w, (long long)v);
+        else
+            failf(r, at, "%s %lld, expected %lld", run_fields[i].name, (long long)v,
+                  (long long)w);
+    }
 }
 
 static void put_checkpoint(AmoBuf *w, const char *id, const HxCkptRun *run, const HxCheckpoint *ck)

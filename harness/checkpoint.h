@@ -43,6 +43,7 @@ typedef struct HxStepRow {
         skipped, ips;
     double update_norm; /* ||theta_after - theta_before||_2, fp64, outside the timings */
     double at_bound;    /* parameters equal to a finite bound after the step          */
+    double comm_ms;     /* data-parallel: waiting for the gradient sums after backward */
 } HxStepRow;
 
 /* One row of convergence.csv (one per evaluation). */
@@ -61,6 +62,7 @@ typedef struct HxCkptRun {
     int64_t batch;            /* >= 1                                           */
     int64_t ntrain, nval, ntest; /* examples in the three splits                */
     uint64_t nparams, nstats; /* the model's parameters, batch-norm statistics  */
+    int64_t ranks;            /* data-parallel ranks (1: one process); >= 1     */
 } HxCkptRun;
 
 /* A run's progress after an evaluation. */

@@ -27,6 +27,10 @@ HX_NORETURN void hx_fail(int code, const char *fmt, ...) HX_PRINTF(2, 3);
 /* Prints "amo-bench: warning: <message>" and returns. */
 void hx_warn(const char *fmt, ...) HX_PRINTF(1, 2);
 
+/* Under mpirun (harness/dist.c): this process's rank, and what ends every
+ * rank's process after a failure instead of exit (MPI_Abort). */
+void hx_error_set_rank(int rank, void (*abort_job)(int code));
+
 /* The command whose --help the usage hint names ("kernels"); NULL: none. */
 void hx_set_command(const char *name);
 

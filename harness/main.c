@@ -12,6 +12,7 @@
 
 #include "harness/commands.h"
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
         { "arch", required_argument, NULL, 'a' },
         { NULL, 0, NULL, 0 },
     };
+    hx_dist_init(&argc, &argv); /* first: mpirun's ranks (harness/dist.h) */
     const HxInvocation whole = { argc, argv };
     opterr = 0; /* our messages, not getopt's */
     int c;
@@ -87,8 +89,11 @@ int main(int argc, char **argv)
             hx_getopt_fail(c, argv);
         }
     }
-    if (optind == argc)
-        return hx_cmd_default(&whole); /* the main job (README) */
+    if (optind == argc) {
+        const int rc = hx_cmd_default(&whole); /* the main job (README) */
+        hx_dist_finalize();
+        return rc;
+    }
     const char *name = argv[optind];
     for (int i = 0; i < NCOMMANDS; i++) {
         if (strcmp(name, commands[i].name))
@@ -97,7 +102,9 @@ int main(int argc, char **argv)
         char **sub = argv + optind;
         const int subc = argc - optind;
         optind = 0; /* glibc: start afresh on the command's argv */
-        return commands[i].run(subc, sub, &whole);
+        const int rc = commands[i].run(subc, sub, &whole);
+        hx_dist_finalize();
+        return rc;
     }
     hx_fail(HX_EXIT_USAGE, "unknown command '%s'", name);
 }

@@ -40,6 +40,12 @@ typedef struct Run {
     int stem;               /* NnStem                                     */
     long ntrain, nval, ntest;
     HxModel m;              /* the network and its optimizer */
+    /* data-parallel (s->data_parallel): this rank's share of each batch */
+    int dp, rank, ranks;    /* dp 0: one process, rank 0 of 1              */
+    int root;               /* the process that prints and writes files    */
+    int bl;                 /* examples per rank: batch / ranks            */
+    double sums_ms;         /* the gradient sums alone (hx_model_time_sums) */
+    char hosts[1024];       /* every rank's host, in rank order            */
     float *x;
     int *y;
     float *prev;            /* the parameters before the step (update size)   */

@@ -17,6 +17,7 @@
 #include "common/file.h"
 #include "harness/common.h"
 #include "harness/csv.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/run.h"
 #include "harness/threads.h"
@@ -59,6 +60,7 @@ void hx_path_in(char *buf, size_t len, const char *dir, const char *name)
 static const char *const step_cols[] = {
     "run_id", "step", "epoch", "wall_s", "data_ms", "forward_ms", "backward_ms", "optimizer_ms",
     "loss", "lr", "grad_norm", "clipped", "skipped", "images_per_s", "update_norm", "at_bound",
+    "comm_ms",
 };
 
 /* The configuration columns shared by convergence.csv and summary.csv. */
@@ -151,6 +153,7 @@ void hx_run_write_steps(const Run *r)
         hx_csv_num(w, x->ips);
         hx_csv_num(w, x->update_norm);
         hx_csv_int(w, (int64_t)x->at_bound);
+        hx_csv_num(w, x->comm_ms);
         hx_csv_end_row(w);
     }
     csv_close(w, path);
@@ -249,7 +252,7 @@ static HxCkptRun ckpt_run(const Run *r)
     return (HxCkptRun){ .run_id = r->s->run_id, .total_steps = r->total_steps,
                         .steps_per_epoch = r->steps_per_epoch, .eval_every = r->eval_every,
                         .batch = r->s->batch, .ntrain = r->ntrain, .nval = r->nval,
-                        .ntest = r->ntest, .nparams = np, .nstats = ns };
+                        .ntest = r->ntest, .nparams = np, .nstats = ns, .ranks = r->ranks };
 }
 
 void hx_run_save_checkpoint(Run *r, double wall)
@@ -387,6 +390,14 @@ void hx_run_write_metadata(const Run *r, const HxInvocation *whole)
     }
     hx_json_int(j, "total_steps", r->total_steps);
     hx_json_int(j, "eval_every", r->eval_every);
+    /* data-parallel (harness/dist.h): 1 rank when alone */
+    hx_json_int(j, "ranks", r->ranks);
+    hx_json_str(j, "hosts", r->hosts);
+    hx_json_int(j, "threads_per_rank", opt_threads(r->m.opt));
+    hx_json_str(j, "mpi_library", hx_dist_library());
+    hx_json_int(j, "sync_bn", r->s->sync_bn);
+    hx_json_int(j, "grad_bucket_floats", (long long)r->m.sync.bucket);
+    hx_json_num(j, "grad_sums_alone_ms", r->sums_ms);
     hx_json_close(j);
 }
 

@@ -220,7 +220,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     parse(argc, argv, &o);
     hx_apply_arch(o.arch);
     HxModel m;
-    hx_model_create(&m, &o.cfg, opt_config_default(OPT_AMO), o.threads);
+    hx_model_create(&m, &o.cfg, opt_config_default(OPT_AMO), o.threads, 0);
     const Times t = run(&m, &o.cfg, o.steps);
     report(&m, &o.cfg, o.steps, &t);
     hx_model_destroy(&m);

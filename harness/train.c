@@ -12,10 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/hash.h"
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/run.h"
+#include "harness/threads.h"
 #include "harness/timer.h"
 #include "nn/loss.h"
 #include "nn/resnet.h"
@@ -90,6 +93,8 @@ void hx_train_run_id(HxTrainSpec *s)
         HASH("test-at-best");
     if (s->full_decode || s->image_size != 224)
         HASH("%d|%d", s->full_decode, s->image_size);
+    if (s->sync_bn)
+        HASH("sync-bn");
 #undef HASH
     char model[48];
     snprintf(model, sizeof model, "r%dw%g%s%s", s->depth, s->width, s->bf16 ? "-bf16" : "",
@@ -193,14 +198,18 @@ static void build_model(Run *r)
     const HxTrainSpec *s = r->s;
     const NnResNetConfig cfg = { .depth = s->depth, .stem = (NnStem)r->stem, .width = s->width,
                                  .in_ch = r->in_ch, .classes = r->classes,
-                                 .batch = s->batch, .h = r->in_h, .w = r->in_w,
+                                 .batch = r->bl, .h = r->in_h, .w = r->in_w,
                                  .bf16 = s->bf16, .conv_algo = s->conv_algo,
                                  .init = (NnInit)s->init, .seed = s->seed };
     OptConfig oc = s->opt;
     oc.seed = s->seed;
     if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
         oc.total_steps = (uint64_t)r->total_steps;
-    hx_model_create(&r->m, &cfg, oc, s->threads);
+    /* Ranks on one host share its cores: one thread per core between them. */
+    const int local = hx_dist_local_size(), cores = hx_default_threads();
+    const int threads = s->threads || !r->dp ? s->threads : cores / local > 1 ? cores / local : 1;
+    hx_model_create(&r->m, &cfg, oc, threads,
+                    (r->dp ? HX_DP : 0) | (s->sync_bn ? HX_DP_SYNC_BN : 0));
     size_t np;
     nn_resnet_params(r->m.net, &np);
     const size_t img = (size_t)r->in_ch * r->in_h * r->in_w;
@@ -220,28 +229,71 @@ static int argmax(const float *z, int k)
     return best;
 }
 
+/* This rank's share of a batch of cnt examples in r->x, r->y: from *first,
+ * the number (0 when the batch ends before it). */
+static int my_share(const Run *r, int cnt, int *first)
+{
+    *first = r->rank * r->bl;
+    const int end = cnt < *first + r->bl ? cnt : *first + r->bl;
+    return end > *first ? end - *first : 0;
+}
+
+static const float *rows_at(const Run *r, int first)
+{
+    return r->x + (size_t)first * (size_t)r->in_ch * (size_t)r->in_h * (size_t)r->in_w;
+}
+
 /* Plain cross-entropy (no smoothing) and accuracy over a whole split, with
- * batch-norm in inference mode. */
+ * batch-norm in inference mode; data-parallel, each rank its share of each
+ * batch, the sums reduced at the end. */
 static void evaluate(Run *r, HxSource *b, double *loss, double *acc)
 {
     const int K = r->classes;
-    double lsum = 0;
-    long correct = 0, seen = 0;
+    double sum[3] = { 0 }; /* loss x examples, correct, seen */
     hx_source_seek(b, 0, 0);
-    int cnt;
+    int cnt, first;
     while ((cnt = hx_source_next(b, r->x, r->y)) > 0) {
-        if (nn_resnet_forward(r->m.net, r->x, 0) != AMO_OK)
+        const int n = my_share(r, cnt, &first);
+        if (!n)
+            continue;
+        if (nn_resnet_forward(r->m.net, rows_at(r, first), 0) != AMO_OK)
             hx_fail(HX_EXIT_FAIL, "evaluation forward: %s", nn_resnet_error(r->m.net));
         const float *z = nn_resnet_logits(r->m.net);
+        const int *y = r->y + first;
         double l = 0;
-        nn_xent_smooth(&l, NULL, z, r->y, cnt, K, 0.0f); /* NaN logits give NaN loss */
-        lsum += l * cnt;
-        for (int i = 0; i < cnt; i++)
-            correct += argmax(z + (size_t)i * K, K) == r->y[i];
-        seen += cnt;
+        nn_xent_smooth(&l, NULL, z, y, n, K, 0.0f); /* NaN logits give NaN loss */
+        sum[0] += l * n;
+        for (int i = 0; i < n; i++)
+            sum[1] += argmax(z + (size_t)i * K, K) == y[i];
+        sum[2] += n;
     }
-    *loss = seen ? lsum / (double)seen : NAN;
-    *acc = seen ? (double)correct / (double)seen : NAN;
+    if (r->dp)
+        hx_dist_sum_f64(sum, 3);
+    *loss = sum[2] ? sum[0] / sum[2] : NAN;
+    *acc = sum[2] ? sum[1] / sum[2] : NAN;
+}
+
+/* Data-parallel: every rank must hold the same parameters (the same
+ * averaged gradients, the same update); a difference is a bug or a broken
+ * rank, and an error.  Batch norm's running statistics are rank 0's, as
+ * PyTorch DDP broadcasts them (with local statistics they drift apart). */
+static void check_replicas(Run *r)
+{
+    if (!r->dp)
+        return;
+    size_t np, ns;
+    const float *p = nn_resnet_params(r->m.net, &np);
+    float *stats = nn_resnet_stats(r->m.net, &ns);
+    hx_dist_bcast_f32(stats, ns, 0);
+    const uint64_t h = amo_fnv1a64(p, np * sizeof *p);
+    int64_t root = (int64_t)h, differ;
+    hx_dist_bcast_i64(&root, 1, 0);
+    differ = (uint64_t)root != h;
+    hx_dist_sum_i64(&differ, 1);
+    if (differ)
+        hx_fail(HX_EXIT_FAIL, "step %ld: the parameters differ across ranks (FNV-1a 64 "
+                "%016llx on rank 0; %lld of %d ranks differ)", r->step,
+                (unsigned long long)root, (long long)differ, r->ranks);
 }
 
 /* ---- progress ------------------------------------------------------------------------ */
@@ -249,7 +301,7 @@ static void evaluate(Run *r, HxSource *b, double *loss, double *acc)
 static void progress(Run *r, double wall, double loss, int final)
 {
     const int tty = isatty(STDERR_FILENO);
-    if (r->s->quiet || (!final && wall - r->last_progress < (tty ? 0.25 : 30.0)))
+    if (r->s->quiet || !r->root || (!final && wall - r->last_progress < (tty ? 0.25 : 30.0)))
         return;
     r->last_progress = wall;
     const double done = (double)r->step / (double)r->total_steps;
@@ -274,6 +326,7 @@ static void eval_point(Run *r, double wall, int final)
     HxConvRow c = { (double)r->step, (double)r->step / (double)r->steps_per_epoch, wall,
                   r->run_seen > 0 ? r->run_loss / r->run_seen : NAN,
                   r->run_seen > 0 ? r->run_correct / r->run_seen : NAN, NAN, NAN, NAN, NAN };
+    check_replicas(r);
     evaluate(r, &r->vsrc, &c.val_loss, &c.val_acc);
     HxTrainResult *x = &r->res;
     const int best = c.val_acc > x->best_val_acc || x->best_val_step < 0;
@@ -330,6 +383,8 @@ static void one_step(Run *r, double wall)
     float *theta = nn_resnet_params(r->m.net, &np);
     memcpy(r->prev, theta, np * sizeof(float)); /* untimed: for the update size */
     double t0 = hx_now();
+    /* Every rank draws the whole batch (the same order and augmentation as
+     * one process) and trains on its share. */
     if (!hx_source_next(&r->tsrc, r->x, r->y)) /* end of an epoch: the next one begins */
         hx_source_next(&r->tsrc, r->x, r->y);
     const double t1 = hx_now();
@@ -338,12 +393,21 @@ static void one_step(Run *r, double wall)
     float loss;
     OptStepInfo info;
     HxStepTimes tm;
-    hx_model_step(&r->m, r->x, r->y, r->s->smoothing, r->step + 1, &loss, &info, &tm);
-    const double t4 = hx_now();
+    int first;
+    my_share(r, r->s->batch, &first);
+    const int *y = r->y + first;
+    hx_model_step(&r->m, rows_at(r, first), y, r->s->smoothing, r->step + 1, &loss, &info, &tm);
     const float *z = nn_resnet_logits(r->m.net);
-    int correct = 0;
-    for (int i = 0; i < r->s->batch; i++)
-        correct += argmax(z + (size_t)i * K, K) == r->y[i];
+    double correct = 0;
+    for (int i = 0; i < r->bl; i++)
+        correct += argmax(z + (size_t)i * K, K) == y[i];
+    if (r->dp) { /* the batch's loss: the mean of the ranks' equal shares */
+        double v[2] = { loss, correct };
+        hx_dist_sum_f64(v, 2);
+        loss = (float)(v[0] / r->ranks);
+        correct = v[1];
+    }
+    const double t4 = hx_now();
     r->step++;
     r->train_s += t4 - t0;
     r->run_loss += (double)loss * r->s->batch;
@@ -355,6 +419,7 @@ static void one_step(Run *r, double wall)
     row.fwd_ms = tm.forward * 1e3;
     row.bwd_ms = tm.backward * 1e3;
     row.opt_ms = tm.optimizer * 1e3;
+    row.comm_ms = tm.comm * 1e3;
     row.loss = loss;
     row.lr = info.lr;
     row.gnorm = info.grad_norm;
@@ -367,6 +432,19 @@ static void one_step(Run *r, double wall)
     r->res.skipped += (uint64_t)info.skipped;
     if (!isfinite(loss) || r->res.skipped * 10 > (uint64_t)r->step + 10)
         r->res.diverged = 1;
+}
+
+/* --save-params: the flat buffer as it is (nn_resnet_tensors' order),
+ * little-endian fp32, for comparing runs' parameters. */
+static void save_params(Run *r)
+{
+    if (!r->s->save_params)
+        return;
+    size_t np;
+    const float *p = nn_resnet_params(r->m.net, &np);
+    char err[4400];
+    if (amo_write_atomic(r->s->save_params, p, np * sizeof *p, err, sizeof err) != AMO_OK)
+        hx_fail(HX_EXIT_FAIL, "--save-params %s: %s", r->s->save_params, err);
 }
 
 static void finish_result(Run *r)
@@ -417,9 +495,28 @@ static void free_run(Run *r)
     free(r->rows.c);
 }
 
+/* Data-parallel or not: who this process is, its share of each batch. */
+static void set_ranks(Run *r)
+{
+    const HxTrainSpec *s = r->s;
+    r->dp = s->data_parallel && hx_dist_size() > 1;
+    r->rank = r->dp ? hx_dist_rank() : 0;
+    r->ranks = r->dp ? hx_dist_size() : 1;
+    r->root = r->rank == 0;
+    if (s->batch % r->ranks)
+        hx_fail(HX_EXIT_USAGE, "--batch %d: not divisible by the %d ranks (each rank takes an "
+                "equal share of every batch; --batch is the global batch)", s->batch, r->ranks);
+    r->bl = s->batch / r->ranks;
+    if (r->dp) /* (collective: not when each rank trains runs of its own) */
+        hx_dist_hosts(r->hosts, sizeof r->hosts);
+    else
+        gethostname(r->hosts, sizeof r->hosts - 1);
+}
+
 void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult *res)
 {
     Run r = { .s = s };
+    set_ranks(&r);
     char path[4200], runs[4200];
     hx_path_in(runs, sizeof runs, s->out, "runs");
     hx_path_in(r.dir, sizeof r.dir, runs, s->run_id);
@@ -435,8 +532,9 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         res->already_done = 1;
         /* A kill between the summary's rename and the checkpoint's removal
          * below left them: the run is finished, they go now. */
-        hx_run_remove_leftovers(r.dir);
-        if (!s->quiet)
+        if (r.root)
+            hx_run_remove_leftovers(r.dir);
+        if (!s->quiet && r.root)
             fprintf(stderr, "%s: finished before, skipped\n", s->run_id);
         return;
     }
@@ -448,11 +546,16 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
     r.eval_every = s->eval_every > 0 ? s->eval_every : r.steps_per_epoch;
     build_model(&r);
     /* only now: a run refused for its data or settings leaves no directory */
-    hx_out_dir("--out", r.dir);
+    if (r.root)
+        hx_out_dir("--out", r.dir);
     r.res.best_val_step = -1;
     const int resumed = s->resume && hx_run_load_checkpoint(&r);
-    hx_run_write_metadata(&r, whole);
-    if (resumed && !s->quiet)
+    check_replicas(&r);
+    if (r.dp)
+        r.sums_ms = hx_model_time_sums(&r.m, 5);
+    if (r.root)
+        hx_run_write_metadata(&r, whole);
+    if (resumed && !s->quiet && r.root)
         fprintf(stderr, "%s: resumed at step %ld\n", s->run_id, r.step);
     const long ckpt = s->ckpt_every > 0 ? s->ckpt_every : r.eval_every;
     long next_ckpt = (r.step / ckpt + 1) * ckpt;
@@ -466,18 +569,22 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
         if (r.step % r.eval_every == 0 || last) {
             eval_point(&r, hx_now() - start, last);
             if (r.step >= next_ckpt && !last) {
-                hx_run_save_checkpoint(&r, hx_now() - start);
+                if (r.root)
+                    hx_run_save_checkpoint(&r, hx_now() - start);
                 next_ckpt = (r.step / ckpt + 1) * ckpt;
             }
         }
     }
     finish_result(&r);
     const double wall = hx_now() - start;
-    hx_run_write_steps(&r);
-    hx_run_write_conv(&r);
-    hx_run_write_summary(&r, wall); /* last: its presence marks the run finished */
-    remove(ck);
-    hx_run_remove_leftovers(r.dir);
+    if (r.root) {
+        hx_run_write_steps(&r);
+        hx_run_write_conv(&r);
+        hx_run_write_summary(&r, wall); /* last: its presence marks the run finished */
+        remove(ck);
+        save_params(&r);
+        hx_run_remove_leftovers(r.dir);
+    }
     *res = r.res;
     free_run(&r);
 }

@@ -57,6 +57,9 @@ typedef struct HxTrainSpec {
     long ckpt_every;         /* steps, rounded up to an evaluation; 0: at evals  */
     int resume;              /* 1: continue from a checkpoint if there is one    */
     int quiet;
+    int data_parallel;       /* 1: split over the ranks of harness/dist.h     */
+    int sync_bn;             /* data-parallel: batch norm over the whole batch */
+    const char *save_params; /* the final parameters, raw fp32, or NULL      */
     char run_id[HX_RUN_ID_MAX]; /* filled by hx_train_run_id if empty            */
 } HxTrainSpec;
 

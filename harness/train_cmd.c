@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 #include "harness/timer.h"
@@ -217,7 +218,12 @@ static void usage(const char *cmd)
            "  --test-at-best        test set also at each new best validation accuracy\n"
            "  --targets LIST        validation accuracies to time (default 0.85,0.88,0.90)\n"
            "  --seed N (1)  --threads N (0: one per core)  --arch LEVEL\n"
-           "  --out DIR (amo-runs)  --checkpoint-every N  --resume  --quiet\n",
+           "  --out DIR (amo-runs)  --checkpoint-every N  --resume  --quiet\n"
+           "  --save-params FILE    the final parameters, raw little-endian fp32 in the\n"
+           "                        network's tensor order\n"
+           "Data-parallel (train under mpirun -np N; --batch stays the whole batch):\n"
+           "  --sync-bn             batch norm over the whole batch, as one process computes\n"
+           "                        it (default: each rank's share, as PyTorch DDP)\n",
            NN_FASHION_DIR);
 }
 
@@ -229,7 +235,7 @@ enum {
     O_MINLR, O_LS, O_BATCH, O_EPOCHS, O_STEPS, O_EVAL, O_TESTEVERY, O_TESTBEST, O_TARGETS,
     O_SEED, O_INIT,
     O_THREADS, O_ARCH, O_OUT, O_CKPT, O_RESUME, O_QUIET, O_HELP, O_LOADER_THREADS, O_FULL_DECODE,
-    O_IMAGE_SIZE, O_PRESET,
+    O_IMAGE_SIZE, O_PRESET, O_SYNC_BN, O_SAVE_PARAMS,
     O_G_OPTS, O_G_BETAS, O_G_GAMMAS, O_G_LRS, O_G_SEEDS, O_G_SHARD,
 };
 
@@ -255,6 +261,7 @@ static const struct option long_opts[] = {
     { "quiet", 0, 0, O_QUIET }, { "help", 0, 0, O_HELP },
     { "loader-threads", 1, 0, O_LOADER_THREADS }, { "full-decode", 0, 0, O_FULL_DECODE },
     { "image-size", 1, 0, O_IMAGE_SIZE }, { "preset", 1, 0, O_PRESET },
+    { "sync-bn", 0, 0, O_SYNC_BN }, { "save-params", 1, 0, O_SAVE_PARAMS },
     { "optimizers", 1, 0, O_G_OPTS }, { "betas", 1, 0, O_G_BETAS }, { "gammas", 1, 0, O_G_GAMMAS },
     { "lrs", 1, 0, O_G_LRS }, { "seeds", 1, 0, O_G_SEEDS }, { "shard", 1, 0, O_G_SHARD },
     { 0, 0, 0, 0 },
@@ -336,6 +343,8 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
             s->loader_threads = (int)hx_parse_long("--loader-threads", a, 0, 256);
             break;
         case O_FULL_DECODE: s->full_decode = 1; break;
+        case O_SYNC_BN: s->sync_bn = 1; break;
+        case O_SAVE_PARAMS: s->save_params = a; break;
         case O_PRESET: preset(hx_parse_choice("--preset", a, presets), s, algo, ov); break;
         case O_IMAGE_SIZE: s->image_size = (int)hx_parse_long("--image-size", a, 8, 1024); break;
         case O_HELP: usage(cmd); exit(HX_EXIT_OK);
@@ -395,13 +404,18 @@ int hx_cmd_train(int argc, char **argv, const HxInvocation *whole)
     const char *arch = NULL;
     parse(argc, argv, "train", &s, &algo, &ov, &g, &arch);
     s.opt = make_opt(algo, &ov);
+    s.data_parallel = 1; /* under mpirun -np N, N ranks share each batch */
+    if (s.sync_bn && s.bf16)
+        hx_fail(HX_EXIT_USAGE, "--sync-bn with --bf16: synchronised batch norm is fp32 only");
     hx_train_run_id(&s);
     prepare(&s, arch);
     HxTrainResult r;
     hx_train_run(&s, whole, &r);
-    hx_train_combine(s.out);
-    if (!s.quiet)
-        hx_train_print_table(&s, &r, 1);
+    if (hx_dist_root()) {
+        hx_train_combine(s.out);
+        if (!s.quiet)
+            hx_train_print_table(&s, &r, 1);
+    }
     return r.diverged ? HX_EXIT_FAIL : HX_EXIT_OK;
 }
 
@@ -474,8 +488,15 @@ int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole)
                         hx_train_run_id(&s);
                         specs[k++] = s;
                     }
-    if (!g.shard_n)
-        g.shard_k = g.shard_n = 1;
+    /* under mpirun each rank runs a share of its own, alone (no data parallelism) */
+    const int ranks = hx_dist_size();
+    if (ranks > 1 && g.shard_n)
+        hx_fail(HX_EXIT_USAGE, "--shard under mpirun: each of the %d ranks takes its share of the "
+                "grid by itself; drop --shard", ranks);
+    if (!g.shard_n) {
+        g.shard_k = hx_dist_rank() + 1;
+        g.shard_n = ranks;
+    }
     /* this share's runs, moved to the front (grid order kept) */
     int mine = 0;
     for (int i = 0; i < total; i++)
@@ -493,12 +514,22 @@ int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole)
         hx_train_combine(base.out);
         failed |= res[i].diverged;
     }
-    if (!base.quiet)
-        hx_train_print_table(specs, res, mine);
-    if (g.shard_n > 1 && !base.quiet)
-        printf("\nshare %d/%d: %s's combined CSVs list the runs finished so far; after the "
-               "last share, 'amo-bench combine --out %s' lists them all\n", g.shard_k, g.shard_n,
-               base.out, base.out);
+    if (ranks > 1) { /* every rank's runs are in: rank 0 combines them once */
+        hx_dist_barrier();
+        if (hx_dist_root()) {
+            hx_train_combine(base.out);
+            if (!base.quiet)
+                printf("ablation: %d runs on %d ranks; %s/summary.csv, convergence.csv and "
+                       "steps.csv combine them all\n", total, ranks, base.out);
+        }
+    } else {
+        if (!base.quiet)
+            hx_train_print_table(specs, res, mine);
+        if (g.shard_n > 1 && !base.quiet)
+            printf("\nshare %d/%d: %s's combined CSVs list the runs finished so far; after the "
+                   "last share, 'amo-bench combine --out %s' lists them all\n", g.shard_k,
+                   g.shard_n, base.out, base.out);
+    }
     free(specs);
     free(res);
     (void)failed; /* a diverged run is a result in a grid, not a failure */
@@ -511,6 +542,7 @@ int hx_cmd_default(const HxInvocation *whole)
 {
     char ts[32], out[96];
     hx_utc_timestamp(ts, sizeof ts);
+    hx_dist_bcast_bytes(ts, sizeof ts, 0); /* under mpirun: rank 0's second */
     for (char *p = ts; *p; p++)
         if (*p == ':')
             *p = '-';
@@ -524,15 +556,21 @@ int hx_cmd_default(const HxInvocation *whole)
         s[i].epochs = HX_DEFAULT_EPOCHS;
         s[i].eval_every = HX_DEFAULT_EVAL_EVERY;
         s[i].opt = opt_config_default(i == 0 ? OPT_AMO : OPT_ADAM);
+        s[i].data_parallel = 1; /* under mpirun, as train */
         hx_train_run_id(&s[i]);
     }
     prepare(&s[0], NULL);
-    fprintf(stderr, "amo-bench: the main job: AMO against Adam, Fashion-MNIST, ResNet-18 at width "
+    const int root = hx_dist_root();
+    if (root)
+        fprintf(stderr, "amo-bench: the main job: AMO against Adam, Fashion-MNIST, ResNet-18 at width "
             "%g, %g epochs each; results in %s\n", HX_DEFAULT_WIDTH, HX_DEFAULT_EPOCHS, out);
     for (int i = 0; i < 2; i++) {
         hx_train_run(&s[i], whole, &r[i]);
-        hx_train_combine(out);
+        if (root)
+            hx_train_combine(out);
     }
+    if (!root)
+        return HX_EXIT_OK;
     hx_train_print_table(s, r, 2);
     printf("\nCSVs: %s/summary.csv, convergence.csv, steps.csv\n", out);
     return HX_EXIT_OK;

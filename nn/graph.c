@@ -171,6 +171,7 @@ void nn_graph_free(NnGraph *g)
     for (int p = 0; p < NN_PASS_COUNT; p++) {
         free(g->pass[p].v);
         free(g->pass[p].group);
+        free(g->pass[p].gparam);
     }
     free(g->prims);
     free(g->pds);
@@ -230,8 +231,9 @@ AmoStatus nn_graph_layer(NnGraph *g, const char *name, const char *fmt, ...)
     if (n > 0 && (size_t)n + 1 < sizeof g->where)
         strcat(g->where, ")");
     NnOpList *b = &g->pass[NN_PASS_BWD];
-    if (GROW(b->group, b->ngroup, b->gcap))
+    if (GROW(b->group, b->ngroup, b->gcap) || GROW(b->gparam, b->ngroup, b->gpcap))
         return nn_fail(g, AMO_ENOMEM, "out of memory");
+    b->gparam[b->ngroup] = g->nparams;
     b->group[b->ngroup++] = b->n;
     return AMO_OK;
 }
@@ -330,7 +332,8 @@ static AmoStatus append(NnGraph *g, int pass, const NnOp *op)
     NnOpList *l = &g->pass[pass];
     if (GROW(l->v, l->n, l->cap))
         return nn_fail(g, AMO_ENOMEM, "out of memory");
-    l->v[l->n++] = *op;
+    l->v[l->n] = *op;
+    l->v[l->n++].group = g->pass[NN_PASS_BWD].ngroup - 1;
     return AMO_OK;
 }
 
@@ -486,6 +489,25 @@ AmoStatus nn_graph_run(NnGraph *g, int pass)
             NN_TRY(run_op(g, &l->v[i]));
     }
     NN_DNNL(g, dnnl_stream_wait(g->strm));
+    return AMO_OK;
+}
+
+AmoStatus nn_graph_run_backward(NnGraph *g, NnReadyFn ready, void *ctx)
+{
+    g->where[0] = 0;
+    if (!g->finalized)
+        return nn_fail(g, AMO_EINVAL, "internal: graph run before nn_graph_finalize");
+    const NnOpList *l = &g->pass[NN_PASS_BWD], *r = &g->pass[NN_PASS_GRADS];
+    int j = r->n - 1; /* the reorders were appended in forward order: walk them back */
+    for (int k = l->ngroup - 1; k >= 0; k--) {
+        const int end = k + 1 < l->ngroup ? l->group[k + 1] : l->n;
+        for (int i = l->group[k]; i < end; i++)
+            NN_TRY(run_op(g, &l->v[i]));
+        for (; j >= 0 && r->v[j].group >= k; j--)
+            NN_TRY(run_op(g, &r->v[j]));
+        NN_DNNL(g, dnnl_stream_wait(g->strm));
+        ready(ctx, l->gparam[k]);
+    }
     return AMO_OK;
 }
 

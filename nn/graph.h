@@ -52,6 +52,7 @@ typedef struct NnOp {
     void (*fn)(void *arg);
     void *arg;
     const char *layer;       /* for error messages                       */
+    int group;               /* the backward group open when appended    */
     int nargs;
     dnnl_exec_arg_t args[12];
 } NnOp;
@@ -60,7 +61,8 @@ typedef struct NnOpList {
     NnOp *v;
     int n, cap;
     int *group;              /* NN_PASS_BWD: start of each layer's ops   */
-    int ngroup, gcap;
+    size_t *gparam;          /* ... and the flat offset of its parameters */
+    int ngroup, gcap, gpcap;
 } NnOpList;
 
 typedef struct NnBuf NnBuf;  /* graph.c: a memory object waiting for storage */
@@ -72,6 +74,8 @@ typedef struct NnGraph {
     int conv_gemm;              /* NN_CONV_GEMM_*; set before the builders  */
     int gemm_convs;             /* convolutions that took im2col + matmul   */
     int conv_algo;              /* NN_CONV_ALGO_*; set before the builders  */
+    NnReduceFn bn_reduce;       /* sync-BN (nn_bn); set before the builders */
+    void *bn_ctx;
     int wino_convs;             /* convolutions with a pass by Winograd     */
     int wino_passes;            /* their passes by Winograd (fwd, bwd d, w) */
     dnnl_primitive_attr_t attr; /* user scratchpad                          */
@@ -151,6 +155,12 @@ AmoStatus nn_graph_finalize(NnGraph *g);
 
 /* Runs one pass (NN_PASS_*) and waits for it. */
 AmoStatus nn_graph_run(NnGraph *g, int pass);
+
+/* NN_PASS_BWD and NN_PASS_GRADS together, layer by layer: each group's
+ * gradient reorders right after it, then ready(ctx, offset of the group's
+ * first parameter), so that a caller can send gradients while backward
+ * goes on.  The same results as the two passes one after the other. */
+AmoStatus nn_graph_run_backward(NnGraph *g, NnReadyFn ready, void *ctx);
 
 /* --- for layer builders (nn/layers.c) ----------------------------------- */
 

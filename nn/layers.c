@@ -12,6 +12,7 @@
  * batch norm + ReLU (dnnl_fuse_norm_relu, training and inference) and the
  * residual add + ReLU (binary add with a ReLU post-op); a convolution is
  * always followed by batch norm here, so nothing fuses into it. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -159,6 +160,125 @@ static void bn_update_running(void *arg)
     }
 }
 
+/* Synchronised batch norm (g->bn_reduce, torch.nn.SyncBatchNorm): the
+ * statistics of the whole batch over every replica, so that N replicas
+ * compute what one computes with all N shares.  Forward: this replica's mean
+ * and biased variance from the training primitive, summed over replicas as
+ * n mean and n (var + mean^2) with the counts n (in double), then a second
+ * primitive with use_global_stats normalises with the global ones.
+ * Backward with use_global_stats takes mean and variance as constants,
+ * diff_src = gamma/sigma dy (dy after the fused ReLU's mask), and writes
+ * diff_scale = sum(dy xhat), diff_shift = sum(dy); summed over replicas
+ * (S2, S1, global count Ng) they give the missing terms,
+ *     diff_src -= gamma/sigma (S1/Ng + xhat S2/Ng),
+ * added as diff_src += A x + B per channel by one binary primitive.  The
+ * replica's own diff_scale and diff_shift stay as they are: the harness
+ * averages every gradient over replicas afterwards. */
+typedef struct NnBnSync {
+    NnBnRun *run;
+    size_t og;               /* gamma's offset; beta's follows at og + c        */
+    double n, ng;            /* values per channel here and over every replica */
+    dnnl_memory_t lmean, lvar; /* this replica's statistics, (C) f32            */
+    dnnl_memory_t a, b;      /* the correction's factor and offset, (1, C, 1, 1) */
+    double *buf;             /* (2C + 1)                                        */
+} NnBnSync;
+
+static float *handle(dnnl_memory_t m)
+{
+    void *p = NULL;
+    dnnl_memory_get_data_handle(m, &p);
+    return p;
+}
+
+static void bn_sync_stats(void *arg)
+{
+    NnBnSync *s = arg;
+    const long c = s->run->c;
+    const float *lm = handle(s->lmean), *lv = handle(s->lvar);
+    float *gm = handle(s->run->mean), *gv = handle(s->run->var);
+    for (long i = 0; i < c; i++) {
+        s->buf[i] = s->n * lm[i];
+        s->buf[c + i] = s->n * ((double)lv[i] + (double)lm[i] * lm[i]);
+    }
+    s->buf[2 * c] = s->n;
+    s->run->g->bn_reduce(s->run->g->bn_ctx, s->buf, (int)(2 * c + 1));
+    s->ng = s->buf[2 * c];
+    for (long i = 0; i < c; i++) {
+        const double m = s->buf[i] / s->ng, v = s->buf[c + i] / s->ng - m * m;
+        gm[i] = (float)m;
+        gv[i] = (float)(v > 0 ? v : 0);
+    }
+    s->run->unbias = s->ng > 1 ? s->ng / (s->ng - 1) : 1.0;
+}
+
+static void bn_sync_grads(void *arg)
+{
+    NnBnSync *s = arg;
+    NnGraph *g = s->run->g;
+    const long c = s->run->c;
+    const float *gamma = g->params + s->og, *dgamma = g->grads + s->og, *dbeta = dgamma + c;
+    const float *gm = handle(s->run->mean), *gv = handle(s->run->var);
+    float *a = handle(s->a), *b = handle(s->b);
+    for (long i = 0; i < c; i++) {
+        s->buf[i] = dgamma[i];
+        s->buf[c + i] = dbeta[i];
+    }
+    g->bn_reduce(g->bn_ctx, s->buf, (int)(2 * c));
+    for (long i = 0; i < c; i++) {
+        const double sigma = sqrt((double)gv[i] + NN_BN_EPS), k = gamma[i] / sigma;
+        const double ai = -k * s->buf[i] / (s->ng * sigma);
+        a[i] = (float)ai;
+        b[i] = (float)(-k * s->buf[c + i] / s->ng - ai * gm[i]);
+    }
+}
+
+/* Forward of a synchronised batch norm: the statistics (ft, this replica's),
+ * their sum over replicas, then the normalisation (fg, global statistics)
+ * that writes dst and the ReLU's workspace. */
+static AmoStatus bn_sync_forward(NnGraph *g, NnBnSync *s, const_dnnl_primitive_desc_t ft,
+                                 const_dnnl_primitive_desc_t fg, const dnnl_exec_arg_t *ta,
+                                 int nta)
+{
+    const dnnl_memory_desc_t *smd = nn_query_arg(ft, DNNL_ARG_MEAN);
+    NN_TRY(nn_graph_mem(g, &s->lmean, smd, NN_BUF_OWN, 0));
+    NN_TRY(nn_graph_mem(g, &s->lvar, smd, NN_BUF_OWN, 0));
+    dnnl_exec_arg_t la[8];
+    memcpy(la, ta, (size_t)nta * sizeof *ta);
+    la[4].memory = s->lmean; /* ta: src, dst, scale, shift, mean, variance[, ws] */
+    la[5].memory = s->lvar;
+    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_TRAIN), ft, nta, la));
+    NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_TRAIN), bn_sync_stats, s));
+    return nn_graph_prim(g, NN_IN(NN_PASS_TRAIN), fg, nta, ta);
+}
+
+/* Backward's correction after the primitive: diff_src += A x + B. */
+static AmoStatus bn_sync_backward(NnGraph *g, NnBnSync *s, const NnAct *src)
+{
+    const long c = s->run->c, d[4] = {1, c, 1, 1};
+    const dnnl_memory_desc_t cmd = nn_md_plain(4, d, dnnl_f32);
+    NN_TRY(nn_graph_mem(g, &s->a, &cmd, NN_BUF_OWN, 0));
+    NN_TRY(nn_graph_mem(g, &s->b, &cmd, NN_BUF_OWN, 0));
+    NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_BWD), bn_sync_grads, s));
+    dnnl_post_ops_t po;
+    dnnl_primitive_attr_t attr;
+    NN_DNNL(g, dnnl_primitive_attr_clone(&attr, g->attr));
+    NN_DNNL(g, dnnl_post_ops_create(&po));
+    dnnl_post_ops_append_binary(po, dnnl_binary_add, &cmd);
+    dnnl_post_ops_append_sum(po, 1.f); /* + what diff_src holds */
+    dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    dnnl_binary_desc_t bd;
+    dnnl_primitive_desc_t pd;
+    NN_DNNL(g, dnnl_binary_desc_init(&bd, dnnl_binary_mul, &src->md, &cmd, &src->md));
+    const AmoStatus st = nn_graph_pd(g, &pd, &bd, attr, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    NN_TRY(st);
+    const dnnl_exec_arg_t args[] = {
+        {DNNL_ARG_SRC_0, src->mem}, {DNNL_ARG_SRC_1, s->a}, {DNNL_ARG_DST, src->diff},
+        {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, s->b}};
+    return nn_graph_prim(g, NN_IN(NN_PASS_BWD), pd, 4, args);
+}
+
 AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int relu)
 {
     long n, c, h, w;
@@ -174,11 +294,19 @@ AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
         snprintf(g->bn_min_layer, sizeof g->bn_min_layer, "%s", name);
     }
     const unsigned flags = dnnl_use_scale | dnnl_use_shift | (relu ? dnnl_fuse_norm_relu : 0);
+    /* sync-BN: backward and the normalising forward take the global statistics */
+    const unsigned sflags = g->bn_reduce ? flags | dnnl_use_global_stats : flags;
     dnnl_batch_normalization_desc_t bd;
-    dnnl_primitive_desc_t ft, fi, bw;
+    dnnl_primitive_desc_t ft, fg, fi, bw;
     NN_DNNL(g, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, &src->md,
                                                           NN_BN_EPS, flags));
     NN_TRY(nn_graph_pd(g, &ft, &bd, NULL, NULL));
+    fg = ft;
+    if (g->bn_reduce) {
+        NN_DNNL(g, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training,
+                                                              &src->md, NN_BN_EPS, sflags));
+        NN_TRY(nn_graph_pd(g, &fg, &bd, NULL, NULL));
+    }
     NN_DNNL(g, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference, &src->md,
                                                           NN_BN_EPS,
                                                           flags | dnnl_use_global_stats));
@@ -187,7 +315,7 @@ AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
 
     const dnnl_memory_desc_t *cmd = nn_query_arg(ft, DNNL_ARG_SCALE);
     const dnnl_memory_desc_t *smd = nn_query_arg(ft, DNNL_ARG_MEAN);
-    const dnnl_memory_desc_t *wsmd = nn_query(ft, dnnl_query_workspace_md);
+    const dnnl_memory_desc_t *wsmd = nn_query(fg, dnnl_query_workspace_md);
     dnnl_memory_t gamma, beta, dgamma, dbeta, mean, var, rmean, rvar, ws = NULL;
     NN_TRY(nn_graph_mem(g, &gamma, cmd, NN_BUF_PARAMS, og));
     NN_TRY(nn_graph_mem(g, &beta, cmd, NN_BUF_PARAMS, ob));
@@ -204,12 +332,19 @@ AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
                                   {DNNL_ARG_SCALE, gamma},  {DNNL_ARG_SHIFT, beta},
                                   {DNNL_ARG_MEAN, mean},    {DNNL_ARG_VARIANCE, var},
                                   {DNNL_ARG_WORKSPACE, ws}};
-    NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_TRAIN), ft, ws ? 7 : 6, ta));
     NnBnRun *run = nn_graph_alloc(g, sizeof *run);
-    if (!run)
+    NnBnSync *sync = g->bn_reduce ? nn_graph_alloc(g, sizeof *sync) : NULL;
+    double *sbuf = sync ? nn_graph_alloc(g, (2 * (size_t)c + 1) * sizeof(double)) : NULL;
+    if (!run || (g->bn_reduce && (!sync || !sbuf)))
         return nn_fail(g, AMO_ENOMEM, "out of memory");
     *run = (NnBnRun){.g = g, .off = os, .c = c, .mean = mean, .var = var,
                      .unbias = values > 1 ? (double)values / (double)(values - 1) : 1.0};
+    if (sync) {
+        *sync = (NnBnSync){.run = run, .og = og, .n = (double)values, .buf = sbuf};
+        NN_TRY(bn_sync_forward(g, sync, ft, fg, ta, ws ? 7 : 6));
+    } else {
+        NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_TRAIN), ft, ws ? 7 : 6, ta));
+    }
     NN_TRY(nn_graph_step(g, NN_IN(NN_PASS_TRAIN), bn_update_running, run));
     const dnnl_exec_arg_t ia[] = {{DNNL_ARG_SRC, src->mem}, {DNNL_ARG_DST, dst->mem},
                                   {DNNL_ARG_SCALE, gamma},  {DNNL_ARG_SHIFT, beta},
@@ -217,8 +352,8 @@ AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
     NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_INFER), fi, 6, ia));
 
     NN_DNNL(g, dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &dst->md,
-                                                           &src->md, NN_BN_EPS, flags));
-    NN_TRY(nn_graph_pd(g, &bw, &bd, NULL, ft));
+                                                           &src->md, NN_BN_EPS, sflags));
+    NN_TRY(nn_graph_pd(g, &bw, &bd, NULL, fg));
     /* SHIFT is unused by the math but oneDNN 2.6 rejects the execution
      * (invalid_arguments) without it whenever dnnl_use_shift is set. */
     const dnnl_exec_arg_t ba[] = {
@@ -228,6 +363,8 @@ AmoStatus nn_bn(NnGraph *g, const char *name, NnAct *dst, const NnAct *src, int 
         {DNNL_ARG_DIFF_SRC, src->diff},  {DNNL_ARG_DIFF_SCALE, dgamma},
         {DNNL_ARG_DIFF_SHIFT, dbeta},    {DNNL_ARG_WORKSPACE, ws}};
     NN_TRY(nn_graph_prim(g, NN_IN(NN_PASS_BWD), bw, ws ? 10 : 9, ba));
+    if (sync)
+        NN_TRY(bn_sync_backward(g, sync, src));
     nn_layer_done(g, relu ? "bn+relu" : "bn", dst);
     return AMO_OK;
 }

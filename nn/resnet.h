@@ -57,6 +57,10 @@ typedef struct NnResNetConfig {
     int conv_algo;   /* fp32 3x3/1: NN_CONV_ALGO_AUTO (0), _DIRECT, _WINOGRAD     */
     NnInit init;     /* NN_INIT_HE (0) or NN_INIT_TORCH                           */
     unsigned long long seed; /* initialisation                                    */
+    /* Data-parallel (nn/types.h); NULL: one replica, as before.             */
+    NnReadyFn grads_ready;   /* gradients ready: per layer of backward        */
+    NnReduceFn bn_reduce;    /* sync-BN: batch statistics over every replica  */
+    void *ctx;               /* both callbacks' first argument                */
 } NnResNetConfig;
 
 typedef struct NnResNet NnResNet;

@@ -33,6 +33,15 @@ typedef struct NnLayerInfo {
     long dims[4];         /* dst (N, C, H, W); FC: (N, K, 1, 1)            */
 } NnLayerInfo;
 
+/* Data-parallel training (NnResNetConfig): nn/ calls these and knows
+ * nothing of how the replicas talk (amo-bench: MPI, harness/dist.h).
+ * NnReadyFn: during backward, after each layer, every gradient at a flat
+ * offset >= from is final (parameters are laid out in forward order and
+ * backward runs in reverse, so `from` only falls).  NnReduceFn: v[0..n) is
+ * replaced by its sum over every replica, the same on each. */
+typedef void (*NnReadyFn)(void *ctx, size_t from);
+typedef void (*NnReduceFn)(void *ctx, double *v, int n);
+
 /* How a convolution computes its weight gradient (NnGraph.conv_gemm).
  * oneDNN 2.6's direct AMX backward-weights kernels are slow on small outputs
  * and 1x1 convolutions, where im2col + one oneDNN matmul is 2-5x faster

@@ -136,7 +136,8 @@ static inline HxCkptRun fuzz_ckpt_run(void)
     return (HxCkptRun){ .run_id = "synthetic-r18w0.0625-amo-lr0.001-s1-fuzz",
                         .total_steps = FUZZ_CKPT_STEPS, .steps_per_epoch = 5,
                         .eval_every = FUZZ_CKPT_EVERY, .batch = 4, .ntrain = 18, .nval = 6,
-                        .ntest = 8, .nparams = FUZZ_CKPT_PARAMS, .nstats = FUZZ_CKPT_STATS };
+                        .ntest = 8, .nparams = FUZZ_CKPT_PARAMS, .nstats = FUZZ_CKPT_STATS,
+                        .ranks = 1 };
 }
 
 #endif

@@ -24,12 +24,12 @@
 static const HxCkptRun RUN = {
     .run_id = "synthetic-r18w0.0625-amo-lr0.001-b0.9-g0.999-clip1-s1-0123abcd",
     .total_steps = 40, .steps_per_epoch = 14, .eval_every = 10, .batch = 16,
-    .ntrain = 224, .nval = 32, .ntest = 64, .nparams = 7, .nstats = 4,
+    .ntrain = 224, .nval = 32, .ntest = 64, .nparams = 7, .nstats = 4, .ranks = 1,
 };
 
 /* The field offsets of checkpoint.c's layout that the messages name. */
-enum { OFF_RUN_ID = 12, OFF_TOTAL = 172, OFF_PARAMS = 228, OFF_STEP = 244, OFF_EPOCH = 252,
-       OFF_POS = 260, OFF_WALL = 268, OFF_ROWS = 540 };
+enum { OFF_RUN_ID = 12, OFF_TOTAL = 172, OFF_PARAMS = 228, OFF_STEP = 252,
+       OFF_EPOCH = 260, OFF_POS = 268, OFF_WALL = 276, OFF_ROWS = 548 };
 
 typedef struct Fixture {
     HxCheckpoint ck;
@@ -110,7 +110,7 @@ static void test_roundtrip(void **state)
     Fixture f;
     size_t len;
     unsigned char *buf = fixture_file(&f, &len);
-    assert_int_equal(len, OFF_ROWS + 20 * 15 * 8 + 2 * 9 * 8 + 11 * 4 + 8);
+    assert_int_equal(len, OFF_ROWS + 20 * 16 * 8 + 2 * 9 * 8 + 11 * 4 + 8);
     HxCheckpoint out;
     char err[512] = "";
     assert_int_equal(hx_checkpoint_parse(buf, len, &RUN, &out, err, sizeof err), AMO_OK);
@@ -153,6 +153,7 @@ LIE(other_optimizer, w->run_id = "synthetic-r18w0.0625-adam-lr0.001-b0.9-g0.999-
 LIE(other_budget, w->total_steps = 60)
 LIE(other_split, w->nval = 64)
 LIE(other_model, w->nparams = 6)
+LIE(other_ranks, w->ranks = 2)
 LIE(wall_nan, f->ck.wall = NAN)
 LIE(seen_huge, f->ck.run_seen = 1e9)
 LIE(best_later, f->ck.res.best_val_step = 30)
@@ -169,16 +170,16 @@ LIE(stat_inf, f->stats[1] = -INFINITY)
 LIE(rows_fewer, f->ck.nsteps = 19)
 
 static const Lie lies[] = {
-    { "in-epoch position -5", "offset 260: in-epoch position -5 outside [0, 224]", pos_negative },
-    { "in-epoch position 2^40", "offset 260: in-epoch position 1099511627776 outside [0, 224]",
+    { "in-epoch position -5", "offset 268: in-epoch position -5 outside [0, 224]", pos_negative },
+    { "in-epoch position 2^40", "offset 268: in-epoch position 1099511627776 outside [0, 224]",
       pos_huge },
-    { "position not where 20 steps end", "offset 260: in-epoch position 32, but 20 steps end at 96",
+    { "position not where 20 steps end", "offset 268: in-epoch position 32, but 20 steps end at 96",
       pos_not_step },
-    { "epoch not where 20 steps end", "offset 252: epoch 2, but 20 steps end in epoch 1",
+    { "epoch not where 20 steps end", "offset 260: epoch 2, but 20 steps end in epoch 1",
       epoch_not_step },
-    { "step -1", "offset 244: step -1 outside [0, 39]", step_negative },
-    { "step at the end", "offset 244: step 40 outside [0, 39]", step_at_end },
-    { "step between evaluations", "offset 244: step 15 is not an evaluation step (every 10)",
+    { "step -1", "offset 252: step -1 outside [0, 39]", step_negative },
+    { "step at the end", "offset 252: step 40 outside [0, 39]", step_at_end },
+    { "step between evaluations", "offset 252: step 15 is not an evaluation step (every 10)",
       step_between },
     { "another seed",
       "offset 12: run id \"synthetic-r18w0.0625-amo-lr0.001-b0.9-g0.999-clip1-s2-0123abcd\", "
@@ -187,8 +188,10 @@ static const Lie lies[] = {
     { "another budget", "offset 172: total steps 60, expected 40", other_budget },
     { "another split", "offset 212: validation examples 64, expected 32", other_split },
     { "another model", "offset 228: parameters 6, expected 7", other_model },
-    { "wall NaN", "offset 268: wall seconds nan: must be finite", wall_nan },
-    { "running examples 1e9", "offset 292: running examples 1e+09 outside [0, 160]", seen_huge },
+    { "another rank count", "offset 244: rank count 2, this job has 1: resume it with as many "
+      "(mpirun -np 2)", other_ranks },
+    { "wall NaN", "offset 276: wall seconds nan: must be finite", wall_nan },
+    { "running examples 1e9", "offset 300: running examples 1e+09 outside [0, 160]", seen_huge },
     { "best step after the step", "best validation step 30 outside [-1, 20]", best_later },
     { "more skipped than steps", "skipped steps 21 outside [0, 20]", skipped_more },
     { "accuracy 1.5", "final validation accuracy 1.5 outside [0, 1]", acc_above_one },
@@ -228,10 +231,10 @@ static void test_offsets(void **state)
     size_t len;
     unsigned char *buf = serialise(&RUN, &f.ck, &len);
     char want[64];
-    snprintf(want, sizeof want, "offset %d: step row 5 loss", OFF_ROWS + (4 * 15 + 7) * 8);
+    snprintf(want, sizeof want, "offset %d: step row 5 loss", OFF_ROWS + (4 * 16 + 7) * 8);
     refused(buf, len, "offset of a row's field", want);
     double loss;
-    memcpy(&loss, buf + OFF_ROWS + (4 * 15 + 7) * 8, 8);
+    memcpy(&loss, buf + OFF_ROWS + (4 * 16 + 7) * 8, 8);
     assert_true(isinf(loss));
     free(buf);
 }
@@ -268,7 +271,7 @@ static void test_frame(void **state)
     uint32_t v = 2;
     memcpy(buf + 8, &v, 4);
     reseal(buf, len);
-    refused(buf, len, "version 2", "offset 8: format version 2, this build reads 3");
+    refused(buf, len, "version 2", "offset 8: format version 2, this build reads 4");
     memcpy(buf, "AMOSTATE", 8);
     refused(buf, len, "a state file", "offset 0: not a checkpoint");
     free(buf);

@@ -27,7 +27,7 @@ RUN_ID=synthetic-r18w0.0625-amo-lr0.001-b0.9-g0.999-clip1-s1
 
 # The columns of harness/train.c: step_cols, cfg_cols + conv_cols,
 # cfg_cols + sum_cols.
-STEP_COLS=run_id,step,epoch,wall_s,data_ms,forward_ms,backward_ms,optimizer_ms,loss,lr,grad_norm,clipped,skipped,images_per_s,update_norm,at_bound
+STEP_COLS=run_id,step,epoch,wall_s,data_ms,forward_ms,backward_ms,optimizer_ms,loss,lr,grad_norm,clipped,skipped,images_per_s,update_norm,at_bound,comm_ms
 CFG_COLS=run_id,dataset,model,width,bf16,optimizer,lr,beta,gamma,eps,bias_correction,momentum,dampening,nesterov,alpha,clip,tau,lo,hi,weight_decay,decay_mode,schedule,warmup,label_smoothing,seed,batch,threads,kernel_level,conv_algo
 CONV_COLS=$CFG_COLS,step,epoch,wall_s,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc
 SUM_COLS=$CFG_COLS,steps,train_seconds,wall_s,images_per_s,final_val_loss,final_val_acc,best_val_acc,best_val_step,final_test_acc,clipped_steps,skipped_steps,diverged,data_ms,forward_ms,backward_ms,optimizer_ms
@@ -257,16 +257,16 @@ expect 0 'resumed at step 20' 'deterministic interruption resumes' \
 same_results "$TMP/ref40" "$TMP/r20" 'interrupted at 20 and resumed = uninterrupted'
 
 # crafted checkpoints whose checksum is right: the position in the epoch at
-# offset 260 (14 batches of 16 per epoch; 20 steps end at 96)
+# offset 268 (14 batches of 16 per epoch; 20 steps end at 96)
 for pos in -5 100000; do
     cp -R "$TMP/i20" "$TMP/pos$pos"
-    "$PATCH" "$TMP/pos$pos/runs/$ID/checkpoint.bin" 260 "$pos"
-    expect 1 "checkpoint.bin: offset 260: in-epoch position $pos outside \[0, 224\]" \
+    "$PATCH" "$TMP/pos$pos/runs/$ID/checkpoint.bin" 268 "$pos"
+    expect 1 "checkpoint.bin: offset 268: in-epoch position $pos outside \[0, 224\]" \
         "checkpoint with in-epoch position $pos" -- train $SHORT --out "$TMP/pos$pos" --resume
 done
 cp -R "$TMP/i20" "$TMP/pos32"
-"$PATCH" "$TMP/pos32/runs/$ID/checkpoint.bin" 260 32
-expect 1 'checkpoint.bin: offset 260: in-epoch position 32, but 20 steps end at 96' \
+"$PATCH" "$TMP/pos32/runs/$ID/checkpoint.bin" 268 32
+expect 1 'checkpoint.bin: offset 268: in-epoch position 32, but 20 steps end at 96' \
     'checkpoint with a position not its step'"'"'s' -- train $SHORT --out "$TMP/pos32" --resume
 # a checkpoint of another run of the same model beside this run's own state
 # (another seed, another optimizer)
@@ -424,6 +424,22 @@ rm -f "$U/steps.csv" "$U/summary.csv" "$U/convergence.csv"
 n=$(tail -n +2 "$U/summary.csv" 2>/dev/null | wc -l)
 [ "$n" -eq 3 ] && ok 'combine: 3 runs back in summary.csv' || bad "combine: $n summary rows, expected 3"
 expect 2 "--out $TMP/none: no runs/" 'combine --out without runs' -- combine --out "$TMP/none"
+
+# ---- --sync-bn in one process: the same as plain batch norm ---------------------
+# Its arithmetic (statistics summed as n mean and n (var + mean^2), backward
+# corrected from the summed dy and dy xhat) over one process's batch, against
+# oneDNN's own batch norm; the ranks' version is tests/harness/test_mpi.sh's.
+# SGD without augmentation: one process's rounding stays small there.
+ORACLE="$TINY --steps 16 --eval-every 16 --optimizer sgd --lr 0.01 --no-augment --quiet"
+"$BENCH" train $ORACLE --out "$TMP/bn-plain" >/dev/null 2>&1
+"$BENCH" train $ORACLE --sync-bn --out "$TMP/bn-sync" >/dev/null 2>&1
+worst=$(paste -d, "$TMP/bn-plain/steps.csv" "$TMP/bn-sync/steps.csv" | awk -F, -v n=17 '
+    NR == 1 { for (i = 1; i <= n; i++) if ($i == "loss") l = i }
+    NR > 1 { d = ($l - $(l + n)) / $l; d = d < 0 ? -d : d; if (d > w) w = d }
+    END { printf "%.2e", NR == 17 ? w : 1 }')
+awk -v w="$worst" 'BEGIN { exit !(w <= 1e-4) }' \
+    && ok "--sync-bn alone = plain batch norm (16 steps, loss within $worst)" \
+    || bad "--sync-bn alone: loss differs by $worst (relative) from plain batch norm"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,154 @@
+#!/bin/sh
+# Data-parallel amo-bench train under mpirun on 2 ranks (harness/dist.h),
+# against one process as the oracle:
+#   - --sync-bn on 2 ranks = 1 process with the same global batch: per-step
+#     loss and gradient norm within 1e-4 relative, final parameters within
+#     1e-5 absolute, for 32 steps; local batch norm (no --sync-bn) must miss
+#     those bounds, or the comparison proves nothing;
+#   - 2 ranks twice: bitwise the same untimed columns (the ranks' parameters
+#     are compared at every evaluation by the run itself: a mismatch fails it);
+#   - kill -9 of one rank after a checkpoint ends the job with an error within
+#     seconds, and --resume equals the uninterrupted run;
+#   - bad input printed once: a batch the rank count does not divide, a
+#     checkpoint of another rank count (both ways).
+#     sh tests/harness/test_mpi.sh path/to/amo-bench path/to/mpirun
+# Exits 77 (skipped) when amo-bench was built without MPI.  The bounds: at
+# this size (8x8 images, 4 channels) one process's own rounding grows to
+# 1% within 15 steps with augmentation or AMO's normalised step (1 against
+# 2 threads show it), so the oracle comparison uses SGD without
+# augmentation, where one process stays within 1e-5 of itself.
+set -u
+BENCH=${1:?usage: test_mpi.sh AMO_BENCH MPIRUN}
+MPIRUN=${2:?usage: test_mpi.sh AMO_BENCH MPIRUN}
+case $BENCH in /*) ;; */*) BENCH=$(pwd)/$BENCH ;; esac
+. "$(dirname "$0")/harness_lib.sh"
+unset OMP_NUM_THREADS
+export OMP_WAIT_POLICY=passive
+cd "$TMP" || exit 1
+# CI runs as root; 2 ranks on whatever cores there are.
+MPI="$MPIRUN --allow-run-as-root --oversubscribe -np 2"
+
+TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --val 32
+      --width 0.0625 --threads 1 --quiet"
+ORACLE="$TINY --steps 32 --eval-every 16 --optimizer sgd --lr 0.01 --no-augment"
+
+# mpi2 ARGS...: amo-bench on 2 ranks, output in $TMP/out.
+mpi2() { $MPI "$BENCH" "$@" >"$TMP/out" 2>&1; }
+
+# ---- --sync-bn on 2 ranks against one process ------------------------------------
+"$BENCH" train $ORACLE --out one --save-params one.f32 >"$TMP/out" 2>&1 \
+    || { bad 'one process'; show "$TMP/out"; }
+mpi2 train $ORACLE --sync-bn --out sync --save-params sync.f32 \
+    || { bad '2 ranks --sync-bn'; show "$TMP/out" 20; }
+mpi2 train $ORACLE --out local --save-params local.f32 \
+    || { bad '2 ranks, local batch norm'; show "$TMP/out" 20; }
+# within A B: exit 0 if every step's loss and gradient norm (steps.csv) and
+# every parameter of A.f32 and B.f32 are within the bounds; prints the largest
+# differences.
+within() {
+    python3 - "$1" "$2" <<'EOF'
+import csv, sys
+from array import array
+def rows(d):
+    with open(d + "/steps.csv") as f:
+        return list(csv.DictReader(f))
+def params(p):
+    a = array("f")
+    with open(p, "rb") as f:
+        a.frombytes(f.read())
+    return a
+a, b = rows(sys.argv[1]), rows(sys.argv[2])
+pa, pb = params(sys.argv[1] + ".f32"), params(sys.argv[2] + ".f32")
+assert len(a) == len(b) == 32 and len(pa) == len(pb) > 0
+rel = lambda k: max(abs(float(x[k]) - float(y[k])) / abs(float(x[k])) for x, y in zip(a, b))
+dl, dg = rel("loss"), rel("grad_norm")
+dp = max(abs(x - y) for x, y in zip(pa, pb))
+print("    loss %.2e, grad_norm %.2e (relative), parameters %.2e (absolute)" % (dl, dg, dp))
+sys.exit(0 if dl <= 1e-4 and dg <= 1e-4 and dp <= 1e-5 else 1)
+EOF
+}
+if within one sync; then
+    ok '--sync-bn on 2 ranks = 1 process (32 steps, bounds 1e-4, 1e-4, 1e-5)'
+else
+    bad '--sync-bn on 2 ranks differs from 1 process'
+fi
+if within one local >/dev/null; then
+    bad 'local batch norm on 2 ranks within the bounds: the comparison cannot tell'
+else
+    ok 'local batch norm on 2 ranks misses the bounds (the comparison tells)'
+fi
+
+# ---- 2 ranks twice: the same untimed columns --------------------------------------
+SHORT="$TINY --steps 40 --eval-every 10"
+mpi2 train $SHORT --out ref || { bad '2 ranks'; show "$TMP/out" 20; }
+mpi2 train $SHORT --out again || { bad '2 ranks again'; show "$TMP/out" 20; }
+same_results ref again '2 ranks twice: bitwise the same untimed columns'
+grep -q '"ranks": 2' ref/runs/*/metadata.json && grep -q '"mpi_library": "Open MPI' \
+    ref/runs/*/metadata.json && ok 'metadata: ranks, MPI library' \
+    || { bad 'metadata'; show ref/runs/*/metadata.json 60; }
+
+# ---- kill -9 of one rank, then --resume ------------------------------------------------
+# A longer run, killed once its checkpoint at step 10 is there.
+LONG="$TINY --steps 40 --eval-every 10 --syn-n 512"
+mpi2 train $LONG --out long || { bad '2 ranks, long'; show "$TMP/out" 20; }
+$MPI "$BENCH" train $LONG --out killed >"$TMP/killed.out" 2>&1 &
+job=$!
+while kill -0 "$job" 2>/dev/null && [ ! -f "killed/runs/$(rid killed)/checkpoint.bin" ]; do
+    sleep 0.02
+done
+victim=$(pgrep -P "$job" amo-bench | tail -n 1)
+if [ -z "$victim" ] || [ -f "killed/runs/$(rid killed)/summary.csv" ]; then
+    bad 'kill -9: the run finished before the kill'
+else
+    kill -${KILL_SIGNAL:-KILL} "$victim" # (KILL_SIGNAL=STOP: a hang, to see this fail)
+    t0=$(date +%s)
+    # a job still there after 20 s hangs: end it (mpirun, then its ranks)
+    while kill -0 "$job" 2>/dev/null && [ $(($(date +%s) - t0)) -le 20 ]; do
+        sleep 0.1
+    done
+    ranks=$(pgrep -P "$job")
+    kill -KILL "$job" $ranks 2>/dev/null
+    wait "$job"
+    code=$?
+    took=$(($(date +%s) - t0))
+    if [ "$code" -ne 0 ] && [ "$took" -le 10 ] && grep -q 'signal 9' "$TMP/killed.out"; then
+        ok "kill -9 of one rank: the job ended with an error (exit $code) in ${took}s"
+    else
+        bad "kill -9 of one rank: exit $code after ${took}s"; show "$TMP/killed.out" 20
+    fi
+    cp -R killed killed-copy
+    mpi2 train $LONG --out killed --resume || { bad 'resume'; show "$TMP/out" 20; }
+    same_results long killed 'killed and resumed on 2 ranks = uninterrupted'
+fi
+
+# ---- bad input, printed once ---------------------------------------------------------
+# once CODE PATTERN WHAT: exit CODE and PATTERN on exactly one line of $TMP/out.
+once() {
+    got=$(grep -c -- "$2" "$TMP/out")
+    if [ "$code" -eq "$1" ] && [ "$got" -eq 1 ]; then
+        ok "$3"
+    else
+        bad "$3: exit $code, $got lines with /$2/"; show "$TMP/out" 12
+    fi
+}
+mpi2 train $TINY --steps 4 --batch 15 --out odd
+code=$?
+once 2 '--batch 15: not divisible by the 2 ranks' 'an indivisible batch: exit 2, said once'
+[ ! -d odd/runs ] && ok 'an indivisible batch leaves no run' || bad 'an indivisible batch left a run'
+if [ -d killed-copy ]; then
+    "$BENCH" train $LONG --out killed-copy --resume >"$TMP/out" 2>&1
+    code=$?
+    once 1 'checkpoint.bin: offset 244: rank count 2, this job has 1' \
+        'a 2-rank checkpoint resumed by 1 process: refused, the file named, said once'
+fi
+kill_at_checkpoint one-ck train $LONG
+if [ "$killed" = 1 ]; then
+    mpi2 train $LONG --out "$out" --resume
+    code=$?
+    once 1 'checkpoint.bin: offset 244: rank count 1, this job has 2' \
+        'a 1-process checkpoint resumed by 2 ranks: refused, the file named, said once'
+else
+    bad "no 1-process checkpoint to resume (killed=$killed)"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
