@@ -8,7 +8,7 @@
  * version, the run id and an FNV-1a 64 checksum (common/hash.h) of every
  * byte before it.  Reading checks the checksum first, then every field
  * against the run that reads it and against the fields before it, and names
- * the first one that is wrong by byte offset, name and value: "offset 260:
+ * the first one that is wrong by byte offset, name and value: "offset 268:
  * in-epoch position -5 outside [0, 224]".  Layout in checkpoint.c.
  *
  * hx_checkpoint_parse and hx_summary_parse are pure (no I/O, no global

@@ -68,7 +68,7 @@ static const char *const cfg_cols[] = {
     "run_id", "dataset", "model", "width", "bf16", "optimizer", "lr", "beta", "gamma", "eps",
     "bias_correction", "momentum", "dampening", "nesterov", "alpha", "clip", "tau", "lo", "hi",
     "weight_decay", "decay_mode", "schedule", "warmup", "label_smoothing", "seed", "batch",
-    "threads", "kernel_level", "conv_algo",
+    "threads", "kernel_level", "conv_algo", "ranks", "sync_bn",
 };
 #define NCFG (int)(sizeof(cfg_cols) / sizeof(cfg_cols[0]))
 
@@ -114,6 +114,8 @@ static void put_cfg(HxCsv *w, const Run *r)
     hx_csv_int(w, r->m.opt ? opt_threads(r->m.opt) : s->threads);
     hx_csv_str(w, kn_kernel_level(c->state == OPT_STATE_BF16 ? KN_K_AMO_BF16 : KN_K_AMO));
     hx_csv_str(w, hx_conv_algo_names[s->conv_algo]);
+    hx_csv_int(w, r->ranks); /* data-parallel: local batch norm depends on it */
+    hx_csv_int(w, s->sync_bn);
 }
 
 static HxCsv *csv_open(const char *path, const char *const *cols, int n)

@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hwloc.h>
@@ -79,13 +80,27 @@ AmoStatus hx_set_threads(int nthreads, int *used)
      * several runs) onto one core. */
     int failed = !loaded;
     if (loaded && cores > 0 && n > 1) {
+        /* Only the cores this process is bound to: under mpirun, several
+         * ranks on a host each get theirs (--bind-to, --map-by ...:PE=n);
+         * alone, that is every core. */
+        hwloc_obj_t *mine = malloc((size_t)cores * sizeof *mine);
+        hwloc_bitmap_t set = hwloc_bitmap_alloc();
+        const int bound = set && !hwloc_get_cpubind(topo, set, HWLOC_CPUBIND_PROCESS);
+        int nmine = 0;
+        for (int i = 0; mine && i < cores; i++) {
+            hwloc_obj_t c = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE, (unsigned)i);
+            if (c && (!bound || hwloc_bitmap_intersects(c->cpuset, set)))
+                mine[nmine++] = c;
+        }
+        failed = !nmine;
 #pragma omp parallel num_threads(n) reduction(| : failed)
         {
-            hwloc_obj_t core = hwloc_get_obj_by_type(topo, HWLOC_OBJ_CORE,
-                                                     (unsigned)(omp_get_thread_num() % cores));
+            const hwloc_obj_t core = nmine ? mine[omp_get_thread_num() % nmine] : NULL;
             if (!core || hwloc_set_cpubind(topo, core->cpuset, HWLOC_CPUBIND_THREAD))
                 failed = 1;
         }
+        hwloc_bitmap_free(set);
+        free(mine);
     }
     if (loaded)
         hwloc_topology_destroy(topo);

@@ -22,9 +22,10 @@ AmoStatus hx_topology(HxTopology *t);
 int hx_default_threads(void);
 
 /* Sets the OpenMP thread count to nthreads (0: one per core) and, for more
- * than one thread, binds OpenMP thread i to core i % cores, so each later
- * parallel region, the update kernels' and oneDNN's alike, runs on the same
- * cores.  AMO_EINVAL for nthreads < 0; AMO_EIO if hwloc cannot read the
+ * than one thread, binds OpenMP thread i to core i % k of the k cores the
+ * process is bound to (every core alone; a rank's own under mpirun), so
+ * each later parallel region, the update kernels' and oneDNN's alike, runs
+ * on the same cores.  AMO_EINVAL for nthreads < 0; AMO_EIO if hwloc cannot read the
  * topology or binding is refused (the count is set all the same, unpinned).
  * *used receives the count set (may be NULL). */
 AmoStatus hx_set_threads(int nthreads, int *used);

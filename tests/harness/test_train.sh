@@ -25,10 +25,12 @@ TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --
 # Run ids end in a hash of every setting: the runs below find theirs in OUT/runs.
 RUN_ID=synthetic-r18w0.0625-amo-lr0.001-b0.9-g0.999-clip1-s1
 
+# (awk: an `exit` in a rule still runs END, whose own exit wins: the checks
+# below set `bad` instead.)
 # The columns of harness/train.c: step_cols, cfg_cols + conv_cols,
 # cfg_cols + sum_cols.
 STEP_COLS=run_id,step,epoch,wall_s,data_ms,forward_ms,backward_ms,optimizer_ms,loss,lr,grad_norm,clipped,skipped,images_per_s,update_norm,at_bound,comm_ms
-CFG_COLS=run_id,dataset,model,width,bf16,optimizer,lr,beta,gamma,eps,bias_correction,momentum,dampening,nesterov,alpha,clip,tau,lo,hi,weight_decay,decay_mode,schedule,warmup,label_smoothing,seed,batch,threads,kernel_level,conv_algo
+CFG_COLS=run_id,dataset,model,width,bf16,optimizer,lr,beta,gamma,eps,bias_correction,momentum,dampening,nesterov,alpha,clip,tau,lo,hi,weight_decay,decay_mode,schedule,warmup,label_smoothing,seed,batch,threads,kernel_level,conv_algo,ranks,sync_bn
 CONV_COLS=$CFG_COLS,step,epoch,wall_s,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc
 SUM_COLS=$CFG_COLS,steps,train_seconds,wall_s,images_per_s,final_val_loss,final_val_acc,best_val_acc,best_val_step,final_test_acc,clipped_steps,skipped_steps,diverged,data_ms,forward_ms,backward_ms,optimizer_ms
 for k in 1 2 3 4; do
@@ -74,15 +76,15 @@ else
     bad 'steps.csv rows'; show "$dir/steps.csv" 12
 fi
 if awk -F, 'NR == 1 { nf = NF; next }
-            { n++; s = s $30 ","; if (NF != nf || $36 == "") exit 1
-              if (n < 3 && $38 != "") exit 1; if (n == 3 && $38 == "") exit 1 }
-            END { exit n == 3 && s == "4,8,10," ? 0 : 1 }' "$dir/convergence.csv" 2>/dev/null; then
+            { n++; s = s $32 ","; if (NF != nf || $38 == "") bad = 1
+              if (n < 3 && $40 != "") bad = 1; if (n == 3 && $40 == "") bad = 1 }
+            END { exit !bad && n == 3 && s == "4,8,10," ? 0 : 1 }' "$dir/convergence.csv" 2>/dev/null; then
     ok 'convergence.csv: one row per evaluation'
 else
     bad 'convergence.csv rows'; show "$dir/convergence.csv"
 fi
-if awk -F, 'NR == 1 { nf = NF; next } { n++; if (NF != nf || $30 != 10 || $27 != 1) exit 1 }
-            END { exit n == 1 ? 0 : 1 }' "$dir/summary.csv" 2>/dev/null; then
+if awk -F, 'NR == 1 { nf = NF; next } { n++; if (NF != nf || $32 != 10 || $27 != 1) bad = 1 }
+            END { exit !bad && n == 1 ? 0 : 1 }' "$dir/summary.csv" 2>/dev/null; then
     ok 'summary.csv: one row, 10 steps, 1 thread'
 else
     bad 'summary.csv rows'; show "$dir/summary.csv"
@@ -137,8 +139,8 @@ expect 0 "$RUN_ID" '--test-at-best' -- train $TINY --steps 10 --eval-every 4 --t
 sed "s/-6f061b89,/,/" "$TMP/tiny/steps.csv" | untimed /dev/stdin >"$TMP/a.csv"
 sed "s/-$(rid "$TMP/at-best" | sed 's/.*-//'),/,/" "$TMP/at-best/steps.csv" | untimed /dev/stdin >"$TMP/b.csv"
 if [ "$(rid "$TMP/at-best")" != "$RUN_ID-6f061b89" ] && cmp -s "$TMP/a.csv" "$TMP/b.csv" &&
-   awk -F, 'NR == 1 { next } { n++; best = n == 1 || $36 > top; if (best) top = $36
-             if ((best || n == 3) != ($38 != "")) exit 1 } END { exit n == 3 ? 0 : 1 }' \
+   awk -F, 'NR == 1 { next } { n++; best = n == 1 || $38 > top; if (best) top = $38
+             if ((best || n == 3) != ($40 != "")) bad = 1 } END { exit !bad && n == 3 ? 0 : 1 }' \
        "$TMP/at-best/convergence.csv"; then
     ok '--test-at-best: the same training, the test set at each new best'
 else

@@ -1207,6 +1207,72 @@ static void test_training_fits_a_batch(void **state)
     nn_resnet_destroy(net);
 }
 
+/* NnResNetConfig.grads_ready (data-parallel training): backward layer by
+ * layer, the gradient reorders of each layer right after it, gives the same
+ * bits as the two passes one after the other (the oracle), and reports
+ * offsets that only fall, down to 0; at each call every gradient from the
+ * offset on is already the final one (what a caller sends then). */
+typedef struct Ready {
+    size_t from[256];
+    int n, early;           /* calls; calls whose gradients were not final */
+    size_t total;           /* parameters                                  */
+    const float *g, *want;  /* the hooked net's gradients, the oracle's    */
+} Ready;
+
+static void ready_log(void *ctx, size_t from)
+{
+    Ready *r = ctx;
+    const size_t to = r->n ? r->from[r->n < 256 ? r->n - 1 : 255] : r->total;
+    if (to > from && memcmp(r->g + from, r->want + from, (to - from) * sizeof(float)))
+        r->early++;
+    if (r->n < 256)
+        r->from[r->n] = from;
+    r->n++;
+}
+
+static void test_backward_per_layer(void **state)
+{
+    (void)state;
+    NnResNetConfig c = {.depth = 18, .stem = NN_STEM_CIFAR, .width = 1.0 / 16,
+                        .in_ch = 3, .classes = 10, .batch = 8, .h = 8, .w = 8, .seed = 23};
+    NnResNet *plain = make_net(&c);
+    Ready log = {.n = 0};
+    c.grads_ready = ready_log;
+    c.ctx = &log;
+    NnResNet *hooked = make_net(&c);
+    Rng rng = {24};
+    float x[8 * 3 * 8 * 8], l0, l1;
+    int y[8];
+    fill_normal(&rng, x, 8 * 3 * 8 * 8);
+    for (int b = 0; b < 8; b++)
+        y[b] = (3 * b) % 10;
+    NnResNet *nets[2] = {plain, hooked};
+    log.g = nn_resnet_grads(hooked);
+    nn_resnet_params(plain, &log.total);
+    log.want = nn_resnet_grads(plain);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(nn_resnet_forward(nets[i], x, 1), AMO_OK);
+        assert_int_equal(nn_resnet_loss(nets[i], y, 0.1f, i ? &l1 : &l0), AMO_OK);
+        assert_int_equal(nn_resnet_backward(nets[i]), AMO_OK);
+    }
+    size_t n;
+    nn_resnet_params(plain, &n);
+    NnResNetInfo info;
+    nn_resnet_info(plain, &info);
+    assert_true(info.grad_reorders > 0); /* (else the interleaving is not exercised) */
+    assert_memory_equal(nn_resnet_grads(plain), nn_resnet_grads(hooked), n * sizeof(float));
+    assert_true(log.n > 20 && log.n <= 256);
+    assert_int_equal(log.early, 0);
+    assert_true(log.from[0] <= n); /* (the loss layer, last built, has no parameters) */
+    for (int i = 1; i < log.n; i++)
+        assert_true(log.from[i] <= log.from[i - 1]);
+    assert_int_equal(log.from[log.n - 1], 0);
+    print_message("  %d calls, %zu parameters, %d gradient reorders interleaved\n", log.n, n,
+                  info.grad_reorders);
+    nn_resnet_destroy(plain);
+    nn_resnet_destroy(hooked);
+}
+
 /* bf16 activations and working weights track the fp32 network, and train. */
 static void test_bf16(void **state)
 {
@@ -1437,6 +1503,7 @@ int main(void)
         cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_training_fits_a_batch),
+        cmocka_unit_test(test_backward_per_layer),
         cmocka_unit_test(test_conv_gemm_bf16),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_bf16_layers),
