@@ -10,7 +10,9 @@
 #   - kill -9 of one rank after a checkpoint ends the job with an error within
 #     seconds, and --resume equals the uninterrupted run;
 #   - bad input printed once: a batch the rank count does not divide, a
-#     checkpoint of another rank count (both ways).
+#     checkpoint of another rank count (both ways);
+#   - ablation on 2 ranks (each rank its share of the grid, rank 0 combines)
+#     = the same grid in one process, every untimed column.
 #     sh tests/harness/test_mpi.sh path/to/amo-bench path/to/mpirun
 # Exits 77 (skipped) when amo-bench was built without MPI.  The bounds: at
 # this size (8x8 images, 4 channels) one process's own rounding grows to
@@ -153,5 +155,22 @@ if [ "$killed" = 1 ]; then
 else
     bad "no 1-process checkpoint to resume (killed=$killed)"
 fi
+
+# ---- ablation on 2 ranks: each rank its share, rank 0 combines ---------------------
+GRID="$(echo "$TINY" | sed 's/--quiet//') --optimizers amo,adam --lrs 1e-3,3e-3 --steps 4"
+"$BENCH" ablation $GRID --out abl-one >"$TMP/out" 2>&1 || { bad 'ablation, one process'; show "$TMP/out"; }
+mpi2 ablation $GRID --out abl-two || { bad 'ablation on 2 ranks'; show "$TMP/out" 12; }
+s1=$(grep -c 'share 1/2 of the grid, 2 of its 4 runs' "$TMP/out")
+s2=$(grep -c 'share 2/2 of the grid, 2 of its 4 runs' "$TMP/out")
+[ "$s1" -eq 1 ] && [ "$s2" -eq 1 ] && ok 'ablation on 2 ranks: each rank ran its 2 runs' ||
+    { bad "ablation on 2 ranks: shares said $s1 and $s2 times (expected once each)"; show "$TMP/out" 12; }
+same_results abl-one abl-two 'ablation on 2 ranks = one process, every untimed column'
+n1=$(ls abl-one/runs 2>/dev/null | wc -l); n2=$(ls abl-two/runs 2>/dev/null | wc -l)
+[ "$n1" -eq 4 ] && [ "$n2" -eq 4 ] && ok 'ablation on 2 ranks: the 4 runs once each' ||
+    bad "ablation runs: $n1 alone, $n2 on 2 ranks (expected 4 and 4)"
+mpi2 ablation $GRID --shard 1/2 --out abl-never
+code=$?
+once 2 '--shard under mpirun' '--shard under mpirun: refused, said once'
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
