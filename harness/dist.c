@@ -10,7 +10,7 @@
 #include "harness/dist.h"
 #include "harness/error.h"
 
-static int g_on, g_rank, g_size = 1, g_local = 1;
+static int g_on, g_rank, g_size = 1, g_local = 1, g_local_rank;
 static char g_lib[256];
 static MPI_Request g_req[HX_DIST_MAX_PENDING];
 static int g_nreq;
@@ -41,11 +41,17 @@ void hx_dist_init(int *argc, char ***argv)
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return; /* (MPI_Init aborts on failure; kept for form) */
     g_on = 1;
+    if (provided < MPI_THREAD_FUNNELED) { /* OpenMP threads run beside MPI's */
+        fprintf(stderr, "amo-bench: the MPI library gives thread level %d, below "
+                "MPI_THREAD_FUNNELED\n", provided);
+        MPI_Abort(MPI_COMM_WORLD, HX_EXIT_FAIL);
+    }
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &g_local);
+    MPI_Comm_rank(node, &g_local_rank);
     MPI_Comm_free(&node);
     char v[MPI_MAX_LIBRARY_VERSION_STRING];
     int len = 0;
@@ -69,6 +75,7 @@ int hx_dist_rank(void) { return g_rank; }
 int hx_dist_size(void) { return g_size; }
 int hx_dist_root(void) { return g_rank == 0; }
 int hx_dist_local_size(void) { return g_local; }
+int hx_dist_local_rank(void) { return g_local_rank; }
 
 void hx_dist_barrier(void)
 {
@@ -166,12 +173,14 @@ void hx_dist_hosts(char *buf, size_t len)
         snprintf(buf, len, "%s", me);
         return;
     }
-    static char all[64 * 1024];
-    const int n = g_size * 64 <= (int)sizeof all ? g_size : (int)sizeof all / 64;
-    MPI_Gather(me, 64, MPI_CHAR, g_rank == 0 ? all : NULL, 64, MPI_CHAR, 0, MPI_COMM_WORLD);
-    MPI_Bcast(all, n * 64, MPI_CHAR, 0, MPI_COMM_WORLD);
+    char *all = malloc((size_t)g_size * 64);
+    if (!all)
+        hx_fail(HX_EXIT_FAIL, "out of memory for %d host names", g_size);
+    MPI_Gather(me, 64, MPI_CHAR, all, 64, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(all, g_size * 64, MPI_CHAR, 0, MPI_COMM_WORLD);
     size_t k = 0;
     buf[0] = 0;
-    for (int r = 0; r < n && k < len; r++)
+    for (int r = 0; r < g_size && k < len; r++)
         k += (size_t)snprintf(buf + k, len - k, "%s%s", r ? "," : "", all + 64 * r);
+    free(all);
 }

@@ -23,7 +23,7 @@
  * rank waits a moment for that, then prints with its rank and aborts, so
  * an error every rank meets is printed once.  Call first in main. */
 void hx_dist_init(int *argc, char ***argv);
-/* MPI_Finalize (after a barrier); call before a successful exit. */
+/* MPI_Finalize; call before a successful exit. */
 void hx_dist_finalize(void);
 
 int hx_dist_active(void);   /* MPI started and more than one rank           */
@@ -31,6 +31,7 @@ int hx_dist_rank(void);     /* 0 .. size - 1                                 */
 int hx_dist_size(void);     /* ranks in the job, 1 alone                     */
 int hx_dist_root(void);     /* rank 0: the one that prints and writes files */
 int hx_dist_local_size(void); /* ranks on this host (threads per rank)       */
+int hx_dist_local_rank(void); /* 0 .. local size - 1                           */
 
 void hx_dist_barrier(void);
 /* v[0..n) from root to every rank. */

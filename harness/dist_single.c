@@ -17,6 +17,7 @@ int hx_dist_rank(void) { return 0; }
 int hx_dist_size(void) { return 1; }
 int hx_dist_root(void) { return 1; }
 int hx_dist_local_size(void) { return 1; }
+int hx_dist_local_rank(void) { return 0; }
 void hx_dist_barrier(void) {}
 void hx_dist_bcast_i64(int64_t *v, int n, int root) { (void)v, (void)n, (void)root; }
 void hx_dist_bcast_f64(double *v, int n, int root) { (void)v, (void)n, (void)root; }

@@ -38,6 +38,14 @@ static const char *col(Cols *c, const char *name, size_t *at)
     return NULL;
 }
 
+static int has_col(const Cols *c, const char *name)
+{
+    for (int i = 0; i < c->head.n; i++)
+        if (!strcmp(c->head.field[i], name))
+            return 1;
+    return 0;
+}
+
 /* An integer column in [lo, hi]. */
 static int64_t col_i64(Cols *c, const char *name, int64_t lo, int64_t hi)
 {
@@ -126,6 +134,8 @@ AmoStatus hx_summary_parse(const char *buf, size_t len, const char *run_id, int6
         x.clipped = (uint64_t)col_i64(c, "clipped_steps", 0, n);
         x.skipped = (uint64_t)col_i64(c, "skipped_steps", 0, n);
         x.diverged = (int)col_i64(c, "diverged", 0, 1);
+        /* summaries from before data-parallel runs have no ranks column: 1 */
+        x.ranks = has_col(c, "ranks") ? (int)col_i64(c, "ranks", 1, 1 << 20) : 1;
         x.ms_data = col_f64(c, "data_ms", 0, inf, F_NAN);
         x.ms_forward = col_f64(c, "forward_ms", 0, inf, F_NAN);
         x.ms_backward = col_f64(c, "backward_ms", 0, inf, F_NAN);

@@ -5,6 +5,7 @@
 #include <hwloc.h>
 #include <omp.h>
 
+#include "harness/dist.h"
 #include "harness/threads.h"
 
 static size_t cache_size(hwloc_topology_t topo, hwloc_obj_type_t type)
@@ -95,7 +96,10 @@ AmoStatus hx_set_threads(int nthreads, int *used)
         failed = !nmine;
 #pragma omp parallel num_threads(n) reduction(| : failed)
         {
-            const hwloc_obj_t core = nmine ? mine[omp_get_thread_num() % nmine] : NULL;
+            /* ranks sharing one binding (Open MPI binds to a socket above
+             * two ranks) or none start at their own place in it */
+            const int k = hx_dist_local_rank() * n + omp_get_thread_num();
+            const hwloc_obj_t core = nmine ? mine[k % nmine] : NULL;
             if (!core || hwloc_set_cpubind(topo, core->cpuset, HWLOC_CPUBIND_THREAD))
                 failed = 1;
         }

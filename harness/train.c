@@ -205,9 +205,12 @@ static void build_model(Run *r)
     oc.seed = s->seed;
     if (oc.schedule == OPT_SCHED_COSINE && oc.total_steps == 0)
         oc.total_steps = (uint64_t)r->total_steps;
-    /* Ranks on one host share its cores: one thread per core between them. */
+    /* Ranks on one host share its cores, data-parallel or each with runs of
+     * its own (ablation): one thread per core between them. */
     const int local = hx_dist_local_size(), cores = hx_default_threads();
-    const int threads = s->threads || !r->dp ? s->threads : cores / local > 1 ? cores / local : 1;
+    const int threads = s->threads || local == 1 ? s->threads
+                        : cores / local > 1          ? cores / local
+                                                     : 1;
     hx_model_create(&r->m, &cfg, oc, threads,
                     (r->dp ? HX_DP : 0) | (s->sync_bn ? HX_DP_SYNC_BN : 0));
     size_t np;
@@ -529,6 +532,12 @@ void hx_train_run(const HxTrainSpec *s, const HxInvocation *whole, HxTrainResult
                 "or skip it, or choose another --out", s->out, s->run_id);
     if (finished) {
         hx_summary_load(path, s->run_id, s->steps, res);
+        /* local batch norm makes the result depend on the rank count, which
+         * the run id does not name: another count's result is not this run's */
+        if (res->ranks != r.ranks)
+            hx_fail(HX_EXIT_USAGE, "%s: run %s finished on %d rank(s); this job has %d: its "
+                    "results are not this job's (choose another --out)", path, s->run_id,
+                    res->ranks, r.ranks);
         res->already_done = 1;
         /* A kill between the summary's rename and the checkpoint's removal
          * below left them: the run is finished, they go now. */

@@ -73,6 +73,7 @@ typedef struct HxTrainResult {
     int reached[HX_MAX_TARGETS];
     uint64_t clipped, skipped;
     int diverged;
+    int ranks;               /* data-parallel ranks the run was trained on        */
     double ms_data, ms_forward, ms_backward, ms_optim; /* means per step          */
     int already_done;        /* the run had finished before: nothing was run,    */
                              /* the rest is read back from its summary.csv       */

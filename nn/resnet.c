@@ -305,7 +305,9 @@ AmoStatus nn_resnet_forward(NnResNet *net, const float *x, int train)
         return AMO_EINVAL;
     NnGraph *g = &net->g;
     net->state = NN_NONE;
-    if (train && g->bn_min_values < 2)
+    /* (synchronised batch norm counts every replica's values: each has at
+     * least one, and there are at least two replicas) */
+    if (train && g->bn_min_values < 2 && !g->bn_reduce)
         return nn_fail(g, AMO_EINVAL, "%s: training needs more than one value per channel "
                        "(batch x height x width = %ld), as in PyTorch", g->bn_min_layer,
                        g->bn_min_values);

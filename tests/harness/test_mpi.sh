@@ -14,7 +14,7 @@
 #   - ablation on 2 ranks (each rank its share of the grid, rank 0 combines)
 #     = the same grid in one process, every untimed column.
 #     sh tests/harness/test_mpi.sh path/to/amo-bench path/to/mpirun
-# Exits 77 (skipped) when amo-bench was built without MPI.  The bounds: at
+# (Without MPI meson runs a stub that skips, saying why.)  The bounds: at
 # this size (8x8 images, 4 channels) one process's own rounding grows to
 # 1% within 15 steps with augmentation or AMO's normalised step (1 against
 # 2 threads show it), so the oracle comparison uses SGD without
@@ -35,7 +35,7 @@ export OMPI_MCA_btl_vader_single_copy_mechanism=none
 
 TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --val 32
       --width 0.0625 --threads 1 --quiet"
-ORACLE="$TINY --steps 32 --eval-every 16 --optimizer sgd --lr 0.01 --no-augment"
+ORACLE="$TINY --steps 32 --eval-every 16 --optimizer sgd --lr 0.01 --no-augment --val 41"
 
 # mpi2 ARGS...: amo-bench on 2 ranks, output in $TMP/out.
 mpi2() { $MPI "$BENCH" "$@" >"$TMP/out" 2>&1; }
@@ -68,12 +68,22 @@ assert len(a) == len(b) == 32 and len(pa) == len(pb) > 0
 rel = lambda k: max(abs(float(x[k]) - float(y[k])) / abs(float(x[k])) for x, y in zip(a, b))
 dl, dg = rel("loss"), rel("grad_norm")
 dp = max(abs(x - y) for x, y in zip(pa, pb))
-print("    loss %.2e, grad_norm %.2e (relative), parameters %.2e (absolute)" % (dl, dg, dp))
-sys.exit(0 if dl <= 1e-4 and dg <= 1e-4 and dp <= 1e-5 else 1)
+# the evaluations (running statistics, the split of 41 validation images)
+def conv(d):
+    with open(d + "/convergence.csv") as f:
+        return list(csv.DictReader(f))
+ca, cb = conv(sys.argv[1]), conv(sys.argv[2])
+assert len(ca) == len(cb) == 2
+dv = max(abs(float(x["val_loss"]) - float(y["val_loss"])) / float(x["val_loss"])
+         for x, y in zip(ca, cb))
+da = max(abs(float(x["val_acc"]) - float(y["val_acc"])) for x, y in zip(ca, cb))
+print("    loss %.2e, grad_norm %.2e, val_loss %.2e (relative), parameters %.2e, val_acc %.3f "
+      "(absolute)" % (dl, dg, dv, dp, da))
+sys.exit(0 if dl <= 1e-4 and dg <= 1e-4 and dv <= 1e-4 and dp <= 1e-5 and da <= 0.025 else 1)
 EOF
 }
 if within one sync; then
-    ok '--sync-bn on 2 ranks = 1 process (32 steps, bounds 1e-4, 1e-4, 1e-5)'
+    ok '--sync-bn on 2 ranks = 1 process (32 steps, 2 evaluations of 41 images; bounds 1e-4 relative on loss, gradient norm and validation loss, 1e-5 on parameters, one image of validation accuracy)'
 else
     bad '--sync-bn on 2 ranks differs from 1 process'
 fi
@@ -82,6 +92,10 @@ if within one local >/dev/null; then
 else
     ok 'local batch norm on 2 ranks misses the bounds (the comparison tells)'
 fi
+
+mpi2 train $TINY --batch 2 --steps 3 --sync-bn --out share1 \
+    && ok '--sync-bn with one example per rank trains (the statistics count both ranks)' \
+    || { bad '--sync-bn with one example per rank'; show "$TMP/out" 8; }
 
 # ---- 2 ranks twice: the same untimed columns --------------------------------------
 SHORT="$TINY --steps 40 --eval-every 10"
@@ -155,6 +169,10 @@ if [ "$killed" = 1 ]; then
 else
     bad "no 1-process checkpoint to resume (killed=$killed)"
 fi
+mpi2 train $ORACLE --out one --resume
+code=$?
+once 2 'finished on 1 rank(s); this job has 2' \
+    'a run finished by 1 process, --resume on 2 ranks: refused (not skipped), said once'
 
 # ---- ablation on 2 ranks: each rank its share, rank 0 combines ---------------------
 GRID="$(echo "$TINY" | sed 's/--quiet//') --optimizers amo,adam --lrs 1e-3,3e-3 --steps 4"
