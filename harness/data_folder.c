@@ -42,7 +42,9 @@ static NnLoader *loader(const Run *r, const NnFolder *f, const int *idx, int n, 
     NnLoaderConfig c = { .f = f, .idx = idx, .n = n, .batch = s->batch, .shuffle = train,
                          .drop_last = train, .seed = train ? s->seed : 0,
                          .tf = nn_image_tf_default(train && s->augment),
-                         .threads = s->loader_threads, .depth = train ? 2 : 1 };
+                         .threads = s->loader_threads, .depth = train ? 2 : 1,
+                         /* data-parallel: this rank decodes its share alone */
+                         .part_lo = r->rank * r->bl, .part_hi = (r->rank + 1) * r->bl };
     c.tf.reduce = c.tf.reduce && !s->full_decode; /* evaluations: full size, always */
     c.tf.size = s->image_size;
     c.tf.resize = (int)(s->image_size * 256.0 / 224.0 + 0.5);

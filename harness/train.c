@@ -387,7 +387,8 @@ static void one_step(Run *r, double wall)
     memcpy(r->prev, theta, np * sizeof(float)); /* untimed: for the update size */
     double t0 = hx_now();
     /* Every rank draws the whole batch (the same order and augmentation as
-     * one process) and trains on its share. */
+     * one process; a folder's loader decodes only this rank's share) and
+     * trains on its share. */
     if (!hx_source_next(&r->tsrc, r->x, r->y)) /* end of an epoch: the next one begins */
         hx_source_next(&r->tsrc, r->x, r->y);
     const double t1 = hx_now();

@@ -19,7 +19,8 @@ typedef struct Slot {
     int *y, *img;            /* (batch) labels, image indices             */
     uint64_t epoch;
     int pos, cnt;            /* where the batch starts, its examples       */
-    int claimed, left;       /* images handed out, images not yet done     */
+    int claimed, end, left;  /* next image to hand out, the part's end,    */
+                             /* images not yet done                        */
     AmoStatus st;            /* the first failure among its images         */
     char err[1024];
 } Slot;
@@ -46,6 +47,13 @@ struct NnLoader {
     int busy, stop;
     uint64_t gen;            /* seeks so far: a decode from before is dropped */
 };
+
+/* The part of a batch of cnt examples to decode: [*lo, *hi). */
+static void part_of(const NnLoader *l, int cnt, int *lo, int *hi)
+{
+    *lo = l->c.part_lo < cnt ? l->c.part_lo : cnt;
+    *hi = l->c.part_hi < cnt ? l->c.part_hi : cnt;
+}
 
 static int epoch_end(const NnLoader *l, int pos)
 {
@@ -90,8 +98,9 @@ static int open_batch(NnLoader *l)
     const int left = l->c.n - l->cur_pos;
     s->epoch = l->cur_epoch;
     s->pos = l->cur_pos;
-    s->cnt = s->left = left < l->c.batch ? left : l->c.batch;
-    s->claimed = 0;
+    s->cnt = left < l->c.batch ? left : l->c.batch;
+    part_of(l, s->cnt, &s->claimed, &s->end);
+    s->left = s->end - s->claimed;
     s->st = AMO_OK;
     s->err[0] = '\0';
     for (int i = 0; i < s->cnt; i++) {
@@ -100,6 +109,8 @@ static int open_batch(NnLoader *l)
     }
     l->cur_pos += s->cnt;
     l->issued++;
+    if (!s->left) /* nothing of it is this part's: done as opened */
+        pthread_cond_broadcast(&l->done);
     return 1;
 }
 
@@ -108,7 +119,7 @@ static Slot *claimable(NnLoader *l)
 {
     for (uint64_t b = l->consumed; b < l->issued; b++) {
         Slot *s = &l->slots[b % (uint64_t)l->c.depth];
-        if (s->claimed < s->cnt)
+        if (s->claimed < s->end)
             return s;
     }
     return NULL;
@@ -232,10 +243,15 @@ AmoStatus nn_loader_create(NnLoader **out, const NnLoaderConfig *c, char *err, s
         if (c->idx[i] < 0 || c->idx[i] >= c->f->n)
             return amo_err(AMO_EINVAL, err, errlen, "loader: image %d of the list is %d, not in "
                            "[0, %d)", i, c->idx[i], c->f->n);
+    if (c->part_lo < 0 || c->part_hi < c->part_lo || c->part_hi > c->batch)
+        return amo_err(AMO_EINVAL, err, errlen, "loader: part [%d, %d) of a batch of %d",
+                       c->part_lo, c->part_hi, c->batch);
     NnLoader *l = calloc(1, sizeof(*l));
     if (!l)
         return amo_err(AMO_ENOMEM, err, errlen, "out of memory for the loader");
     l->c = *c;
+    if (!c->part_hi) /* 0, 0: the whole batch */
+        l->c.part_hi = c->batch;
     l->c.depth = c->depth ? c->depth : 2;
     l->img = (size_t)3 * c->tf.size * c->tf.size;
     l->order_epoch = UINT64_MAX;
@@ -302,10 +318,17 @@ AmoStatus nn_loader_seek(NnLoader *l, uint64_t epoch, int pos)
 static AmoStatus next_here(NnLoader *l, float *x, int *y, int cnt, char *err, size_t errlen)
 {
     const int *order = order_of(l, l->epoch);
+    int lo, hi;
+    part_of(l, cnt, &lo, &hi);
     for (int i = 0; i < cnt; i++) {
         const int image = order[l->pos + i];
         y[i] = l->c.f->y[image];
-        AmoStatus st = load_one(l, l->ctx, l->epoch, image, x + (size_t)i * l->img, err, errlen);
+        float *dst = x + (size_t)i * l->img;
+        if (i < lo || i >= hi) {
+            memset(dst, 0, l->img * sizeof(float));
+            continue;
+        }
+        AmoStatus st = load_one(l, l->ctx, l->epoch, image, dst, err, errlen);
         if (st != AMO_OK)
             return st;
     }
@@ -328,7 +351,12 @@ static AmoStatus next_pool(NnLoader *l, float *x, int *y, int cnt, char *err, si
                      "expected %llu, %d", (unsigned long long)s->epoch, s->pos,
                      (unsigned long long)l->epoch, l->pos); /* a bug, not an input */
     if (st == AMO_OK) {
-        memcpy(x, s->x, (size_t)cnt * l->img * sizeof(float));
+        int lo, hi;
+        part_of(l, cnt, &lo, &hi);
+        memset(x, 0, (size_t)lo * l->img * sizeof(float));
+        memcpy(x + (size_t)lo * l->img, s->x + (size_t)lo * l->img,
+               (size_t)(hi - lo) * l->img * sizeof(float));
+        memset(x + (size_t)hi * l->img, 0, (size_t)(cnt - hi) * l->img * sizeof(float));
         memcpy(y, s->y, (size_t)cnt * sizeof(int));
     }
     pthread_mutex_lock(&l->mu);

@@ -32,6 +32,10 @@ typedef struct NnLoaderConfig {
     NnImageTf tf;
     int threads;              /* 0: decode in nn_loader_next                 */
     int depth;                /* batches ahead (>= 1; 0: 2)                  */
+    /* Decode only positions [part_lo, part_hi) of each batch (a data-parallel
+     * rank's share); the other rows of x are zero, every label is given.
+     * 0, 0: the whole batch. */
+    int part_lo, part_hi;
 } NnLoaderConfig;
 
 typedef struct NnLoader NnLoader;

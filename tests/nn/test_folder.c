@@ -610,15 +610,25 @@ static void survives_mutated_files(void **state)
 
 /* ---- the loader ---------------------------------------------------------------------- */
 
-/* Every batch of two epochs and a half from a loader with `threads`. */
+/* Every batch of two epochs and a half from a loader with `threads`,
+ * decoding positions [lo, hi) of each batch (0, 0: all). */
+static float *part_batches(const NnFolder *f, int threads, int train, int lo, int hi, int *nb,
+                           int **ys);
+
 static float *all_batches(const NnFolder *f, int threads, int train, int *nb, int **ys)
+{
+    return part_batches(f, threads, train, 0, 0, nb, ys);
+}
+
+static float *part_batches(const NnFolder *f, int threads, int train, int lo, int hi, int *nb,
+                           int **ys)
 {
     int idx[64];
     for (int i = 0; i < f->n; i++)
         idx[i] = i;
     NnLoaderConfig c = { .f = f, .idx = idx, .n = f->n, .batch = 3, .shuffle = train,
                          .drop_last = train, .seed = 7, .tf = nn_image_tf_default(train),
-                         .threads = threads };
+                         .threads = threads, .part_lo = lo, .part_hi = hi };
     c.tf.size = 32;
     c.tf.resize = 40;
     NnLoader *l;
@@ -666,6 +676,53 @@ static void loader_same_across_threads(void **state)
         free(x0);
         free(y0);
     }
+    nn_folder_free(&f);
+}
+
+/* A data-parallel rank's part of each batch: the same rows as the whole
+ * batch's, zero rows elsewhere, every label; at 0 and 3 threads, parts that
+ * the evaluation's last batch of 1 cuts short or leaves empty. */
+static void loader_parts(void **state)
+{
+    (void)state;
+    char root[512], err[512];
+    path_in(root, sizeof root, "t1");
+    NnFolder f;
+    assert_int_equal(nn_folder_scan(&f, root, NULL, 0, err, sizeof err), AMO_OK);
+    const size_t img = 3 * 32 * 32;
+    const int parts[3][2] = { { 0, 1 }, { 1, 3 }, { 2, 3 } };
+    for (int train = 0; train < 2; train++) {
+        int nb0, *y0;
+        float *x0 = all_batches(&f, 0, train, &nb0, &y0);
+        for (int t = 0; t <= 3; t += 3)
+            for (int p = 0; p < 3; p++) {
+                int nb, *y;
+                float *x = part_batches(&f, t, train, parts[p][0], parts[p][1], &nb, &y);
+                assert_int_equal(nb, nb0);
+                assert_memory_equal(y, y0, (size_t)nb * 3 * sizeof(int));
+                for (int b = 0; b < nb; b++)
+                    for (int i = 0; i < 3; i++) {
+                        const float *row = x + ((size_t)b * 3 + (size_t)i) * img;
+                        if (i >= parts[p][0] && i < parts[p][1]) {
+                            assert_memory_equal(row, x0 + ((size_t)b * 3 + (size_t)i) * img,
+                                                img * sizeof(float));
+                        } else {
+                            for (size_t k = 0; k < img; k++)
+                                assert_true(row[k] == 0.0f);
+                        }
+                    }
+                free(x);
+                free(y);
+            }
+        free(x0);
+        free(y0);
+    }
+    NnLoader *l;
+    int idx[1] = { 0 };
+    NnLoaderConfig c = { .f = &f, .idx = idx, .n = 1, .batch = 3, .tf = nn_image_tf_default(0),
+                         .part_lo = 2, .part_hi = 4 };
+    assert_int_equal(nn_loader_create(&l, &c, err, sizeof err), AMO_EINVAL);
+    assert_non_null(strstr(err, "part [2, 4) of a batch of 3"));
     nn_folder_free(&f);
 }
 
@@ -756,6 +813,7 @@ int main(void)
         cmocka_unit_test(refuses_bad_files_by_name),
         cmocka_unit_test(survives_mutated_files),
         cmocka_unit_test(loader_same_across_threads),
+        cmocka_unit_test(loader_parts),
         cmocka_unit_test(loader_resumes),
         cmocka_unit_test(loader_reports_bad_file),
     };
