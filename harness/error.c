@@ -26,11 +26,12 @@ void hx_fail(int code, const char *fmt, ...)
     va_list ap;
     fflush(stdout);
     /* Every rank meets bad input alike: rank 0 says so and its abort ends
-     * the others during their pause.  A failure of one rank alone is
-     * printed by that rank after the pause, with its number.  One write, so
-     * that mpirun's own lines do not cut it. */
+     * the others during their pause, which allows for rank 0 reaching the
+     * error much later on a loaded host (3 s was too short under CI).  A
+     * failure of one rank alone is printed by that rank after the pause,
+     * with its number.  One write, so that mpirun's own lines do not cut it. */
     if (g_abort && g_rank != 0)
-        sleep(3);
+        sleep(20);
     char msg[4096], who[32] = "";
     if (g_abort && g_rank != 0)
         snprintf(who, sizeof who, "rank %d: ", g_rank);
