@@ -1222,8 +1222,9 @@ typedef struct Ready {
 static void ready_log(void *ctx, size_t from)
 {
     Ready *r = ctx;
-    const size_t to = r->n ? r->from[r->n < 256 ? r->n - 1 : 255] : r->total;
-    if (to > from && memcmp(r->g + from, r->want + from, (to - from) * sizeof(float)))
+    /* everything from the offset on, not only what this call added: a later
+     * write into a range already reported would change what was sent */
+    if (r->total > from && memcmp(r->g + from, r->want + from, (r->total - from) * sizeof(float)))
         r->early++;
     if (r->n < 256)
         r->from[r->n] = from;
