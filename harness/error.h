@@ -23,6 +23,12 @@ enum { HX_EXIT_OK = 0, HX_EXIT_FAIL = 1, HX_EXIT_USAGE = 2 };
 /* Prints "amo-bench: <message>" and exits with code.  For HX_EXIT_USAGE it
  * adds a line pointing at --help for the command being run. */
 HX_NORETURN void hx_fail(int code, const char *fmt, ...) HX_PRINTF(2, 3);
+/* The same for a failure only this rank can meet (under mpirun: printed at
+ * once, not after the pause that lets rank 0 say what every rank meets). */
+HX_NORETURN void hx_fail_local(int code, const char *fmt, ...) HX_PRINTF(2, 3);
+/* on: every failure from now on is this rank's own (ablation's ranks, each
+ * with runs of its own). */
+void hx_error_local(int on);
 
 /* Prints "amo-bench: warning: <message>" and returns. */
 void hx_warn(const char *fmt, ...) HX_PRINTF(1, 2);

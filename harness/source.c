@@ -9,8 +9,8 @@ int hx_source_next(HxSource *s, float *x, int *y)
     char err[1200] = "";
     int cnt;
     const AmoStatus st = nn_loader_next(s->l, x, y, &cnt, err, sizeof err);
-    if (st != AMO_OK)
-        hx_fail(HX_EXIT_FAIL, "%s", err);
+    if (st != AMO_OK) /* a file in this rank's share of the batch */
+        hx_fail_local(HX_EXIT_FAIL, "%s", err);
     return cnt;
 }
 

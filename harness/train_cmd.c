@@ -497,6 +497,7 @@ int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole)
         g.shard_k = hx_dist_rank() + 1;
         g.shard_n = ranks;
     }
+
     /* this share's runs, moved to the front (grid order kept) */
     int mine = 0;
     for (int i = 0; i < total; i++)
@@ -506,6 +507,8 @@ int hx_cmd_ablation(int argc, char **argv, const HxInvocation *whole)
         fprintf(stderr, "ablation: share %d/%d of the grid, %d of its %d runs\n", g.shard_k,
                 g.shard_n, mine, total);
     prepare(&base, arch);
+    if (ranks > 1) /* from here on each rank's failures are its own runs' */
+        hx_error_local(1);
     int failed = 0;
     for (int i = 0; i < mine; i++) {
         if (!base.quiet)
