@@ -212,6 +212,35 @@ def anova_additive(y, factors):
     return res
 
 
+def anova_interaction(y, a, b, block):
+    """The a x b interaction beside the additive model y ~ a + b + block: the
+    residual SS it removes, F against the residual of the model with it, p
+    (scipy.stats.f).  Returns (df, SS, F, p)."""
+    import numpy as np
+    from scipy import stats
+    y = np.asarray(y, float)
+
+    def dummies(v):
+        levels = sorted(set(v), key=str)
+        return [np.array([1.0 if x == lv else 0.0 for x in v]) for lv in levels[1:]]
+    da, db, dk = dummies(a), dummies(b), dummies(block)
+    base = [np.ones(len(y))] + da + db + dk
+    inter = [u * w for u in da for w in db]
+
+    def rss(cols):
+        X = np.column_stack(cols)
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        e = y - X @ coef
+        return float(e @ e), np.linalg.matrix_rank(X)
+    r0, k0 = rss(base)
+    r1, k1 = rss(base + inter)
+    df, dfr = k1 - k0, len(y) - k1
+    if df < 1 or dfr < 1 or r1 <= 0:
+        return df, r0 - r1, float("nan"), float("nan")
+    F = ((r0 - r1) / df) / (r1 / dfr)
+    return df, r0 - r1, F, float(stats.f.sf(F, df, dfr))
+
+
 def plot_band(ax, S, rs, col, color, label, smooth=0):
     """The median over runs rs of a curve and its interquartile band: col
     "loss" from steps.csv (a running mean of smooth steps), else a
@@ -616,8 +645,16 @@ def report(out):
                 if not math.isclose(anova[nm][3], ref.loc[key, "PR(>F)"], rel_tol=1e-6):
                     sys.exit(f"analyze.py: ANOVA p for {nm} {anova[nm][3]} != statsmodels' "
                              f"{ref.loc[key, 'PR(>F)']}")
+            inter = anova_interaction(y, df["b"], df["g"], [o[2] for o in obs])
+            ref = sm.stats.anova_lm(smf.ols("y ~ C(b) * C(g) + C(s)", df).fit(), typ=2)
+            if math.isfinite(inter[3]) and not math.isclose(inter[3], ref.loc["C(b):C(g)", "PR(>F)"],
+                                                           rel_tol=1e-6):
+                sys.exit(f"analyze.py: interaction p {inter[3]} != statsmodels' "
+                         f"{ref.loc['C(b):C(g)', 'PR(>F)']}")
         except ImportError:
             pass
+        anova["beta x gamma"] = anova_interaction(y, [o[0] for o in obs], [o[1] for o in obs],
+                                                  [o[2] for o in obs])
         p_adj = dict(zip(("beta", "gamma"), holm([anova["beta"][3], anova["gamma"][3]])))
         # the best level of each factor and its paired difference from the default level
         def marginal(nm, k):
@@ -639,7 +676,7 @@ def report(out):
         abl = (p_adj, eff)
     arows = []
     if anova:
-        for nm in ("beta", "gamma", "seed", "residual"):
+        for nm in ("beta", "gamma", "seed", "residual", "beta x gamma"):
             df_, ss, F, pv = anova[nm]
             arows.append([nm, df_, f"{ss:.3f}", "" if not math.isfinite(F) else f"{F:.2f}",
                           "" if not math.isfinite(pv) else f"{pv:.3f}",
@@ -653,7 +690,9 @@ def report(out):
                        ("\n\nAdditive two-way ANOVA of test accuracy (points) on beta and gamma "
                         "with the seed as a block (type II sums of squares, F tests, "
                         "scipy.stats.f; checked against statsmodels where installed); Holm over "
-                        "the two factors.\n\n" +
+                        "the two factors. The last row tests the beta x gamma interaction beside "
+                        "that model (F against the residual of the model with it; reported, "
+                        "outside the verdict).\n\n" +
                         table(["term", "df", "sum of squares", "F", "p", "p (Holm)"], arows)
                         if arows else ""))
 
