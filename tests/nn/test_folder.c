@@ -613,14 +613,6 @@ static void survives_mutated_files(void **state)
 /* Every batch of two epochs and a half from a loader with `threads`,
  * decoding positions [lo, hi) of each batch (0, 0: all). */
 static float *part_batches(const NnFolder *f, int threads, int train, int lo, int hi, int *nb,
-                           int **ys);
-
-static float *all_batches(const NnFolder *f, int threads, int train, int *nb, int **ys)
-{
-    return part_batches(f, threads, train, 0, 0, nb, ys);
-}
-
-static float *part_batches(const NnFolder *f, int threads, int train, int lo, int hi, int *nb,
                            int **ys)
 {
     int idx[64];
@@ -647,6 +639,11 @@ static float *part_batches(const NnFolder *f, int threads, int train, int lo, in
     }
     nn_loader_destroy(l);
     return x;
+}
+
+static float *all_batches(const NnFolder *f, int threads, int train, int *nb, int **ys)
+{
+    return part_batches(f, threads, train, 0, 0, nb, ys);
 }
 
 static void loader_same_across_threads(void **state)
