@@ -1289,6 +1289,9 @@ def report2(out):
     # phase C (exploratory)
     C = [r for r in S.sum.values() if r["phase"] == "explore"]
     if C:
+        import numpy as np
+        from scipy import stats
+
         def name(r):
             n = f"{variant(r)} lr {fmt_lr(fnum(r['lr']))}"
             if int(fnum(r["warmup"])) > 0:
@@ -1300,21 +1303,51 @@ def report2(out):
         for r in C:
             by[name(r)][r["seed"]] = r
         ref = by.get(f"amo lr {fmt_lr(DEFAULT_LR['amo'])}", {})
+        at_best = lambda r: test_at_best(S, r)
+        at_end = lambda r: fnum(r["final_test_acc"])
+
+        def iqr(xs):
+            q1, med, q3 = np.percentile(100 * np.array(xs), [25, 50, 75])
+            return f"{med:.2f} [{q1:.2f}, {q3:.2f}]"
+
+        def paired(x, y, f):
+            """x - y over their common seeds: mean, 95% t-interval, two-sided p (unadjusted)"""
+            seeds = sorted(set(x) & set(y), key=int)
+            d = [f(x[sd]) - f(y[sd]) for sd in seeds]
+            if len(d) < 2:
+                return "-"
+            m, lo, hi = t_interval(d)
+            p = stats.ttest_1samp(d, 0).pvalue
+            return f"{100 * m:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}], p {p:.2g} (n {len(d)})"
+
+        def steps(rs, t):
+            # a median that needs a run which never got there is not known: "-"
+            st = sorted(S.steps_to(r, t) for r in rs)
+            reached = sum(x <= S.budget(rs[0]) for x in st)
+            known = st[len(st) // 2] <= S.budget(rs[0])
+            return (str(int(median(st))) if known else "-") + f" ({reached}/{len(rs)})"
         rows = []
         for n, rs in sorted(by.items()):
-            import numpy as np
-            tb = [test_at_best(S, r) for r in rs.values()]
-            q1, med, q3 = np.percentile(100 * np.array(tb), [25, 50, 75])
-            seeds = sorted(set(rs) & set(ref), key=int)
-            d = [test_at_best(S, rs[sd]) - test_at_best(S, ref[sd]) for sd in seeds]
-            m, lo, hi = t_interval(d) if len(d) > 1 else (float("nan"),) * 3
-            rows.append([n, len(rs), f"{med:.2f} [{q1:.2f}, {q3:.2f}]",
-                         f"{100 * m:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" if math.isfinite(m) else "-",
-                         " ".join(str(int(median([S.steps_to(r, t) for r in rs.values()])))
-                                  for t in targets)])
-        sec["phaseC"] = table(["variant", "seeds", "test at best val %, median [IQR]",
-                               "minus cosine AMO 1e-3, 95% interval", "median steps to " +
-                               "/".join(f"{100 * t:g}" for t in targets) + "%"], rows)
+            v = list(rs.values())
+            rows.append([n, len(rs), iqr([at_best(r) for r in v]), iqr([at_end(r) for r in v]),
+                         "-" if rs is ref else paired(rs, ref, at_best),
+                         " / ".join(steps(v, t) for t in targets)])
+        sec["phaseC"] = table(["variant (cosine)", "seeds", "test % at best val, median [IQR]",
+                               "test % at the end, median [IQR]",
+                               "at best val: minus cosine AMO 1e-3, mean [95% t-interval]",
+                               "median steps to " + " / ".join(f"{100 * t:g}" for t in targets)
+                               + "% (runs that reached it)"], rows)
+        # cosine against constant for the defaults pair (phase A's he runs, same seeds)
+        rows = []
+        for v in ("amo", "adam"):
+            cos = by.get(f"{v} lr {fmt_lr(DEFAULT_LR[v])}", {})
+            const = arm(v, "he")
+            rows.append([f"{v} lr {fmt_lr(DEFAULT_LR[v])}", paired(cos, const, at_best),
+                         paired(cos, const, at_end)])
+        sec["phaseC"] += ("\n\nCosine minus constant schedule for the defaults pair (he init; the "
+                          "constant runs are phase A's at the same seeds), test accuracy "
+                          "in points, mean [95% t-interval], two-sided p (unadjusted):\n\n" +
+                          table(["variant", "at best validation", "at the end"], rows))
         lines.append("## Phase C, exploratory (cosine schedule; no verdicts)\n\n" + sec["phaseC"]
                      + "\n")
     else:
