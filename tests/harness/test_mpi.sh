@@ -7,6 +7,8 @@
 #     those bounds, or the comparison proves nothing;
 #   - 2 ranks twice: bitwise the same untimed columns (the ranks' parameters
 #     are compared at every evaluation by the run itself: a mismatch fails it);
+#   - ranks whose updates differ (one at the scalar level, one at avx2): the
+#     run's replica check ends it at the first evaluation;
 #   - kill -9 of one rank after a checkpoint ends the job with an error within
 #     seconds, and --resume equals the uninterrupted run;
 #   - bad input printed once: a batch the rank count does not divide, a
@@ -146,6 +148,24 @@ else
     cp -R killed killed-copy
     mpi2 train $LONG --out killed --resume || { bad 'resume'; show "$TMP/out" 20; }
     same_results long killed 'killed and resumed on 2 ranks = uninterrupted'
+fi
+
+# ---- ranks that drift apart: the run's own replica check must catch it -----------------
+# One rank's update at the scalar level and the other's at avx2 differ in the
+# last bits (estimates and Newton steps against sqrt and division): the
+# parameters compared at the first evaluation must differ, and the run end.
+if grep -qw avx2 /proc/cpuinfo; then
+    $MPIRUN --allow-run-as-root --oversubscribe -np 1 -x AMO_ARCH=scalar "$BENCH" train $SHORT --out drift : \
+        -np 1 -x AMO_ARCH=avx2 "$BENCH" train $SHORT --out drift >"$TMP/out" 2>&1
+    code=$?
+    if [ "$code" -eq 1 ] && [ "$(grep -c 'step 10: the parameters differ across ranks' "$TMP/out")" -eq 1 ] \
+        && [ ! -f drift/summary.csv ]; then
+        ok 'ranks whose updates differ: the replica check ends the run at step 10 (exit 1, said once)'
+    else
+        bad "ranks whose updates differ: exit $code"; show "$TMP/out" 12
+    fi
+else
+    echo "    (skipped the replica-check test: this CPU has no avx2 level to set beside scalar)"
 fi
 
 # ---- bad input, printed once ---------------------------------------------------------
