@@ -5,6 +5,7 @@
 #     loss and gradient norm within 1e-4 relative, final parameters within
 #     1e-5 absolute, for 32 steps; local batch norm (no --sync-bn) must miss
 #     those bounds, or the comparison proves nothing;
+#   - the same on 4 ranks, twice bitwise;
 #   - 2 ranks twice: bitwise the same untimed columns (the ranks' parameters
 #     are compared at every evaluation by the run itself: a mismatch fails it);
 #   - ranks whose updates differ (one at the scalar level, one at avx2): the
@@ -93,6 +94,19 @@ if within one local >/dev/null; then
     bad 'local batch norm on 2 ranks within the bounds: the comparison cannot tell'
 else
     ok 'local batch norm on 2 ranks misses the bounds (the comparison tells)'
+fi
+
+# 4 ranks (4 examples each): the sums' order is no longer a single pair
+$MPIRUN --allow-run-as-root --oversubscribe -np 4 "$BENCH" train $ORACLE --sync-bn --out sync4 \
+    --save-params sync4.f32 >"$TMP/out" 2>&1 || { bad '4 ranks --sync-bn'; show "$TMP/out" 20; }
+$MPIRUN --allow-run-as-root --oversubscribe -np 4 "$BENCH" train $ORACLE --sync-bn --out sync4b \
+    --save-params sync4b.f32 >"$TMP/out" 2>&1 || { bad '4 ranks --sync-bn again'; show "$TMP/out" 20; }
+within one sync4 && ok '--sync-bn on 4 ranks = 1 process (the same bounds)' \
+    || bad '--sync-bn on 4 ranks differs from 1 process'
+if cmp -s sync4.f32 sync4b.f32; then
+    same_results sync4 sync4b '4 ranks twice: bitwise the same parameters and untimed columns'
+else
+    bad '4 ranks twice: the parameters differ'
 fi
 
 mpi2 train $TINY --batch 2 --steps 3 --sync-bn --out share1 \
