@@ -6,7 +6,9 @@
  * the bf16 state's 20 bytes per parameter, lim28: the fp32 state's 28, in
  * place, with and without the kernels' prefetch), timed against the
  * library's own fp32- and bf16-state kernels (lib_*, one thread) in one
- * process, interleaved: per round each row's best of 3 calls, then the
+ * process, interleaved (lim*_kK: K dependent FMAs on each vector between
+ * its load and its store; lim20_mix: theta and g prefetched 512 elements
+ * ahead, m and v 1024, the same bytes ahead in each stream): per round each row's best of 3 calls, then the
  * median over rounds.  Build and run (results/kernels/bf16-variants/run.sh):
  *     variants N ROUNDS [OFFSET]   (OFFSET: stream k starts k * OFFSET bytes
  *                                   past a page boundary) */
@@ -169,6 +171,40 @@ static void lim28(float *th, float *m, float *v, const float *g, size_t n, int p
         _mm512_storeu_ps(v + i, _mm512_add_ps(_mm512_loadu_ps(v + i), gg));
     }
 }
+KN_INLINE __m512 chain(__m512 x, int k)
+{
+    for (int j = 0; j < k; j++)
+        x = _mm512_fmadd_ps(x, _mm512_set1_ps(1.0f), _mm512_set1_ps(0.0f));
+    return x;
+}
+KN_INLINE void lim20k(float *th, uint16_t *m, uint16_t *v, const float *g, size_t n, int k, int dtg, int dmv)
+{
+    for (size_t i = 0; i + 32 <= n; i += 32) {
+        _mm_prefetch((const char *)(th + i + dtg), _MM_HINT_T0);
+        _mm_prefetch((const char *)(th + i + dtg + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + dtg), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + dtg + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(m + i + dmv), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + i + dmv), _MM_HINT_T0);
+        _mm512_storeu_ps(th + i, chain(_mm512_add_ps(_mm512_loadu_ps(th + i), _mm512_loadu_ps(g + i)), k));
+        _mm512_storeu_ps(th + i + 16, chain(_mm512_add_ps(_mm512_loadu_ps(th + i + 16), _mm512_loadu_ps(g + i + 16)), k));
+        _mm512_storeu_ps((float *)(m + i), chain(_mm512_loadu_ps((float *)(m + i)), k));
+        _mm512_storeu_ps((float *)(v + i), chain(_mm512_loadu_ps((float *)(v + i)), k));
+    }
+}
+KN_INLINE void lim28k(float *th, float *m, float *v, const float *g, size_t n, int k)
+{
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        _mm_prefetch((const char *)(th + i + 512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + 512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(m + i + 512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + i + 512), _MM_HINT_T0);
+        __m512 gg = _mm512_loadu_ps(g + i);
+        _mm512_storeu_ps(th + i, chain(_mm512_add_ps(_mm512_loadu_ps(th + i), gg), k));
+        _mm512_storeu_ps(m + i, chain(_mm512_add_ps(_mm512_loadu_ps(m + i), gg), k));
+        _mm512_storeu_ps(v + i, chain(_mm512_add_ps(_mm512_loadu_ps(v + i), gg), k));
+    }
+}
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
 static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
 
@@ -187,9 +223,10 @@ int main(int argc, char **argv)
     KnBf16Round rn = { 1, 1, 0, 1 };
     KnBf16Key key = kn_bf16_key(&r);
     B b = { .c = amo_vec_init(&a), .lv = _mm512_set1_ps(1.0f / a.lr), .le = _mm512_set1_ps(a.eps / a.lr), .key = sr_key(&key) };
-    enum { NV = 22 };
-    const char *names[NV] = { "lib_fp32", "lib_bf16", "t0_1024", "none", "w_1024", "mv_1024", "t1_1024", "wall_1024", "t0_2048", "w_2048", "t0_512", "w_512", "lim20_pf", "lim20", "lim28_pf", "lim28", "nt_t0_1024", "nt_none", "nt_t0_2048", "u2_1024", "u2_2048", "lib_rne" };
-    void (*fn[NV])(float *, uint16_t *, uint16_t *, const float *, size_t, const B *) = { 0, 0, v_t0_1024, v_none, v_w_1024, v_mv_1024, v_t1_1024, v_wall_1024, v_t0_2048, v_w_2048, v_t0_512, v_w_512, 0, 0, 0, 0, v_nt_t0_1024, v_nt_none, v_nt_t0_2048, v_u2_1024, v_u2_2048, 0 };
+    enum { NV = 27 };
+    const char *names[NV] = { "lib_fp32", "lib_bf16", "t0_1024", "none", "w_1024", "mv_1024", "t1_1024", "wall_1024", "t0_2048", "w_2048", "t0_512", "w_512", "lim20_pf", "lim20", "lim28_pf", "lim28", "nt_t0_1024", "nt_none", "nt_t0_2048", "u2_1024", "u2_2048", "lib_rne",
+                              "lim28_k4", "lim28_k8", "lim20_k4", "lim20_k8", "lim20_mix" };
+    void (*fn[NV])(float *, uint16_t *, uint16_t *, const float *, size_t, const B *) = { 0, 0, v_t0_1024, v_none, v_w_1024, v_mv_1024, v_t1_1024, v_wall_1024, v_t0_2048, v_w_2048, v_t0_512, v_w_512, 0, 0, 0, 0, v_nt_t0_1024, v_nt_none, v_nt_t0_2048, v_u2_1024, v_u2_2048, 0, 0, 0, 0, 0, 0 };
     double *ts = calloc((size_t)NV * rounds, sizeof *ts);
     for (int rd = 0; rd < rounds; rd++)
         for (int k = 0; k < NV; k++) {
@@ -199,6 +236,9 @@ int main(int argc, char **argv)
                 if (k == 0) kn_amo_update(th, m32, v32, g, n, &a, 1);
                 else if (k == 1) kn_amo_update_bf16(th, m, v, g, n, &a, &r, 1);
                 else if (k == 21) kn_amo_update_bf16(th, m, v, g, n, &a, &rn, 1);
+                else if (k == 22 || k == 23) lim28k(th, m32, v32, g, n, k == 22 ? 4 : 8);
+                else if (k == 24 || k == 25) lim20k(th, m, v, g, n, k == 24 ? 4 : 8, 1024, 1024);
+                else if (k == 26) lim20k(th, m, v, g, n, 0, 512, 1024);
                 else if (k >= 12 && k < 16) {
                     if (k < 14) lim20(th, m, v, g, n, k == 12);
                     else lim28(th, m32, v32, g, n, k == 14);
