@@ -14,8 +14,8 @@ done
 cc -O3 -std=c11 -fno-math-errno -mavx2 -mfma -mavx512f -mavx512bw -mavx512dq -mavx512vl \
     -mavx512bf16 -maes -mvaes -mprfchw -I. -Ibuild "$D/variants.c" -o "$BIN" \
     -Lbuild -lamo -Wl,-rpath,"$(pwd)/build"
-# the commit, whether the tree differs from it, and this program's own hash
-dirty=$(git status --porcelain | grep -q . && echo " (uncommitted changes)" || true)
+# the commit, whether tracked files differ from it, and this program's hash
+dirty=$(git diff --quiet HEAD -- || echo " (uncommitted changes)")
 {
     date -u +"%Y-%m-%dT%H:%M:%SZ $(git rev-parse --short HEAD)$dirty"
     echo "variants.c sha256 $(sha256sum <"$D/variants.c" | cut -d' ' -f1)"
