@@ -183,6 +183,17 @@ else
     echo "    (skipped the replica-check test: amo-bench has no avx2 level here to set beside scalar)"
 fi
 
+# ---- --help and --version under mpirun: a clean exit, not MPI's abnormal termination ----
+for args in --help --version 'train --help' 'ablation --help'; do
+    mpi2 $args
+    code=$?
+    if [ "$code" -eq 0 ] && ! grep -q 'finalize\|abnormal' "$TMP/out"; then
+        ok "amo-bench $args on 2 ranks: exit 0, no MPI error"
+    else
+        bad "amo-bench $args on 2 ranks: exit $code"; show "$TMP/out" 12
+    fi
+done
+
 # ---- bad input, printed once ---------------------------------------------------------
 # once CODE PATTERN WHAT: exit CODE and PATTERN on exactly one line of $TMP/out.
 once() {
