@@ -9,6 +9,7 @@
 
 #include "harness/bench_kernels.h"
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 #include "kernels/cpu.h"
@@ -150,7 +151,7 @@ void bk_parse_options(int argc, char **argv, Options *o)
             break;
         case 'h':
             usage(stdout);
-            exit(HX_EXIT_OK);
+            hx_dist_exit(HX_EXIT_OK);
         default:
             hx_getopt_fail(c, argv);
         }

@@ -25,6 +25,11 @@
 void hx_dist_init(int *argc, char ***argv);
 /* MPI_Finalize; call before a successful exit. */
 void hx_dist_finalize(void);
+/* A successful exit from anywhere that every rank reaches alike (--help):
+ * MPI_Finalize, then exit(code).  A rank that leaves without MPI_Finalize
+ * is an abnormal termination to mpirun (exit 1); finalizing from atexit
+ * instead would hang a job where one rank exits and the others wait. */
+_Noreturn void hx_dist_exit(int code);
 
 int hx_dist_active(void);   /* MPI started and more than one rank           */
 int hx_dist_rank(void);     /* 0 .. size - 1                                 */

@@ -1,6 +1,7 @@
 /* harness/dist.h without MPI: one rank of one; collectives are identities. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "harness/dist.h"
@@ -12,6 +13,7 @@ void hx_dist_init(int *argc, char ***argv)
 }
 
 void hx_dist_finalize(void) {}
+void hx_dist_exit(int code) { exit(code); }
 int hx_dist_active(void) { return 0; }
 int hx_dist_rank(void) { return 0; }
 int hx_dist_size(void) { return 1; }

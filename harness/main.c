@@ -81,10 +81,10 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
-            return HX_EXIT_OK;
+            hx_dist_exit(HX_EXIT_OK);
         case 'V':
             printf("amo-bench %s\n", AMO_VERSION);
-            return HX_EXIT_OK;
+            hx_dist_exit(HX_EXIT_OK);
         default:
             hx_getopt_fail(c, argv);
         }

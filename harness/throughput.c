@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/limit.h"
 #include "harness/model.h"
@@ -116,7 +117,7 @@ static void parse(int argc, char **argv, Options *o)
         case 't': o->threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
         case 'n': o->steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
         case 'a': o->arch = optarg; break;
-        case 'h': usage(); exit(HX_EXIT_OK);
+        case 'h': usage(); hx_dist_exit(HX_EXIT_OK);
         default: hx_getopt_fail(c, argv);
         }
     }

@@ -347,7 +347,7 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
         case O_SAVE_PARAMS: s->save_params = a; break;
         case O_PRESET: preset(hx_parse_choice("--preset", a, presets), s, algo, ov); break;
         case O_IMAGE_SIZE: s->image_size = (int)hx_parse_long("--image-size", a, 8, 1024); break;
-        case O_HELP: usage(cmd); exit(HX_EXIT_OK);
+        case O_HELP: usage(cmd); hx_dist_exit(HX_EXIT_OK);
         case O_G_OPTS: {
             char *copy = hx_malloc(strlen(a) + 1), *save = NULL;
             strcpy(copy, a);

@@ -184,10 +184,11 @@ else
 fi
 
 # ---- --help and --version under mpirun: a clean exit, not MPI's abnormal termination ----
-for args in --help --version 'train --help' 'ablation --help'; do
+for args in --help --version 'train --help' 'ablation --help' 'kernels --help' 'throughput --help'; do
     mpi2 $args
     code=$?
-    if [ "$code" -eq 0 ] && ! grep -q 'finalize\|abnormal' "$TMP/out"; then
+    if [ "$code" -eq 0 ] && ! grep -Eq 'finalize|abnormal' "$TMP/out" \
+        && grep -Eq '^(Usage|amo-bench [0-9])' "$TMP/out"; then
         ok "amo-bench $args on 2 ranks: exit 0, no MPI error"
     else
         bad "amo-bench $args on 2 ranks: exit $code"; show "$TMP/out" 12
