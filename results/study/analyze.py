@@ -1366,10 +1366,10 @@ def report2(out):
                  pick("adam", 1e-3, 0, "0")),
                 ("adam lr 1e-3 clip minus adam lr 1e-3", pick("adam", 1e-3, 0, "1"),
                  pick("adam", 1e-3, 0, "0"))]
-        rows = [[n, paired(x, y, at_best), paired(x, y, at_end)] for n, x, y in post if x and y]
+        post_rows = [[n, paired(x, y, at_best), paired(x, y, at_end)] for n, x, y in post if x and y]
         sec["phaseC"] += ("\n\nPost hoc (chosen after reading the table above; unadjusted): "
                           "test accuracy in points, mean [95% t-interval], two-sided p:\n\n" +
-                          table(["comparison", "at best validation", "at the end"], rows))
+                          table(["comparison", "at best validation", "at the end"], post_rows))
         sec["phaseC"] += ("\n\nCosine minus constant schedule for the defaults pair (he init; the "
                           "constant runs are phase A's at the same seeds), test accuracy "
                           "in points, mean [95% t-interval], two-sided p (unadjusted):\n\n" +
