@@ -34,7 +34,8 @@ cd "$TMP" || exit 1
 # CI runs as root; 2 ranks on whatever cores there are.  Shared memory
 # without its single-copy mechanism (CMA needs ptrace rights that containers
 # often withhold: "Read -1, ... errno = 1"); the tests time nothing.
-MPI="$MPIRUN --allow-run-as-root --oversubscribe -np 2"
+MPIR="$MPIRUN --allow-run-as-root --oversubscribe"
+MPI="$MPIR -np 2"
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 
 TINY="--dataset synthetic --syn-n 256 --hw 8 --in-ch 1 --classes 4 --batch 16 --val 32
@@ -98,9 +99,9 @@ else
 fi
 
 # 4 ranks (4 examples each): the sums' order is no longer a single pair
-$MPIRUN --allow-run-as-root --oversubscribe -np 4 "$BENCH" train $ORACLE --sync-bn --out sync4 \
+$MPIR -np 4 "$BENCH" train $ORACLE --sync-bn --out sync4 \
     --save-params sync4.f32 >"$TMP/out" 2>&1 || { bad '4 ranks --sync-bn'; show "$TMP/out" 20; }
-$MPIRUN --allow-run-as-root --oversubscribe -np 4 "$BENCH" train $ORACLE --sync-bn --out sync4b \
+$MPIR -np 4 "$BENCH" train $ORACLE --sync-bn --out sync4b \
     --save-params sync4b.f32 >"$TMP/out" 2>&1 || { bad '4 ranks --sync-bn again'; show "$TMP/out" 20; }
 within one sync4 && ok '--sync-bn on 4 ranks = 1 process (the same bounds)' \
     || bad '--sync-bn on 4 ranks differs from 1 process'
@@ -170,7 +171,7 @@ fi
 # last bits (estimates and Newton steps against sqrt and division): the
 # parameters compared at the first evaluation must differ, and the run end.
 if AMO_ARCH=avx2 "$BENCH" train $TINY --steps 1 --out probe >/dev/null 2>&1; then
-    $MPIRUN --allow-run-as-root --oversubscribe -np 1 -x AMO_ARCH=scalar "$BENCH" train $SHORT --out drift : \
+    $MPIR -np 1 -x AMO_ARCH=scalar "$BENCH" train $SHORT --out drift : \
         -np 1 -x AMO_ARCH=avx2 "$BENCH" train $SHORT --out drift >"$TMP/out" 2>&1
     code=$?
     if [ "$code" -eq 1 ] && [ "$(grep -c 'step 10: the parameters differ across ranks' "$TMP/out")" -eq 1 ] \
