@@ -5,15 +5,21 @@
  * Two families of rows, timed side by side in one process, interleaved:
  *   28 bytes: the library's fp32-state AMO (lib_fp32) and same-traffic
  *             loops (lim28_kK: theta += g through K dependent FMAs, m and v
- *             loaded and stored back unchanged, prefetched as the kernel);
+ *             loaded and stored back unchanged, prefetched as the kernel;
+ *             lim28_aK: m and v through the K FMAs too);
  *   20 bytes: the library's bf16-state AMO with stochastic rounding
  *             (lib_bf16) and rounding to nearest (lib_rne), a copy of its
  *             loop (copy_sr), the same-traffic loops lim20_kK, lim20_mix
  *             (theta and g prefetched 512 elements ahead, m and v 1024: the
  *             same bytes ahead in each stream) and lim20_il (m and v
- *             interleaved by 32-element blocks: three streams, not four).
- * Each round runs every row (best of 3 calls), starting at a different row
- * each round; per round, best20 / best28 is the fastest 20-byte row over the
+ *             interleaved by 32-element blocks: three streams, not four),
+ *             lim20_2pos (two places at once) and lim20_aK (every stored
+ *             vector through K FMAs, m and v as raw bits).
+ * The _aK rows were added after the ruled sittings (s9/), for the post hoc
+ * one (s9-posthoc/).
+ * Every row runs on buffers on 4 KiB pages and on huge pages.  Each round
+ * runs every row (best of 3 calls), starting at a different row each round;
+ * per round and page size, best20 is the fastest 20-byte row, best28 the
  * fastest 28-byte row.  The interval printed for a median is the
  * distribution-free 95% one from order statistics (binomial, p = 1/2).
  * More rows on the 20-byte side can only raise best20.
@@ -129,6 +135,34 @@ static void lim20_2pos(float *th, uint16_t *m, uint16_t *v, const float *g, size
                 break;
         }
 }
+/* every stored vector through k dependent FMAs (m and v as raw bits) */
+static void lim20_all(float *th, uint16_t *m, uint16_t *v, const float *g, size_t n, int k)
+{
+    for (size_t i = 0; i + 32 <= n; i += 32) {
+        _mm_prefetch((const char *)(th + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(th + i + 1040), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + 1040), _MM_HINT_T0);
+        _mm_prefetch((const char *)(m + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + i + 1024), _MM_HINT_T0);
+        _mm512_storeu_ps(th + i, chain(_mm512_add_ps(_mm512_loadu_ps(th + i), _mm512_loadu_ps(g + i)), k));
+        _mm512_storeu_ps(th + i + 16, chain(_mm512_add_ps(_mm512_loadu_ps(th + i + 16), _mm512_loadu_ps(g + i + 16)), k));
+        _mm512_storeu_ps((float *)(m + i), chain(_mm512_loadu_ps((float *)(m + i)), k));
+        _mm512_storeu_ps((float *)(v + i), chain(_mm512_loadu_ps((float *)(v + i)), k));
+    }
+}
+static void lim28_all(float *th, float *m, float *v, const float *g, size_t n, int k)
+{
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        _mm_prefetch((const char *)(th + i + 512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + 512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(m + i + 512), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + i + 512), _MM_HINT_T0);
+        _mm512_storeu_ps(th + i, chain(_mm512_add_ps(_mm512_loadu_ps(th + i), _mm512_loadu_ps(g + i)), k));
+        _mm512_storeu_ps(m + i, chain(_mm512_loadu_ps(m + i), k));
+        _mm512_storeu_ps(v + i, chain(_mm512_loadu_ps(v + i), k));
+    }
+}
 KN_INLINE void lim28(float *th, float *m, float *v, const float *g, size_t n, int k)
 {
     const __m512 z = _mm512_setzero_ps();
@@ -143,11 +177,11 @@ KN_INLINE void lim28(float *th, float *m, float *v, const float *g, size_t n, in
     }
 }
 
-enum { L28_FP32, L28_K0, L28_K4, L28_K8, L20_BF16, L20_RNE, L20_COPY, L20_K0, L20_K4, L20_K8,
-       L20_MIX, L20_IL, L20_2POS, NROW, FIRST20 = L20_BF16 };
-static const char *const names[NROW] = { "lib_fp32", "lim28_k0", "lim28_k4", "lim28_k8",
+enum { L28_FP32, L28_K0, L28_K4, L28_K8, L28_A8, L28_A16, L20_BF16, L20_RNE, L20_COPY, L20_K0, L20_K4, L20_K8,
+       L20_MIX, L20_IL, L20_2POS, L20_A8, L20_A16, NROW, FIRST20 = L20_BF16 };
+static const char *const names[NROW] = { "lib_fp32", "lim28_k0", "lim28_k4", "lim28_k8", "lim28_a8", "lim28_a16",
                                          "lib_bf16", "lib_rne", "copy_sr", "lim20_k0",
-                                         "lim20_k4", "lim20_k8", "lim20_mix", "lim20_il", "lim20_2pos" };
+                                         "lim20_k4", "lim20_k8", "lim20_mix", "lim20_il", "lim20_2pos", "lim20_a8", "lim20_a16" };
 typedef struct {
     size_t n;
     int threads;
@@ -187,6 +221,10 @@ static void run_row(const Ctx *c, int row)
         case L20_K8: lim20(th, c->m + o, c->v + o, g, cnt, 8, 1024, 1024, 0); break;
         case L20_MIX: lim20(th, c->m + o, c->v + o, g, cnt, 8, 512, 1024, 0); break;
         case L20_IL: lim20(th, c->mv + 2 * o, NULL, g, cnt, 8, 1024, 1024, 1); break;
+        case L28_A8: lim28_all(th, c->m32 + o, c->v32 + o, g, cnt, 8); break;
+        case L28_A16: lim28_all(th, c->m32 + o, c->v32 + o, g, cnt, 16); break;
+        case L20_A8: lim20_all(th, c->m + o, c->v + o, g, cnt, 8); break;
+        case L20_A16: lim20_all(th, c->m + o, c->v + o, g, cnt, 16); break;
         case L20_2POS: lim20_2pos(th, c->m + o, c->v + o, g, cnt); break;
         }
     }
