@@ -241,7 +241,8 @@ static void run_limit(const Job *j)
     case KB_SUMSQ: f[0] = a->g; break;
     default: break;
     }
-    g_sink = hx_limit_run(bk_kernels[j->kernel].limit, f, h, a->g, j->n, j->bench->nthreads);
+    g_sink = hx_limit_run(bk_kernels[j->kernel].limit, f, h, a->g, j->n, j->bench->nthreads,
+                          j->is_limit == 2);
 }
 
 static void bm_job(GbState *st, void *ctx)
@@ -311,34 +312,44 @@ double bk_seconds_of(const Measured *m)
     return m->runs ? m->sum_s / m->runs : NAN;
 }
 
+const char *bk_job_kind(const Job *j)
+{
+    return j->is_limit == 2 ? "limit_late" : j->is_limit ? "limit" : "kernel";
+}
+
 /* ---- the command ---------------------------------------------------------- */
 
-/* For each level and size, each kernel and then its limit: Google Benchmark
- * runs them in this order, so each limit is measured right after its
- * kernel, on the same buffers. */
+/* For each level and size, each kernel and then its limit loops (plain,
+ * then with late stores, except for sumsq, which stores nothing): Google
+ * Benchmark runs them in this order, so each limit is measured right after
+ * its kernel, on the same buffers. */
 static void register_jobs(Bench *b, const char *const *arches, int narch, const Size *sizes,
                           int nsz)
 {
-    b->njobs = narch * nsz * KB_COUNT * 2;
+    b->njobs = narch * nsz * KB_COUNT * 3;
     b->jobs = hx_malloc((size_t)b->njobs * sizeof(Job));
     b->meas = hx_malloc((size_t)b->njobs * sizeof(Measured));
     int k = 0;
     for (int a = 0; a < narch; a++)
         for (int z = 0; z < nsz; z++)
             for (int kb = 0; kb < KB_COUNT; kb++)
-                for (int lim = 0; lim < 2; lim++, k++) {
+                for (int lim = 0; lim < 3; lim++) {
+                    if (lim == 2 && bk_kernels[kb].limit == HX_LIMIT_R1)
+                        continue;
                     Job *j = &b->jobs[k];
                     *j = (Job){ kb, lim, arches[a], sizes[z].regime, sizes[z].n, -1, b, a };
                     b->meas[k] = (Measured){ .median_s = NAN };
                     char name[96];
                     snprintf(name, sizeof name, "%s/%s/%s", bk_kernels[kb].name, arches[a],
-                             lim ? "limit" : "kernel");
+                             bk_job_kind(j));
                     const GbArg arg = { "n", (int64_t)sizes[z].n };
                     j->id = gb_register(name, bm_job, j, &arg, 1);
                     if (j->id != k)
                         hx_fail(HX_EXIT_FAIL, "internal: cannot register %s (%s:%d)", name,
                                 __FILE__, __LINE__);
+                    k++;
                 }
+    b->njobs = k;
 }
 
 static void announce(const char *const *arches, int narch, int threads, const Size *sizes,

@@ -44,7 +44,8 @@ typedef struct Bench Bench;
 
 typedef struct Job {
     int kernel;        /* KB_* */
-    int is_limit;      /* 0: the kernel; 1: its limit loop */
+    int is_limit;      /* 0: the kernel; 1: its limit loop; 2: the same, late stores
+                          (hx_limit_run) */
     const char *arch;  /* kn_cpu_set_arch name */
     const char *regime;
     size_t n;
@@ -101,6 +102,8 @@ typedef struct Outputs {
 
 /* harness/bench_kernels.c */
 double bk_seconds_of(const Measured *m);
+/* "kernel", "limit" or "limit_late": the last part of a job's name */
+const char *bk_job_kind(const Job *j);
 
 /* harness/bench_kernels_opts.c */
 void bk_parse_options(int argc, char **argv, Options *o);

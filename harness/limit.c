@@ -1,6 +1,8 @@
 /* The limit loops in plain C (the scalar level; the compiler vectorises
  * them at the architecture's baseline), the per-level table, and the
  * threading.  Built without ISA flags, like kernels/cpu.c. */
+#include <string.h>
+
 #include "harness/limit.h"
 #include "harness/timer.h"
 #include "kernels/cpu.h"
@@ -14,33 +16,79 @@
 static volatile float g_zero_f = 0.0f;
 static volatile uint16_t g_zero_h = 0;
 
-static void f3_c(float *a, float *b, float *c, const float *g, size_t n, float s)
+/* The late form's delay (limit.h): x * x + x stays zero from zero (from -0
+ * it becomes +0 at the first step), and the compiler cannot know x.  Each
+ * loop is instantiated with late a constant, so the plain form's loop is
+ * the one it always was. */
+#define LIMIT_INLINE static inline __attribute__((always_inline))
+
+LIMIT_INLINE float late_c(float x, int late)
+{
+    if (late)
+        for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
+            x = x * x + x;
+    return x;
+}
+
+LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
+                          int late)
 {
     for (size_t i = 0; i < n; i++) {
-        const float x = s * g[i];
+        const float x = late_c(s * g[i], late);
         a[i] += x;
         b[i] += x;
         c[i] += x;
     }
 }
 
-static void f2_c(float *a, float *b, const float *g, size_t n, float s)
+static void f3_c(float *a, float *b, float *c, const float *g, size_t n, float s, int late)
+{
+    if (late)
+        f3_body(a, b, c, g, n, s, 1);
+    else
+        f3_body(a, b, c, g, n, s, 0);
+}
+
+LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     for (size_t i = 0; i < n; i++) {
-        const float x = s * g[i];
+        const float x = late_c(s * g[i], late);
         a[i] += x;
         b[i] += x;
     }
 }
 
-static void f1h2_c(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
-                   uint16_t k)
+static void f2_c(float *a, float *b, const float *g, size_t n, float s, int late)
+{
+    if (late)
+        f2_body(a, b, g, n, s, 1);
+    else
+        f2_body(a, b, g, n, s, 0);
+}
+
+/* late: the bf16 arrays are XORed with the delay's low bits ANDed with k
+ * (zero), so their stores wait too */
+LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+                            float s, uint16_t k, int late)
 {
     for (size_t i = 0; i < n; i++) {
-        a[i] += s * g[i];
-        b[i] ^= k;
-        c[i] ^= k;
+        const float x = late_c(s * g[i], late);
+        uint32_t bits;
+        memcpy(&bits, &x, sizeof bits);
+        const uint16_t kk = late ? (uint16_t)(bits & k) : k;
+        a[i] += x;
+        b[i] ^= kk;
+        c[i] ^= kk;
     }
+}
+
+static void f1h2_c(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
+                   uint16_t k, int late)
+{
+    if (late)
+        f1h2_body(a, b, c, g, n, s, k, 1);
+    else
+        f1h2_body(a, b, c, g, n, s, k, 0);
 }
 
 /* 16 independent sums, so the compiler may vectorise without reassociating. */
@@ -176,7 +224,7 @@ static double r1_run(const HxLimitDSP *d, const float *x, size_t n, int nthreads
 }
 
 double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], const float *g,
-                    size_t n, int nthreads)
+                    size_t n, int nthreads, int late)
 {
     if (n == 0)
         return 0.0;
@@ -194,13 +242,13 @@ double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], cons
         const size_t cnt = n - off < len ? n - off : len;
         switch (k) {
         case HX_LIMIT_F3:
-            d->f3(f[0] + off, f[1] + off, f[2] + off, g + off, cnt, s);
+            d->f3(f[0] + off, f[1] + off, f[2] + off, g + off, cnt, s, late);
             break;
         case HX_LIMIT_F2:
-            d->f2(f[0] + off, f[1] + off, g + off, cnt, s);
+            d->f2(f[0] + off, f[1] + off, g + off, cnt, s, late);
             break;
         case HX_LIMIT_F1H2:
-            d->f1h2(f[0] + off, h[0] + off, h[1] + off, g + off, cnt, s, z);
+            d->f1h2(f[0] + off, h[0] + off, h[1] + off, g + off, cnt, s, z, late);
             break;
         default:
             break;

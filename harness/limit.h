@@ -38,7 +38,16 @@ int hx_limit_bytes(HxLimitKind k);
  * HX_LIMIT_R1 (so the loads cannot be dropped), 0 otherwise.  The split
  * into threads is the one the kernel uses (see limit.c). */
 double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], const float *g,
-                    size_t n, int nthreads);
+                    size_t n, int nthreads, int late);
+
+/* late != 0: every vector stored waits on HX_LIMIT_LATE_DEPTH dependent
+ * multiply-adds of s * g (zero at run time), as a kernel's stores wait on
+ * its arithmetic.  On some cores a loop whose stores go out as soon as
+ * their loads arrive streams slower than one whose stores wait (an AMD
+ * Zen 5 core: 7-12% at 64M parameters, results/kernels/README.md, session
+ * 9), so amo-bench kernels times both forms and takes the faster as the
+ * limit.  HX_LIMIT_R1 stores nothing and ignores late. */
+#define HX_LIMIT_LATE_DEPTH 8
 
 /* The machine's measured fp32 FMA peak in GFLOP/s at the current level, on
  * nthreads threads: independent FMA chains in registers (12 per thread,
@@ -51,10 +60,10 @@ const char *hx_limit_level(void);
 
 /* ---- internal: the per-level loops (one contiguous range each) -------- */
 typedef struct HxLimitDSP {
-    void (*f3)(float *a, float *b, float *c, const float *g, size_t n, float s);
-    void (*f2)(float *a, float *b, const float *g, size_t n, float s);
+    void (*f3)(float *a, float *b, float *c, const float *g, size_t n, float s, int late);
+    void (*f2)(float *a, float *b, const float *g, size_t n, float s, int late);
     void (*f1h2)(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
-                 uint16_t k);
+                 uint16_t k, int late);
     double (*r1)(const float *x, size_t n);
     /* iters rounds of 12 independent FMA chains; returns the flops done
      * (and a value derived from the chains, in *sink, so none is dropped) */

@@ -7,12 +7,24 @@
 
 #include "harness/limit.h"
 
-static void f3_avx2(float *a, float *b, float *c, const float *g, size_t n, float s)
+#define LIMIT_INLINE static inline __attribute__((always_inline))
+
+/* the late form's delay (limit.h); loops instantiated with late constant */
+LIMIT_INLINE __m256 late8(__m256 x, int late)
+{
+    if (late)
+        for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
+            x = _mm256_fmadd_ps(x, x, x);
+    return x;
+}
+
+LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
+                          int late)
 {
     const __m256 vs = _mm256_set1_ps(s);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 x = _mm256_mul_ps(vs, _mm256_loadu_ps(g + i));
+        const __m256 x = late8(_mm256_mul_ps(vs, _mm256_loadu_ps(g + i)), late);
         _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
         _mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_loadu_ps(b + i), x));
         _mm256_storeu_ps(c + i, _mm256_add_ps(_mm256_loadu_ps(c + i), x));
@@ -25,12 +37,20 @@ static void f3_avx2(float *a, float *b, float *c, const float *g, size_t n, floa
     }
 }
 
-static void f2_avx2(float *a, float *b, const float *g, size_t n, float s)
+static void f3_avx2(float *a, float *b, float *c, const float *g, size_t n, float s, int late)
+{
+    if (late)
+        f3_body(a, b, c, g, n, s, 1);
+    else
+        f3_body(a, b, c, g, n, s, 0);
+}
+
+LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     const __m256 vs = _mm256_set1_ps(s);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 x = _mm256_mul_ps(vs, _mm256_loadu_ps(g + i));
+        const __m256 x = late8(_mm256_mul_ps(vs, _mm256_loadu_ps(g + i)), late);
         _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
         _mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_loadu_ps(b + i), x));
     }
@@ -41,24 +61,45 @@ static void f2_avx2(float *a, float *b, const float *g, size_t n, float s)
     }
 }
 
-static void f1h2_avx2(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
-                      uint16_t k)
+static void f2_avx2(float *a, float *b, const float *g, size_t n, float s, int late)
+{
+    if (late)
+        f2_body(a, b, g, n, s, 1);
+    else
+        f2_body(a, b, g, n, s, 0);
+}
+
+/* late: the bf16 arrays are XORed with the delay's low halves ANDed with k
+ * (zero), so their stores wait too */
+LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+                            float s, uint16_t k, int late)
 {
     const __m256 vs = _mm256_set1_ps(s);
     const __m128i vk = _mm_set1_epi16((short)k);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i),
-                                              _mm256_mul_ps(vs, _mm256_loadu_ps(g + i))));
+        const __m256 x = late8(_mm256_mul_ps(vs, _mm256_loadu_ps(g + i)), late);
+        const __m128i kk = late ? _mm_and_si128(_mm256_castsi256_si128(_mm256_castps_si256(x)), vk)
+                                : vk;
+        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
         __m128i *pb = (__m128i *)(void *)(b + i), *pc = (__m128i *)(void *)(c + i);
-        _mm_storeu_si128(pb, _mm_xor_si128(_mm_loadu_si128(pb), vk));
-        _mm_storeu_si128(pc, _mm_xor_si128(_mm_loadu_si128(pc), vk));
+        _mm_storeu_si128(pb, _mm_xor_si128(_mm_loadu_si128(pb), kk));
+        _mm_storeu_si128(pc, _mm_xor_si128(_mm_loadu_si128(pc), kk));
     }
     for (; i < n; i++) {
         a[i] += s * g[i];
         b[i] ^= k;
         c[i] ^= k;
     }
+}
+
+static void f1h2_avx2(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
+                      uint16_t k, int late)
+{
+    if (late)
+        f1h2_body(a, b, c, g, n, s, k, 1);
+    else
+        f1h2_body(a, b, c, g, n, s, k, 0);
 }
 
 static double r1_avx2(const float *x, size_t n)

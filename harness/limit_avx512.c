@@ -15,16 +15,33 @@
 
 static inline __mmask16 tail16(size_t r) { return (__mmask16)((1u << r) - 1u); }
 
-static inline void f3_block(float *a, float *b, float *c, const float *g, __mmask16 k,
-                            __m512 vs)
+#define LIMIT_INLINE static inline __attribute__((always_inline))
+
+/* The late form's delay (limit.h): y through HX_LIMIT_LATE_DEPTH dependent
+ * y * (1 + s) + s, s = 0 at run time (so y is kept; -0 becomes +0, as in
+ * the plain form's y + 0 * g).  Loops are instantiated with late a
+ * constant. */
+LIMIT_INLINE __m512 keep16(__m512 y, __m512 vs, int late)
 {
-    const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
-    _mm512_mask_storeu_ps(a, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x));
-    _mm512_mask_storeu_ps(b, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, b), x));
-    _mm512_mask_storeu_ps(c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, c), x));
+    if (late) {
+        const __m512 one = _mm512_add_ps(vs, _mm512_set1_ps(1.0f));
+        for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
+            y = _mm512_fmadd_ps(y, one, vs);
+    }
+    return y;
 }
 
-static void f3_avx512(float *a, float *b, float *c, const float *g, size_t n, float s)
+LIMIT_INLINE void f3_block(float *a, float *b, float *c, const float *g, __mmask16 k,
+                           __m512 vs, int late)
+{
+    const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
+    _mm512_mask_storeu_ps(a, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x), vs, late));
+    _mm512_mask_storeu_ps(b, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, b), x), vs, late));
+    _mm512_mask_storeu_ps(c, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, c), x), vs, late));
+}
+
+LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
+                          int late)
 {
     const __m512 vs = _mm512_set1_ps(s);
     size_t i = 0;
@@ -33,20 +50,30 @@ static void f3_avx512(float *a, float *b, float *c, const float *g, size_t n, fl
         kn_prefetch(b + i + KN_PREFETCH_F32);
         kn_prefetch(c + i + KN_PREFETCH_F32);
         kn_prefetch(g + i + KN_PREFETCH_F32);
-        f3_block(a + i, b + i, c + i, g + i, 0xffff, vs);
+        f3_block(a + i, b + i, c + i, g + i, 0xffff, vs, late);
     }
     if (i < n)
-        f3_block(a + i, b + i, c + i, g + i, tail16(n - i), vs);
+        f3_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, late);
 }
 
-static inline void f2_block(float *a, float *b, const float *g, __mmask16 k, __m512 vs)
+static void f3_avx512(float *a, float *b, float *c, const float *g, size_t n, float s,
+                      int late)
+{
+    if (late)
+        f3_body(a, b, c, g, n, s, 1);
+    else
+        f3_body(a, b, c, g, n, s, 0);
+}
+
+LIMIT_INLINE void f2_block(float *a, float *b, const float *g, __mmask16 k, __m512 vs,
+                           int late)
 {
     const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
-    _mm512_mask_storeu_ps(a, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x));
-    _mm512_mask_storeu_ps(b, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, b), x));
+    _mm512_mask_storeu_ps(a, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x), vs, late));
+    _mm512_mask_storeu_ps(b, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, b), x), vs, late));
 }
 
-static void f2_avx512(float *a, float *b, const float *g, size_t n, float s)
+LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     const __m512 vs = _mm512_set1_ps(s);
     size_t i = 0;
@@ -54,23 +81,42 @@ static void f2_avx512(float *a, float *b, const float *g, size_t n, float s)
         kn_prefetch(a + i + KN_PREFETCH_F32);
         kn_prefetch(b + i + KN_PREFETCH_F32);
         kn_prefetch(g + i + KN_PREFETCH_F32);
-        f2_block(a + i, b + i, g + i, 0xffff, vs);
+        f2_block(a + i, b + i, g + i, 0xffff, vs, late);
     }
     if (i < n)
-        f2_block(a + i, b + i, g + i, tail16(n - i), vs);
+        f2_block(a + i, b + i, g + i, tail16(n - i), vs, late);
 }
 
-static inline void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float *g,
-                              __mmask16 k, __m512 vs, __m256i vk)
+static void f2_avx512(float *a, float *b, const float *g, size_t n, float s, int late)
 {
-    _mm512_mask_storeu_ps(a, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, a),
-                                              _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g))));
-    _mm256_mask_storeu_epi16(b, k, _mm256_xor_si256(_mm256_maskz_loadu_epi16(k, b), vk));
-    _mm256_mask_storeu_epi16(c, k, _mm256_xor_si256(_mm256_maskz_loadu_epi16(k, c), vk));
+    if (late)
+        f2_body(a, b, g, n, s, 1);
+    else
+        f2_body(a, b, g, n, s, 0);
 }
 
-static void f1h2_avx512(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
-                        float s, uint16_t k)
+/* late: the bf16 values go through the delay as floats (exactly: bf16 to
+ * fp32 is a shift, y * 1 + 0 = y, and back is a shift) */
+LIMIT_INLINE __m256i keep16_bf16(__m256i h, __m512 vs, __m256i vk, int late)
+{
+    if (!late)
+        return _mm256_xor_si256(h, vk);
+    const __m512 y = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    const __m512i z = _mm512_srli_epi32(_mm512_castps_si512(keep16(y, vs, 1)), 16);
+    return _mm256_xor_si256(_mm512_cvtepi32_epi16(z), vk);
+}
+
+LIMIT_INLINE void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float *g,
+                             __mmask16 k, __m512 vs, __m256i vk, int late)
+{
+    const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
+    _mm512_mask_storeu_ps(a, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x), vs, late));
+    _mm256_mask_storeu_epi16(b, k, keep16_bf16(_mm256_maskz_loadu_epi16(k, b), vs, vk, late));
+    _mm256_mask_storeu_epi16(c, k, keep16_bf16(_mm256_maskz_loadu_epi16(k, c), vs, vk, late));
+}
+
+LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+                            float s, uint16_t k, int late)
 {
     const __m512 vs = _mm512_set1_ps(s);
     const __m256i vk = _mm256_set1_epi16((short)k);
@@ -80,10 +126,19 @@ static void f1h2_avx512(float *a, uint16_t *b, uint16_t *c, const float *g, size
         kn_prefetch(g + i + KN_PREFETCH_BF16);
         kn_prefetch(b + i + KN_PREFETCH_BF16);
         kn_prefetch(c + i + KN_PREFETCH_BF16);
-        f1h2_block(a + i, b + i, c + i, g + i, 0xffff, vs, vk);
+        f1h2_block(a + i, b + i, c + i, g + i, 0xffff, vs, vk, late);
     }
     if (i < n)
-        f1h2_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, vk);
+        f1h2_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, vk, late);
+}
+
+static void f1h2_avx512(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+                        float s, uint16_t k, int late)
+{
+    if (late)
+        f1h2_body(a, b, c, g, n, s, k, 1);
+    else
+        f1h2_body(a, b, c, g, n, s, k, 0);
 }
 
 static double r1_avx512(const float *x, size_t n)
