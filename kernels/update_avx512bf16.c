@@ -94,25 +94,38 @@ KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, _
     _mm512_mask_storeu_epi16(v, k, to_bf16(vv[1], vv[0]));
 }
 
+/* 16 elements, m and v as 256-bit halves: VCVTNEPS2BF16 packs one vector */
+KN_INLINE void block16(float *theta, uint16_t *m, uint16_t *v, const float *g, const Bf16Vec *b,
+                       __m512i ctr, int nearest, int vaes, int folded, int bounded)
+{
+    __m512 mm = bf16_load(0xffff, m), vv = bf16_load(0xffff, v);
+    const __m512 t = bf16_step(_mm512_loadu_ps(theta), &mm, &vv, _mm512_loadu_ps(g), &b->c,
+                               b->lv, b->le, folded, bounded);
+    _mm512_storeu_ps(theta, t);
+    if (!nearest) {
+        const __m512i r = sr_random(ctr, &b->key, vaes);
+        mm = sr_prepare(mm, _mm512_and_si512(r, _mm512_set1_epi32(0xffff)));
+        vv = sr_prepare(vv, _mm512_srli_epi32(r, 16));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)m, (__m256i)_mm512_cvtneps_pbh(mm));
+    _mm256_storeu_si256((__m256i *)(void *)v, (__m256i)_mm512_cvtneps_pbh(vv));
+}
+
 /* index0 is a multiple of 4 unless rounding to nearest (kn_bf16_head). */
 KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size_t n,
                     const Bf16Vec *b, uint64_t index0, int nearest, int vaes, int folded,
                     int bounded)
 {
-    const __m512i step = _mm512_set1_epi32(32);
     __m512i ctr = _mm512_add_epi32(_mm512_set1_epi32((int)(uint32_t)index0),
                                    _mm512_add_epi32(iota16(), b->key.k0));
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
+    for (; i + 16 <= n; i += 16) {
         kn_prefetch(theta + i + KN_PREFETCH_BF16);
-        kn_prefetch(theta + i + KN_PREFETCH_BF16 + 16);
         kn_prefetch(g + i + KN_PREFETCH_BF16);
-        kn_prefetch(g + i + KN_PREFETCH_BF16 + 16);
         kn_prefetch(m + i + KN_PREFETCH_BF16);
         kn_prefetch(v + i + KN_PREFETCH_BF16);
-        block32(theta + i, m + i, v + i, g + i, 0xffffffffu, b, ctr, nearest, vaes, folded,
-                bounded);
-        ctr = _mm512_add_epi32(ctr, step);
+        block16(theta + i, m + i, v + i, g + i, b, ctr, nearest, vaes, folded, bounded);
+        ctr = _mm512_add_epi32(ctr, _mm512_set1_epi32(16));
     }
     if (i < n)
         block32(theta + i, m + i, v + i, g + i, (__mmask32)((1ull << (n - i)) - 1), b, ctr,

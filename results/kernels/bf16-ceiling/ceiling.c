@@ -16,7 +16,9 @@
  *             lim20_2pos (two places at once) and lim20_aK (every stored
  *             vector through K FMAs, m and v as raw bits).
  * The _aK rows were added after the ruled sittings (s9/), for the post hoc
- * one (s9-posthoc/).
+ * one (s9-posthoc/); copy16 (the update 16 lanes at a time, m and v as
+ * 256-bit halves) and lim20_w16 (amo-bench's late limit loop) after that,
+ * for s9-w16/.
  * Every row runs on buffers on 4 KiB pages and on huge pages.  Each round
  * runs every row (best of 3 calls), starting at a different row each round;
  * per round and page size, best20 is the fastest 20-byte row, best28 the
@@ -83,6 +85,37 @@ static void copy_sr(float *th, uint16_t *m, uint16_t *v, const float *g, size_t 
         _mm_prefetch((const char *)(v + i + 1024), _MM_HINT_T0);
         blk(th + i, m + i, v + i, g + i, b, ctr);
         ctr = _mm512_add_epi32(ctr, _mm512_set1_epi32(32));
+    }
+}
+
+/* the same update 16 lanes at a time: m and v as 256-bit halves
+ * (VCVTNEPS2BF16), four prefetches per 16 elements */
+static void copy16(float *th, uint16_t *m, uint16_t *v, const float *g, size_t n, const B *b, size_t i0)
+{
+    __m512i ctr = _mm512_add_epi32(_mm512_set1_epi32((int)i0), _mm512_add_epi32(iota16(), b->key.k0));
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        _mm_prefetch((const char *)(th + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(m + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + i + 1024), _MM_HINT_T0);
+        __m512 mm = bf16_load(0xffff, m + i), vv = bf16_load(0xffff, v + i);
+        const __m512 t = _mm512_loadu_ps(th + i);
+        amo_vec_moments(t, &mm, &vv, _mm512_loadu_ps(g + i), &b->c);
+        const __m512 sq = _mm512_rcp14_ps(_mm512_rsqrt14_ps(vv));
+        const __m512 q = _mm512_mul_ps(mm, _mm512_rcp14_ps(_mm512_fmadd_ps(sq, b->lv, b->le)));
+        _mm512_storeu_ps(th + i, amo_vec_theta(t, q, &b->c, 0));
+        const __m512i r = sr_random(ctr, &b->key, 1);
+        for (int s = 0; s < 2; s++) {
+            __m512 *x = s ? &vv : &mm;
+            const __m512i u = _mm512_castps_si512(*x);
+            const __m512i r16 = s ? _mm512_srli_epi32(r, 16) : _mm512_and_si512(r, _mm512_set1_epi32(0xffff));
+            const __mmask16 keep = _mm512_fpclass_ps_mask(*x, 0xa7);
+            const __m512i y = _mm512_and_si512(_mm512_add_epi32(u, r16), _mm512_set1_epi32((int)0xffff0000u));
+            *x = _mm512_castsi512_ps(_mm512_mask_mov_epi32(y, keep, u));
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(m + i), (__m256i)_mm512_cvtneps_pbh(mm));
+        _mm256_storeu_si256((__m256i *)(void *)(v + i), (__m256i)_mm512_cvtneps_pbh(vv));
+        ctr = _mm512_add_epi32(ctr, _mm512_set1_epi32(16));
     }
 }
 
@@ -163,6 +196,33 @@ static void lim28_all(float *th, float *m, float *v, const float *g, size_t n, i
         _mm512_storeu_ps(v + i, chain(_mm512_loadu_ps(v + i), k));
     }
 }
+/* amo-bench's late limit loop for this traffic (harness/limit_avx512.c):
+ * 16 elements, every stored vector through 8 FMAs y * 1 + 0, m and v
+ * widened to fp32 for them and narrowed back */
+KN_INLINE __m512 keep8(__m512 y)
+{
+    const __m512 one = _mm512_set1_ps(1.0f + (float)opaque_zero), zero = _mm512_set1_ps((float)opaque_zero);
+    for (int j = 0; j < 8; j++)
+        y = _mm512_fmadd_ps(y, one, zero);
+    return y;
+}
+KN_INLINE __m256i keep8h(__m256i h)
+{
+    const __m512 y = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(keep8(y)), 16));
+}
+static void lim20_w16(float *th, uint16_t *m, uint16_t *v, const float *g, size_t n)
+{
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        _mm_prefetch((const char *)(th + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(g + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(m + i + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(v + i + 1024), _MM_HINT_T0);
+        _mm512_storeu_ps(th + i, keep8(_mm512_add_ps(_mm512_loadu_ps(th + i), _mm512_mul_ps(_mm512_set1_ps((float)opaque_zero), _mm512_loadu_ps(g + i)))));
+        _mm256_storeu_si256((__m256i *)(void *)(m + i), keep8h(_mm256_loadu_si256((const __m256i *)(const void *)(m + i))));
+        _mm256_storeu_si256((__m256i *)(void *)(v + i), keep8h(_mm256_loadu_si256((const __m256i *)(const void *)(v + i))));
+    }
+}
 KN_INLINE void lim28(float *th, float *m, float *v, const float *g, size_t n, int k)
 {
     const __m512 z = _mm512_setzero_ps();
@@ -178,10 +238,10 @@ KN_INLINE void lim28(float *th, float *m, float *v, const float *g, size_t n, in
 }
 
 enum { L28_FP32, L28_K0, L28_K4, L28_K8, L28_A8, L28_A16, L20_BF16, L20_RNE, L20_COPY, L20_K0, L20_K4, L20_K8,
-       L20_MIX, L20_IL, L20_2POS, L20_A8, L20_A16, NROW, FIRST20 = L20_BF16 };
+       L20_MIX, L20_IL, L20_2POS, L20_A8, L20_A16, L20_COPY16, L20_W16, NROW, FIRST20 = L20_BF16 };
 static const char *const names[NROW] = { "lib_fp32", "lim28_k0", "lim28_k4", "lim28_k8", "lim28_a8", "lim28_a16",
                                          "lib_bf16", "lib_rne", "copy_sr", "lim20_k0",
-                                         "lim20_k4", "lim20_k8", "lim20_mix", "lim20_il", "lim20_2pos", "lim20_a8", "lim20_a16" };
+                                         "lim20_k4", "lim20_k8", "lim20_mix", "lim20_il", "lim20_2pos", "lim20_a8", "lim20_a16", "copy16", "lim20_w16" };
 typedef struct {
     size_t n;
     int threads;
@@ -225,6 +285,8 @@ static void run_row(const Ctx *c, int row)
         case L28_A16: lim28_all(th, c->m32 + o, c->v32 + o, g, cnt, 16); break;
         case L20_A8: lim20_all(th, c->m + o, c->v + o, g, cnt, 8); break;
         case L20_A16: lim20_all(th, c->m + o, c->v + o, g, cnt, 16); break;
+        case L20_COPY16: copy16(th, c->m + o, c->v + o, g, cnt, &c->b, o); break;
+        case L20_W16: lim20_w16(th, c->m + o, c->v + o, g, cnt); break;
         case L20_2POS: lim20_2pos(th, c->m + o, c->v + o, g, cnt); break;
         }
     }
