@@ -16,28 +16,44 @@
 static volatile float g_zero_f = 0.0f;
 static volatile uint16_t g_zero_h = 0;
 
-/* The late form's delay (limit.h): x * x + x stays zero from zero (from -0
- * it becomes +0 at the first step), and the compiler cannot know x.  Each
- * loop is instantiated with late a constant, so the plain form's loop is
- * the one it always was. */
+/* The late form's delay (limit.h): y through HX_LIMIT_LATE_DEPTH dependent
+ * y * (1 + s) + s, s = 0 at run time, so y is kept (-0 becomes +0, as the
+ * plain form's y + 0 * g may do).  Each loop is instantiated with late a
+ * constant, so the plain form's loop is the one it always was. */
 #define LIMIT_INLINE static inline __attribute__((always_inline))
 
-LIMIT_INLINE float late_c(float x, int late)
+LIMIT_INLINE float keep_c(float y, float s, int late)
 {
-    if (late)
+    if (late) {
+        const float one = 1.0f + s;
         for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
-            x = x * x + x;
-    return x;
+            y = y * one + s;
+    }
+    return y;
+}
+
+/* a bf16 through the delay as a float: exact both ways */
+LIMIT_INLINE uint16_t keep_h(uint16_t h, float s, uint16_t k, int late)
+{
+    if (late) {
+        uint32_t u = (uint32_t)h << 16;
+        float y;
+        memcpy(&y, &u, sizeof y);
+        y = keep_c(y, s, 1);
+        memcpy(&u, &y, sizeof u);
+        h = (uint16_t)(u >> 16);
+    }
+    return h ^ k;
 }
 
 LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
                           int late)
 {
     for (size_t i = 0; i < n; i++) {
-        const float x = late_c(s * g[i], late);
-        a[i] += x;
-        b[i] += x;
-        c[i] += x;
+        const float x = s * g[i];
+        a[i] = keep_c(a[i] + x, s, late);
+        b[i] = keep_c(b[i] + x, s, late);
+        c[i] = keep_c(c[i] + x, s, late);
     }
 }
 
@@ -52,9 +68,9 @@ static void f3_c(float *a, float *b, float *c, const float *g, size_t n, float s
 LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     for (size_t i = 0; i < n; i++) {
-        const float x = late_c(s * g[i], late);
-        a[i] += x;
-        b[i] += x;
+        const float x = s * g[i];
+        a[i] = keep_c(a[i] + x, s, late);
+        b[i] = keep_c(b[i] + x, s, late);
     }
 }
 
@@ -66,19 +82,13 @@ static void f2_c(float *a, float *b, const float *g, size_t n, float s, int late
         f2_body(a, b, g, n, s, 0);
 }
 
-/* late: the bf16 arrays are XORed with the delay's low bits ANDed with k
- * (zero), so their stores wait too */
 LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
                             float s, uint16_t k, int late)
 {
     for (size_t i = 0; i < n; i++) {
-        const float x = late_c(s * g[i], late);
-        uint32_t bits;
-        memcpy(&bits, &x, sizeof bits);
-        const uint16_t kk = late ? (uint16_t)(bits & k) : k;
-        a[i] += x;
-        b[i] ^= kk;
-        c[i] ^= kk;
+        a[i] = keep_c(a[i] + s * g[i], s, late);
+        b[i] = keep_h(b[i], s, k, late);
+        c[i] = keep_h(c[i], s, k, late);
     }
 }
 

@@ -40,11 +40,12 @@ int hx_limit_bytes(HxLimitKind k);
 double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], const float *g,
                     size_t n, int nthreads, int late);
 
-/* late != 0: every vector stored waits on HX_LIMIT_LATE_DEPTH dependent
- * multiply-adds of s * g (zero at run time), as a kernel's stores wait on
- * its arithmetic.  On some cores a loop whose stores go out as soon as
- * their loads arrive streams slower than one whose stores wait (an AMD
- * Zen 5 core: 7-12% at 64M parameters, results/kernels/README.md, session
+/* late != 0: every vector stored first goes through HX_LIMIT_LATE_DEPTH
+ * dependent multiply-adds that keep it (y * 1 + 0, with 1 and 0 read at run
+ * time; bf16 values widened to fp32 and back, exactly), as a kernel's
+ * stores wait on its arithmetic.  On some cores a loop whose stores go out
+ * as soon as their loads arrive streams slower than one whose stores wait
+ * (an AMD Zen 5 core at 64M parameters: results/kernels/README.md, session
  * 9), so amo-bench kernels times both forms and takes the faster as the
  * limit.  HX_LIMIT_R1 stores nothing and ignores late. */
 #define HX_LIMIT_LATE_DEPTH 8

@@ -9,13 +9,29 @@
 
 #define LIMIT_INLINE static inline __attribute__((always_inline))
 
-/* the late form's delay (limit.h); loops instantiated with late constant */
-LIMIT_INLINE __m256 late8(__m256 x, int late)
+/* The late form's delay (limit.h): y through HX_LIMIT_LATE_DEPTH dependent
+ * y * (1 + s) + s, s = 0 at run time (y is kept; -0 becomes +0, as the
+ * plain form's y + 0 * g may do).  Loops are instantiated with late a
+ * constant; tails stay plain. */
+LIMIT_INLINE __m256 keep8(__m256 y, __m256 vs, int late)
 {
-    if (late)
+    if (late) {
+        const __m256 one = _mm256_add_ps(vs, _mm256_set1_ps(1.0f));
         for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
-            x = _mm256_fmadd_ps(x, x, x);
-    return x;
+            y = _mm256_fmadd_ps(y, one, vs);
+    }
+    return y;
+}
+
+/* 8 bf16 through the delay as floats (exact: a shift each way) */
+LIMIT_INLINE __m128i keep8_bf16(__m128i h, __m256 vs, __m128i vk, int late)
+{
+    if (late) {
+        const __m256 y = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        const __m256i z = _mm256_srli_epi32(_mm256_castps_si256(keep8(y, vs, 1)), 16);
+        h = _mm_packus_epi32(_mm256_castsi256_si128(z), _mm256_extracti128_si256(z, 1));
+    }
+    return _mm_xor_si128(h, vk);
 }
 
 LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
@@ -24,10 +40,10 @@ LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n
     const __m256 vs = _mm256_set1_ps(s);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 x = late8(_mm256_mul_ps(vs, _mm256_loadu_ps(g + i)), late);
-        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
-        _mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_loadu_ps(b + i), x));
-        _mm256_storeu_ps(c + i, _mm256_add_ps(_mm256_loadu_ps(c + i), x));
+        const __m256 x = _mm256_mul_ps(vs, _mm256_loadu_ps(g + i));
+        _mm256_storeu_ps(a + i, keep8(_mm256_add_ps(_mm256_loadu_ps(a + i), x), vs, late));
+        _mm256_storeu_ps(b + i, keep8(_mm256_add_ps(_mm256_loadu_ps(b + i), x), vs, late));
+        _mm256_storeu_ps(c + i, keep8(_mm256_add_ps(_mm256_loadu_ps(c + i), x), vs, late));
     }
     for (; i < n; i++) {
         const float x = s * g[i];
@@ -50,9 +66,9 @@ LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s,
     const __m256 vs = _mm256_set1_ps(s);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 x = late8(_mm256_mul_ps(vs, _mm256_loadu_ps(g + i)), late);
-        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
-        _mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_loadu_ps(b + i), x));
+        const __m256 x = _mm256_mul_ps(vs, _mm256_loadu_ps(g + i));
+        _mm256_storeu_ps(a + i, keep8(_mm256_add_ps(_mm256_loadu_ps(a + i), x), vs, late));
+        _mm256_storeu_ps(b + i, keep8(_mm256_add_ps(_mm256_loadu_ps(b + i), x), vs, late));
     }
     for (; i < n; i++) {
         const float x = s * g[i];
@@ -69,8 +85,6 @@ static void f2_avx2(float *a, float *b, const float *g, size_t n, float s, int l
         f2_body(a, b, g, n, s, 0);
 }
 
-/* late: the bf16 arrays are XORed with the delay's low halves ANDed with k
- * (zero), so their stores wait too */
 LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
                             float s, uint16_t k, int late)
 {
@@ -78,13 +92,11 @@ LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, 
     const __m128i vk = _mm_set1_epi16((short)k);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const __m256 x = late8(_mm256_mul_ps(vs, _mm256_loadu_ps(g + i)), late);
-        const __m128i kk = late ? _mm_and_si128(_mm256_castsi256_si128(_mm256_castps_si256(x)), vk)
-                                : vk;
-        _mm256_storeu_ps(a + i, _mm256_add_ps(_mm256_loadu_ps(a + i), x));
+        const __m256 x = _mm256_mul_ps(vs, _mm256_loadu_ps(g + i));
+        _mm256_storeu_ps(a + i, keep8(_mm256_add_ps(_mm256_loadu_ps(a + i), x), vs, late));
         __m128i *pb = (__m128i *)(void *)(b + i), *pc = (__m128i *)(void *)(c + i);
-        _mm_storeu_si128(pb, _mm_xor_si128(_mm_loadu_si128(pb), kk));
-        _mm_storeu_si128(pc, _mm_xor_si128(_mm_loadu_si128(pc), kk));
+        _mm_storeu_si128(pb, keep8_bf16(_mm_loadu_si128(pb), vs, vk, late));
+        _mm_storeu_si128(pc, keep8_bf16(_mm_loadu_si128(pc), vs, vk, late));
     }
     for (; i < n; i++) {
         a[i] += s * g[i];

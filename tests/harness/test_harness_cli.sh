@@ -72,7 +72,7 @@ expect 2 "no benchmark matches" 'filter matching nothing' \
 expect 0 'wrote' 'tiny kernels run' -- kernels --arch scalar --threads 1 --max-n 4096 \
     --out "$TMP/run" --benchmark_filter='^sumsq/' --benchmark_min_time=0.01
 csv="$TMP/run/kernels_scalar_t1.csv"
-header='kernel,isa,threads,n,bytes_per_param,seconds_per_step,gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit,flops_per_param,gflops,fma_peak_gflops,fraction_of_fma_peak'
+header='kernel,isa,threads,n,bytes_per_param,seconds_per_step,gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit,flops_per_param,gflops,fma_peak_gflops,fraction_of_fma_peak,limit_loop'
 if [ -f "$csv" ] && [ "$(head -n 1 "$csv")" = "$header" ]; then
     ok 'CSV header'
 else
@@ -84,9 +84,10 @@ if [ "$rows" -ge 1 ] && ! tail -n +2 "$csv" | grep -v '^sumsq,' | grep -q .; the
 else
     bad "CSV rows: $rows sumsq rows"; cat "$csv"
 fi
-# every field of every row filled, fraction_of_limit positive
-if awk -F, 'NR > 1 { if (NF != 14) exit 1; for (i = 1; i <= NF; i++) if ($i == "") exit 1;
-                     if ($10 + 0 <= 0) exit 1 }' "$csv"; then
+# every field of every row filled, fraction_of_limit positive, sumsq's limit
+# the plain loop (it stores nothing: no late form)
+if awk -F, 'NR > 1 { if (NF != 15) exit 1; for (i = 1; i <= NF; i++) if ($i == "") exit 1;
+                     if ($10 + 0 <= 0 || $15 != "plain") exit 1 }' "$csv"; then
     ok 'CSV fields filled'
 else
     bad 'CSV fields'; cat "$csv"
@@ -117,16 +118,26 @@ fi
 expect 0 'wrote' 'run with repetitions, aggregates only' -- kernels --arch scalar \
     --threads 1 --max-n 64 --out "$TMP/rep" --benchmark_filter='^sgd_momentum/' \
     --benchmark_min_time=0.005 --benchmark_repetitions=2 --benchmark_display_aggregates_only=true
-if awk -F, 'NR > 1 { n++; if ($1 != "sgd_momentum" || $6 + 0 <= 0 || $10 == "") exit 1 }
+if awk -F, 'NR > 1 { n++; if ($1 != "sgd_momentum" || $6 + 0 <= 0 || $10 == "") exit 1
+                     if ($15 != "plain" && $15 != "late") exit 1 }
             END { exit n == 1 ? 0 : 1 }' "$TMP/rep/kernels_scalar_t1.csv" 2>/dev/null; then
     ok 'CSV row from the median'
 else
     bad 'CSV row from the median'; cat "$TMP/rep/kernels_scalar_t1.csv" 2>/dev/null
 fi
 
-# Listing runs nothing and writes nothing.
+# Listing runs nothing and writes nothing.  Kernels that store have both
+# limit loops; sumsq, which stores nothing, only the plain one.
 expect 0 'sumsq/scalar/limit/n:64' '--benchmark_list_tests' -- kernels --arch scalar \
     --max-n 64 --out "$TMP/list" --benchmark_list_tests=true
+list=$("$BENCH" kernels --arch scalar --max-n 64 --out "$TMP/list" --benchmark_list_tests=true 2>&1)
+if echo "$list" | grep -q '^amo_bf16/scalar/limit_late/n:64/' \
+    && echo "$list" | grep -q '^amo/scalar/limit/n:64/' \
+    && ! echo "$list" | grep -q '^sumsq/scalar/limit_late/'; then
+    ok 'limit and limit_late listed'
+else
+    bad 'limit and limit_late listed'; echo "$list" | head -20
+fi
 if [ -z "$(ls -A "$TMP/list")" ]; then ok 'listing writes nothing'; else bad 'listing wrote files'; ls -A "$TMP/list"; fi
 
 echo "$pass passed, $fail failed"

@@ -1,0 +1,121 @@
+/* harness/limit.c: the limit loops leave the kernels' state as it was
+ * (limit.h), in both forms, at every level this CPU has, at lengths that
+ * reach the vector tails and on one and two threads; the oracle is a copy
+ * of the arrays taken before.  And the sum of squares against fp64. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/rng.h"
+#include "harness/limit.h"
+#include "kernels/cpu.h"
+
+static const char *const levels[] = { "scalar", "avx2", "avx512" };
+static const size_t lengths[] = { 1, 15, 16, 17, 33, 100, 1031, 70001 };
+
+static float value(uint64_t seed, size_t i) /* nonzero, both signs, |x| in [1e-4, 2) */
+{
+    const uint64_t r = amo_rng_at(seed, i);
+    const float mag = 1e-4f + (float)(r >> 41) * (2.0f / 8388608.0f);
+    return (r & 1) ? -mag : mag;
+}
+
+static uint16_t bf16_bits(uint64_t seed, size_t i) /* a nonzero bf16 of value() */
+{
+    const float x = value(seed, i);
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+static int run_level(const char *level)
+{
+    if (kn_cpu_set_arch(level) != AMO_OK) {
+        print_message("skipped %s: not on this CPU\n", level);
+        return 0;
+    }
+    int runs = 0;
+    for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
+        const size_t n = lengths[li];
+        float *f[3], *f0[3], *g = malloc(n * sizeof *g);
+        uint16_t *h[2], *h0[2];
+        assert_non_null(g);
+        for (int a = 0; a < 3; a++) {
+            f[a] = malloc(n * sizeof **f);
+            f0[a] = malloc(n * sizeof **f0);
+            assert_true(f[a] && f0[a]);
+        }
+        for (int a = 0; a < 2; a++) {
+            h[a] = malloc(n * sizeof **h);
+            h0[a] = malloc(n * sizeof **h0);
+            assert_true(h[a] && h0[a]);
+        }
+        for (size_t i = 0; i < n; i++) {
+            g[i] = value(9, i);
+            for (int a = 0; a < 3; a++)
+                f0[a][i] = value(1 + (uint64_t)a, i);
+            for (int a = 0; a < 2; a++)
+                h0[a][i] = bf16_bits(5 + (uint64_t)a, i);
+        }
+        for (int kind = HX_LIMIT_F3; kind <= HX_LIMIT_F1H2; kind++)
+            for (int late = 0; late < 2; late++)
+                for (int threads = 1; threads <= 2; threads++) {
+                    for (int a = 0; a < 3; a++)
+                        memcpy(f[a], f0[a], n * sizeof **f);
+                    for (int a = 0; a < 2; a++)
+                        memcpy(h[a], h0[a], n * sizeof **h);
+                    hx_limit_run((HxLimitKind)kind, f, h, g, n, threads, late);
+                    for (int a = 0; a < 3; a++)
+                        if (memcmp(f[a], f0[a], n * sizeof **f))
+                            fail_msg("%s: kind %d late %d n %zu threads %d changed fp32 array %d",
+                                     level, kind, late, n, threads, a);
+                    for (int a = 0; a < 2; a++)
+                        if (memcmp(h[a], h0[a], n * sizeof **h))
+                            fail_msg("%s: kind %d late %d n %zu threads %d changed bf16 array %d",
+                                     level, kind, late, n, threads, a);
+                    runs++;
+                }
+        /* HX_LIMIT_R1 returns the sum of squares of f[0] */
+        double want = 0.0;
+        for (size_t i = 0; i < n; i++)
+            want += (double)f0[0][i] * f0[0][i];
+        float *r1[3] = { f0[0], NULL, NULL };
+        for (int threads = 1; threads <= 2; threads++) {
+            const double got = hx_limit_run(HX_LIMIT_R1, r1, h, g, n, threads, 1);
+            if (fabs(got - want) > 1e-5 * want)
+                fail_msg("%s: sum of squares n %zu threads %d: %.9g, fp64 %.9g", level, n,
+                         threads, got, want);
+        }
+        for (int a = 0; a < 3; a++)
+            free(f[a]), free(f0[a]);
+        for (int a = 0; a < 2; a++)
+            free(h[a]), free(h0[a]);
+        free(g);
+    }
+    return runs;
+}
+
+static void limits_keep_state(void **state)
+{
+    (void)state;
+    int runs = 0;
+    for (size_t l = 0; l < sizeof levels / sizeof *levels; l++)
+        runs += run_level(levels[l]);
+    assert_true(runs > 0); /* the scalar level always runs */
+    assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(limits_keep_state),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
