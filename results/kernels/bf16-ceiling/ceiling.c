@@ -18,7 +18,8 @@
  * The _aK rows were added after the ruled sittings (s9/), for the post hoc
  * one (s9-posthoc/); copy16 (the update 16 lanes at a time, m and v as
  * 256-bit halves) and lim20_w16 (amo-bench's late limit loop) after that,
- * for s9-w16/.
+ * for s9-w16/; lib_adam and lib_adam_bf16 (the library's Adam, fp32 and
+ * bf16 state, kn_adam_args at step 1000) for the 16-lane kernel's sittings.
  * Every row runs on buffers on 4 KiB pages and on huge pages.  Each round
  * runs every row (best of 3 calls), starting at a different row each round;
  * per round and page size, best20 is the fastest 20-byte row, best28 the
@@ -237,17 +238,17 @@ KN_INLINE void lim28(float *th, float *m, float *v, const float *g, size_t n, in
     }
 }
 
-enum { L28_FP32, L28_K0, L28_K4, L28_K8, L28_A8, L28_A16, L20_BF16, L20_RNE, L20_COPY, L20_K0, L20_K4, L20_K8,
-       L20_MIX, L20_IL, L20_2POS, L20_A8, L20_A16, L20_COPY16, L20_W16, NROW, FIRST20 = L20_BF16 };
-static const char *const names[NROW] = { "lib_fp32", "lim28_k0", "lim28_k4", "lim28_k8", "lim28_a8", "lim28_a16",
+enum { L28_FP32, L28_ADAM, L28_K0, L28_K4, L28_K8, L28_A8, L28_A16, L20_BF16, L20_RNE, L20_COPY, L20_K0, L20_K4, L20_K8,
+       L20_MIX, L20_IL, L20_ADAM, L20_2POS, L20_A8, L20_A16, L20_COPY16, L20_W16, NROW, FIRST20 = L20_BF16 };
+static const char *const names[NROW] = { "lib_fp32", "lib_adam", "lim28_k0", "lim28_k4", "lim28_k8", "lim28_a8", "lim28_a16",
                                          "lib_bf16", "lib_rne", "copy_sr", "lim20_k0",
-                                         "lim20_k4", "lim20_k8", "lim20_mix", "lim20_il", "lim20_2pos", "lim20_a8", "lim20_a16", "copy16", "lim20_w16" };
+                                         "lim20_k4", "lim20_k8", "lim20_mix", "lim20_il", "lib_adam_bf16", "lim20_2pos", "lim20_a8", "lim20_a16", "copy16", "lim20_w16" };
 typedef struct {
     size_t n;
     int threads;
     float *th, *g, *m32, *v32;
     uint16_t *m, *v, *mv;
-    KnAmoArgs a;
+    KnAmoArgs a, adam; /* adam: kn_adam_args at step 1000, as amo-bench kernels */
     KnBf16Round sr, rne;
     B b;
 } Ctx;
@@ -257,6 +258,14 @@ static void run_row(const Ctx *c, int row)
 {
     if (row == L28_FP32) {
         kn_amo_update(c->th, c->m32, c->v32, c->g, c->n, &c->a, c->threads);
+        return;
+    }
+    if (row == L28_ADAM) {
+        kn_amo_update(c->th, c->m32, c->v32, c->g, c->n, &c->adam, c->threads);
+        return;
+    }
+    if (row == L20_ADAM) {
+        kn_amo_update_bf16(c->th, c->m, c->v, c->g, c->n, &c->adam, &c->sr, c->threads);
         return;
     }
     if (row == L20_BF16 || row == L20_RNE) {
@@ -356,6 +365,7 @@ static int ctx_init(Ctx *c, size_t n, int threads, int huge)
         c->mv[2 * i] = 0, c->mv[2 * i + 1] = 0x3580;
     }
     c->a = kn_amo_args_default();
+    c->adam = kn_adam_args(1e-3f, 0.9f, 0.999f, 1e-8f, 1000);
     c->sr = (KnBf16Round){ 1, 1, 0, 0 }, c->rne = (KnBf16Round){ 1, 1, 0, 1 };
     const KnBf16Key key = kn_bf16_key(&c->sr);
     c->b = (B){ .c = amo_vec_init(&c->a), .lv = _mm512_set1_ps(c->a.v_scale / c->a.lr),
@@ -406,9 +416,9 @@ int main(int argc, char **argv)
            (n * 24) >> 20);
     enum { NR = 2 * NROW };
     double *ts = calloc((size_t)NR * rounds, sizeof *ts);
-    double *q[2][3]; /* per page size: lib ratio, best20 / lib_fp32, best20 / best28 */
+    double *q[2][4]; /* per page size: lib ratio, best20 / lib_fp32, best20 / best28, Adam's */
     for (int h = 0; h < 2; h++)
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             q[h][k] = calloc((size_t)rounds, sizeof(double));
     for (int rd = 0; rd < rounds; rd++) {
         for (int j = 0; j < NR; j++) {
@@ -433,6 +443,7 @@ int main(int argc, char **argv)
             q[h][0][rd] = x[L20_BF16 * rounds + rd] / f32;
             q[h][1][rd] = b20 / f32;
             q[h][2][rd] = b20 / b28;
+            q[h][3][rd] = x[L20_ADAM * rounds + rd] / x[L28_ADAM * rounds + rd];
         }
     }
     printf("%d thread(s), N %zu, %d rounds; Gparam/s per row, median [95%% interval] min max\n",
@@ -452,6 +463,7 @@ int main(int argc, char **argv)
         snprintf(w, sizeof w, "%s: lib_bf16 / lib_fp32", p), report(w, q[h][0], rounds);
         snprintf(w, sizeof w, "%s: best20 / lib_fp32", p), report(w, q[h][1], rounds);
         snprintf(w, sizeof w, "%s: best20 / best28", p), report(w, q[h][2], rounds);
+        snprintf(w, sizeof w, "%s: lib_adam_bf16 / lib_adam", p), report(w, q[h][3], rounds);
     }
     printf("on huge pages at the end: %ld MiB\n", huge_kib() / 1024);
     return 0;
