@@ -55,7 +55,7 @@ static void amo_avx512(float *theta, float *m, float *v, const float *g, size_t 
 /* ---- AMO / Adam, bf16 state: 20 bytes per element --------------------------
  * Rounding by integer arithmetic on the fp32 bits, exactly as
  * kn_f32_to_bf16_rne / _sr (bf16.c); the avx512bf16 level replaces this
- * slot with the VCVTNE2PS2BF16 version. */
+ * slot with the VCVTNEPS2BF16 version. */
 
 KN_INLINE __m256i bf16_round(__m512 x, __m512i r16, int nearest)
 {

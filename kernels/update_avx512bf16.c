@@ -1,5 +1,5 @@
-/* AVX512_BF16 level: the bf16-state AMO/Adam update with VCVTNE2PS2BF16,
- * which rounds 32 fp32 values to bf16 in one instruction.  The instruction
+/* AVX512_BF16 level: the bf16-state AMO/Adam update with VCVTNEPS2BF16,
+ * which rounds 16 fp32 values to bf16 in one instruction.  The instruction
  * rounds to nearest even, treats denormal inputs as zero and quiets NaNs:
  * exactly kn_f32_to_bf16_rne (bf16.h).  Stochastic rounding adds the
  * random bits to the fp32 bits and clears the dropped half first, so the
@@ -9,11 +9,13 @@
  *
  * Cost.  Where the data sit in cache every vector instruction counts: the
  * step to bf16 precision (bf16_quotient) and the stream as two VAESENC per
- * 16 lanes (bf16.h; the hash before took 9) bring the loop from 44.5 to 35.5
- * instructions per 16 lanes; software prefetch KN_PREFETCH_BF16 elements
- * ahead (kernels/prefetch.h) keeps misses in flight.  At 64M parameters the
- * memory binds (rounding to nearest is no faster there): results/kernels/
- * README.md, session 6. */
+ * 16 lanes (bf16.h) keep the arithmetic short.  From memory, where an
+ * optimizer's update reads its tensors, the traffic pattern counts instead:
+ * the loop goes 16 elements at a time, m and v as 256-bit halves, with
+ * software prefetch KN_PREFETCH_BF16 elements ahead (kernels/prefetch.h);
+ * that streams faster than 32 at a time with 512-bit m and v, and costs a
+ * few instructions per 16 lanes in cache (results/kernels/README.md,
+ * sessions 6 and 9). */
 #ifndef __AVX512BF16__
 #error "kernels/meson.build must build this file with the avx512bf16 flags"
 #endif
@@ -57,58 +59,31 @@ KN_INLINE __m512 sr_prepare(__m512 x, __m512i r16)
     return _mm512_castsi512_ps(_mm512_mask_mov_epi32(y, keep, u));
 }
 
-KN_INLINE __m512i to_bf16(__m512 hi, __m512 lo)
-{
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-}
-
 typedef struct Bf16Vec {
     AmoVec c;
     __m512 lv, le; /* the denominator's scales: see bf16_step */
     SrKey key;
 } Bf16Vec;
 
-/* 32 elements: two 16-lane halves; ctr: the stream's counter of the first
- * (amo_avx512.h, sr_random). */
-KN_INLINE void block32(float *theta, uint16_t *m, uint16_t *v, const float *g, __mmask32 k,
+/* 16 elements under mask k (all of them but in the tail), m and v as
+ * 256-bit halves: VCVTNEPS2BF16 packs one vector; ctr: the stream's counter
+ * of the first (amo_avx512.h, sr_random). */
+KN_INLINE void block16(float *theta, uint16_t *m, uint16_t *v, const float *g, __mmask16 k,
                        const Bf16Vec *b, __m512i ctr, int nearest, int vaes, int folded,
                        int bounded)
 {
-    __m512 mm[2], vv[2];
-    for (int h = 0; h < 2; h++) {
-        const __mmask16 kh = (__mmask16)(k >> (16 * h));
-        mm[h] = bf16_load(kh, m + 16 * h);
-        vv[h] = bf16_load(kh, v + 16 * h);
-        const __m512 t = bf16_step(_mm512_maskz_loadu_ps(kh, theta + 16 * h), &mm[h], &vv[h],
-                                   _mm512_maskz_loadu_ps(kh, g + 16 * h), &b->c, b->lv, b->le,
-                                   folded, bounded);
-        _mm512_mask_storeu_ps(theta + 16 * h, kh, t);
-        if (!nearest) {
-            const __m512i r = sr_random(_mm512_add_epi32(ctr, _mm512_set1_epi32(16 * h)),
-                                        &b->key, vaes);
-            mm[h] = sr_prepare(mm[h], _mm512_and_si512(r, _mm512_set1_epi32(0xffff)));
-            vv[h] = sr_prepare(vv[h], _mm512_srli_epi32(r, 16));
-        }
-    }
-    _mm512_mask_storeu_epi16(m, k, to_bf16(mm[1], mm[0]));
-    _mm512_mask_storeu_epi16(v, k, to_bf16(vv[1], vv[0]));
-}
-
-/* 16 elements, m and v as 256-bit halves: VCVTNEPS2BF16 packs one vector */
-KN_INLINE void block16(float *theta, uint16_t *m, uint16_t *v, const float *g, const Bf16Vec *b,
-                       __m512i ctr, int nearest, int vaes, int folded, int bounded)
-{
-    __m512 mm = bf16_load(0xffff, m), vv = bf16_load(0xffff, v);
-    const __m512 t = bf16_step(_mm512_loadu_ps(theta), &mm, &vv, _mm512_loadu_ps(g), &b->c,
-                               b->lv, b->le, folded, bounded);
-    _mm512_storeu_ps(theta, t);
+    __m512 mm = bf16_load(k, m), vv = bf16_load(k, v);
+    const __m512 t = bf16_step(_mm512_maskz_loadu_ps(k, theta), &mm, &vv,
+                               _mm512_maskz_loadu_ps(k, g), &b->c, b->lv, b->le, folded,
+                               bounded);
+    _mm512_mask_storeu_ps(theta, k, t);
     if (!nearest) {
         const __m512i r = sr_random(ctr, &b->key, vaes);
         mm = sr_prepare(mm, _mm512_and_si512(r, _mm512_set1_epi32(0xffff)));
         vv = sr_prepare(vv, _mm512_srli_epi32(r, 16));
     }
-    _mm256_storeu_si256((__m256i *)(void *)m, (__m256i)_mm512_cvtneps_pbh(mm));
-    _mm256_storeu_si256((__m256i *)(void *)v, (__m256i)_mm512_cvtneps_pbh(vv));
+    _mm256_mask_storeu_epi16(m, k, (__m256i)_mm512_cvtneps_pbh(mm));
+    _mm256_mask_storeu_epi16(v, k, (__m256i)_mm512_cvtneps_pbh(vv));
 }
 
 /* index0 is a multiple of 4 unless rounding to nearest (kn_bf16_head). */
@@ -124,11 +99,12 @@ KN_INLINE void loop(float *theta, uint16_t *m, uint16_t *v, const float *g, size
         kn_prefetch(g + i + KN_PREFETCH_BF16);
         kn_prefetch(m + i + KN_PREFETCH_BF16);
         kn_prefetch(v + i + KN_PREFETCH_BF16);
-        block16(theta + i, m + i, v + i, g + i, b, ctr, nearest, vaes, folded, bounded);
+        block16(theta + i, m + i, v + i, g + i, 0xffff, b, ctr, nearest, vaes, folded,
+                bounded);
         ctr = _mm512_add_epi32(ctr, _mm512_set1_epi32(16));
     }
     if (i < n)
-        block32(theta + i, m + i, v + i, g + i, (__mmask32)((1ull << (n - i)) - 1), b, ctr,
+        block16(theta + i, m + i, v + i, g + i, (__mmask16)((1u << (n - i)) - 1), b, ctr,
                 nearest, vaes, folded, bounded);
 }
 
