@@ -57,14 +57,6 @@ LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n
     }
 }
 
-static void f3_c(float *a, float *b, float *c, const float *g, size_t n, float s, int late)
-{
-    if (late)
-        f3_body(a, b, c, g, n, s, 1);
-    else
-        f3_body(a, b, c, g, n, s, 0);
-}
-
 LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     for (size_t i = 0; i < n; i++) {
@@ -72,14 +64,6 @@ LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s,
         a[i] = keep_c(a[i] + x, s, late);
         b[i] = keep_c(b[i] + x, s, late);
     }
-}
-
-static void f2_c(float *a, float *b, const float *g, size_t n, float s, int late)
-{
-    if (late)
-        f2_body(a, b, g, n, s, 1);
-    else
-        f2_body(a, b, g, n, s, 0);
 }
 
 LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
@@ -92,14 +76,7 @@ LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, 
     }
 }
 
-static void f1h2_c(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
-                   uint16_t k, int late)
-{
-    if (late)
-        f1h2_body(a, b, c, g, n, s, k, 1);
-    else
-        f1h2_body(a, b, c, g, n, s, k, 0);
-}
+HX_LIMIT_FORMS(c)
 
 /* 16 independent sums, so the compiler may vectorise without reassociating. */
 static double r1_c(const float *x, size_t n)

@@ -72,6 +72,34 @@ typedef struct HxLimitDSP {
     const char *level;
 } HxLimitDSP;
 
+/* Each level's f3_SFX, f2_SFX and f1h2_SFX for the table: its inline
+ * f3_body, f2_body and f1h2_body instantiated with late a constant, so the
+ * plain form's loop stays free of the late form's code. */
+#define HX_LIMIT_FORMS(sfx)                                                                   \
+    static void f3_##sfx(float *a, float *b, float *c, const float *g, size_t n, float s,      \
+                         int late)                                                            \
+    {                                                                                         \
+        if (late)                                                                             \
+            f3_body(a, b, c, g, n, s, 1);                                                     \
+        else                                                                                  \
+            f3_body(a, b, c, g, n, s, 0);                                                     \
+    }                                                                                         \
+    static void f2_##sfx(float *a, float *b, const float *g, size_t n, float s, int late)     \
+    {                                                                                         \
+        if (late)                                                                             \
+            f2_body(a, b, g, n, s, 1);                                                        \
+        else                                                                                  \
+            f2_body(a, b, g, n, s, 0);                                                        \
+    }                                                                                         \
+    static void f1h2_##sfx(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,      \
+                           float s, uint16_t k, int late)                                     \
+    {                                                                                         \
+        if (late)                                                                             \
+            f1h2_body(a, b, c, g, n, s, k, 1);                                                \
+        else                                                                                  \
+            f1h2_body(a, b, c, g, n, s, k, 0);                                                \
+    }
+
 void hx_limit_init_avx2(HxLimitDSP *d);
 void hx_limit_init_avx512(HxLimitDSP *d);
 

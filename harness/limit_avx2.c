@@ -53,14 +53,6 @@ LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n
     }
 }
 
-static void f3_avx2(float *a, float *b, float *c, const float *g, size_t n, float s, int late)
-{
-    if (late)
-        f3_body(a, b, c, g, n, s, 1);
-    else
-        f3_body(a, b, c, g, n, s, 0);
-}
-
 LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     const __m256 vs = _mm256_set1_ps(s);
@@ -75,14 +67,6 @@ LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s,
         a[i] += x;
         b[i] += x;
     }
-}
-
-static void f2_avx2(float *a, float *b, const float *g, size_t n, float s, int late)
-{
-    if (late)
-        f2_body(a, b, g, n, s, 1);
-    else
-        f2_body(a, b, g, n, s, 0);
 }
 
 LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
@@ -105,14 +89,7 @@ LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, 
     }
 }
 
-static void f1h2_avx2(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n, float s,
-                      uint16_t k, int late)
-{
-    if (late)
-        f1h2_body(a, b, c, g, n, s, k, 1);
-    else
-        f1h2_body(a, b, c, g, n, s, k, 0);
-}
+HX_LIMIT_FORMS(avx2)
 
 static double r1_avx2(const float *x, size_t n)
 {

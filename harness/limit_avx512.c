@@ -56,15 +56,6 @@ LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n
         f3_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, late);
 }
 
-static void f3_avx512(float *a, float *b, float *c, const float *g, size_t n, float s,
-                      int late)
-{
-    if (late)
-        f3_body(a, b, c, g, n, s, 1);
-    else
-        f3_body(a, b, c, g, n, s, 0);
-}
-
 LIMIT_INLINE void f2_block(float *a, float *b, const float *g, __mmask16 k, __m512 vs,
                            int late)
 {
@@ -85,14 +76,6 @@ LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s,
     }
     if (i < n)
         f2_block(a + i, b + i, g + i, tail16(n - i), vs, late);
-}
-
-static void f2_avx512(float *a, float *b, const float *g, size_t n, float s, int late)
-{
-    if (late)
-        f2_body(a, b, g, n, s, 1);
-    else
-        f2_body(a, b, g, n, s, 0);
 }
 
 /* late: the bf16 values go through the delay as floats (exactly: bf16 to
@@ -132,14 +115,7 @@ LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, 
         f1h2_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, vk, late);
 }
 
-static void f1h2_avx512(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
-                        float s, uint16_t k, int late)
-{
-    if (late)
-        f1h2_body(a, b, c, g, n, s, k, 1);
-    else
-        f1h2_body(a, b, c, g, n, s, k, 0);
-}
+HX_LIMIT_FORMS(avx512)
 
 static double r1_avx512(const float *x, size_t n)
 {
