@@ -321,8 +321,8 @@ const char *bk_job_kind(const Job *j)
 
 /* For each level and size, each kernel and then its limit loops (plain,
  * then with late stores, except for sumsq, which stores nothing): Google
- * Benchmark runs them in this order, so each limit is measured right after
- * its kernel, on the same buffers. */
+ * Benchmark runs them in this order unless told to interleave at random,
+ * so each limit is measured right after its kernel, on the same buffers. */
 static void register_jobs(Bench *b, const char *const *arches, int narch, const Size *sizes,
                           int nsz)
 {

@@ -133,14 +133,20 @@ static void write_rows(HxCsv *w, const Bench *b)
         const double s = bk_seconds_of(&b->meas[i]);
         if (isnan(s))
             continue;
-        /* its limit loops are the next jobs: the faster one is the limit */
+        /* its limit loops are the next jobs registered: the faster one that
+         * ran is the limit ("-only" when a filter left the other out; empty
+         * when none ran) */
         double ls = NAN;
         const char *form = "";
+        int ran = 0;
         for (int l = i + 1; l < b->njobs && b->jobs[l].is_limit; l++) {
             const double t = bk_seconds_of(&b->meas[l]);
+            ran += !isnan(t);
             if (!isnan(t) && (isnan(ls) || t < ls))
                 ls = t, form = b->jobs[l].is_limit == 2 ? "late" : "plain";
         }
+        if (ran == 1 && bk_kernels[j->kernel].limit != HX_LIMIT_R1)
+            form = !strcmp(form, "late") ? "late-only" : "plain-only";
         const int bytes = hx_limit_bytes(bk_kernels[j->kernel].limit);
         const double n = (double)j->n, gb = bytes * n / s * 1e-9, lgb = bytes * n / ls * 1e-9;
         const int flops = bk_kernels[j->kernel].flops;
@@ -247,12 +253,12 @@ void bk_describe_run(Meta *m, const HxInvocation *whole, const Options *o,
                 "memory");
     if (o->max_n < ((size_t)1 << 40))
         meta_int(m, "max_n", (long long)o->max_n);
-    char rule[320];
+    char rule[512];
     snprintf(rule, sizeof rule, "per kernel, the faster of two loops moving the same bytes "
              "(plain vector loads and stores, x += 0*g, bf16 x ^= 0; and the same with every "
              "store behind %d dependent multiply-adds, limit_loop late) at the same level, "
-             "threads and split, run right after the kernel on the same buffers",
-             HX_LIMIT_LATE_DEPTH);
+             "threads and split, on the same buffers in the same run (right after the kernel "
+             "unless the run interleaves at random)", HX_LIMIT_LATE_DEPTH);
     bk_meta_str(m, "limit_rule", rule);
     bk_meta_str(m, "adam_args", "kn_adam_args(1e-3, 0.9, 0.999, 1e-8, t=1000), hoisted");
     for (int a = 0; a < narch; a++) {

@@ -1,8 +1,6 @@
 /* The limit loops in plain C (the scalar level; the compiler vectorises
  * them at the architecture's baseline), the per-level table, and the
  * threading.  Built without ISA flags, like kernels/cpu.c. */
-#include <string.h>
-
 #include "harness/limit.h"
 #include "harness/timer.h"
 #include "kernels/cpu.h"
@@ -16,63 +14,33 @@
 static volatile float g_zero_f = 0.0f;
 static volatile uint16_t g_zero_h = 0;
 
-/* The late form's delay (limit.h): y through HX_LIMIT_LATE_DEPTH dependent
- * y * (1 + s) + s, s = 0 at run time, so y is kept (-0 becomes +0, as the
- * plain form's y + 0 * g may do).  Each loop is instantiated with late a
- * constant, so the plain form's loop is the one it always was. */
-#define LIMIT_INLINE static inline __attribute__((always_inline))
-
-LIMIT_INLINE float keep_c(float y, float s, int late)
-{
-    if (late) {
-        const float one = 1.0f + s;
-        for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
-            y = y * one + s;
-    }
-    return y;
-}
-
-/* a bf16 through the delay as a float: exact both ways */
-LIMIT_INLINE uint16_t keep_h(uint16_t h, float s, uint16_t k, int late)
-{
-    if (late) {
-        uint32_t u = (uint32_t)h << 16;
-        float y;
-        memcpy(&y, &u, sizeof y);
-        y = keep_c(y, s, 1);
-        memcpy(&u, &y, sizeof u);
-        h = (uint16_t)(u >> 16);
-    }
-    return h ^ k;
-}
-
-LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
+HX_LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
                           int late)
 {
     for (size_t i = 0; i < n; i++) {
         const float x = s * g[i];
-        a[i] = keep_c(a[i] + x, s, late);
-        b[i] = keep_c(b[i] + x, s, late);
-        c[i] = keep_c(c[i] + x, s, late);
+        a[i] = hx_limit_keep(a[i] + x, s, late);
+        b[i] = hx_limit_keep(b[i] + x, s, late);
+        c[i] = hx_limit_keep(c[i] + x, s, late);
     }
 }
 
-LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
+HX_LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     for (size_t i = 0; i < n; i++) {
         const float x = s * g[i];
-        a[i] = keep_c(a[i] + x, s, late);
-        b[i] = keep_c(b[i] + x, s, late);
+        a[i] = hx_limit_keep(a[i] + x, s, late);
+        b[i] = hx_limit_keep(b[i] + x, s, late);
     }
 }
 
-LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+HX_LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
                             float s, uint16_t k, int late)
 {
     for (size_t i = 0; i < n; i++) {
-        a[i] = keep_c(a[i] + s * g[i], s, late);
-        b[i] = keep_h(b[i], s, k, late);
-        c[i] = keep_h(c[i], s, k, late);
+        a[i] = hx_limit_keep(a[i] + s * g[i], s, late);
+        b[i] = hx_limit_keep_bf16(b[i], s, k, late);
+        c[i] = hx_limit_keep_bf16(c[i], s, k, late);
     }
 }
 

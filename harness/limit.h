@@ -8,14 +8,15 @@
  * by the compiler for the baseline, SSE2 or ASIMD; avx2 and avx512:
  * limit_<isa>.c, built with the kernels' flags for those levels).
  *
- * The loops add s * g to each array that is written (s = 0 at run time, so
- * nothing changes but the compiler cannot know it) and XOR the bf16 arrays
- * with 0: the kernels' state is left as it was. */
+ * The loops add s * g to each fp32 array that is written (s = 0 at run
+ * time, so the compiler cannot know it; a -0 may become +0) and XOR the
+ * bf16 arrays with 0: the kernels' state is left as it was. */
 #ifndef AMO_HARNESS_LIMIT_H
 #define AMO_HARNESS_LIMIT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum HxLimitKind {
     HX_LIMIT_F3,  /* 3 fp32 arrays read+written, 1 fp32 read: 28 B/param
@@ -40,14 +41,16 @@ int hx_limit_bytes(HxLimitKind k);
 double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], const float *g,
                     size_t n, int nthreads, int late);
 
-/* late != 0: every vector stored first goes through HX_LIMIT_LATE_DEPTH
- * dependent multiply-adds that keep it (y * 1 + 0, with 1 and 0 read at run
- * time; bf16 values widened to fp32 and back, exactly), as a kernel's
- * stores wait on its arithmetic.  On some cores a loop whose stores go out
- * as soon as their loads arrive streams slower than one whose stores wait
- * (an AMD Zen 5 core at 64M parameters: results/kernels/README.md, session
- * 9), so amo-bench kernels times both forms and takes the faster as the
- * limit.  HX_LIMIT_R1 stores nothing and ignores late. */
+/* late != 0: every value stored first goes through HX_LIMIT_LATE_DEPTH
+ * dependent multiply-adds y * (1 + s) + (-s), s = 0 read at run time, which
+ * keep it bit for bit (y * 1 + (-0) = y for -0 too) but quiet a signalling
+ * NaN; bf16 values are widened to fp32 for them and narrowed back, exactly.
+ * So the stores wait on arithmetic, as a kernel's do.  On some cores a loop
+ * whose stores go out as soon as their loads arrive streams slower than one
+ * whose stores wait (an AMD Zen 5 core at 64M parameters:
+ * results/kernels/README.md, session 9), so amo-bench kernels times both
+ * forms and takes the faster as the limit.  HX_LIMIT_R1 stores nothing and
+ * ignores late. */
 #define HX_LIMIT_LATE_DEPTH 8
 
 /* The machine's measured fp32 FMA peak in GFLOP/s at the current level, on
@@ -71,6 +74,30 @@ typedef struct HxLimitDSP {
     double (*fma)(long iters, float *sink);
     const char *level;
 } HxLimitDSP;
+
+#define HX_LIMIT_INLINE static inline __attribute__((always_inline))
+
+/* The late form on one value (the C level, and the vector levels' tails). */
+HX_LIMIT_INLINE float hx_limit_keep(float y, float s, int late)
+{
+    if (late)
+        for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
+            y = y * (1.0f + s) + -s;
+    return y;
+}
+
+HX_LIMIT_INLINE uint16_t hx_limit_keep_bf16(uint16_t h, float s, uint16_t k, int late)
+{
+    if (late) {
+        uint32_t u = (uint32_t)h << 16;
+        float y;
+        memcpy(&y, &u, sizeof y);
+        y = hx_limit_keep(y, s, 1);
+        memcpy(&u, &y, sizeof u);
+        h = (uint16_t)(u >> 16);
+    }
+    return h ^ k;
+}
 
 /* Each level's f3_SFX, f2_SFX and f1h2_SFX for the table: its inline
  * f3_body, f2_body and f1h2_body instantiated with late a constant, so the

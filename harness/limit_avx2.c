@@ -7,24 +7,20 @@
 
 #include "harness/limit.h"
 
-#define LIMIT_INLINE static inline __attribute__((always_inline))
-
-/* The late form's delay (limit.h): y through HX_LIMIT_LATE_DEPTH dependent
- * y * (1 + s) + s, s = 0 at run time (y is kept; -0 becomes +0, as the
- * plain form's y + 0 * g may do).  Loops are instantiated with late a
- * constant; tails stay plain. */
-LIMIT_INLINE __m256 keep8(__m256 y, __m256 vs, int late)
+/* The late form (limit.h) on 8 lanes; the scalar tails use hx_limit_keep. */
+HX_LIMIT_INLINE __m256 keep8(__m256 y, __m256 vs, int late)
 {
     if (late) {
         const __m256 one = _mm256_add_ps(vs, _mm256_set1_ps(1.0f));
+        const __m256 nz = _mm256_xor_ps(vs, _mm256_set1_ps(-0.0f)); /* -s: -0 */
         for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
-            y = _mm256_fmadd_ps(y, one, vs);
+            y = _mm256_fmadd_ps(y, one, nz);
     }
     return y;
 }
 
-/* 8 bf16 through the delay as floats (exact: a shift each way) */
-LIMIT_INLINE __m128i keep8_bf16(__m128i h, __m256 vs, __m128i vk, int late)
+/* 8 bf16 through the late form as floats (a shift each way) */
+HX_LIMIT_INLINE __m128i keep8_bf16(__m128i h, __m256 vs, __m128i vk, int late)
 {
     if (late) {
         const __m256 y = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -34,8 +30,8 @@ LIMIT_INLINE __m128i keep8_bf16(__m128i h, __m256 vs, __m128i vk, int late)
     return _mm_xor_si128(h, vk);
 }
 
-LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
-                          int late)
+HX_LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
+                             int late)
 {
     const __m256 vs = _mm256_set1_ps(s);
     size_t i = 0;
@@ -47,13 +43,13 @@ LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n
     }
     for (; i < n; i++) {
         const float x = s * g[i];
-        a[i] += x;
-        b[i] += x;
-        c[i] += x;
+        a[i] = hx_limit_keep(a[i] + x, s, late);
+        b[i] = hx_limit_keep(b[i] + x, s, late);
+        c[i] = hx_limit_keep(c[i] + x, s, late);
     }
 }
 
-LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
+HX_LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     const __m256 vs = _mm256_set1_ps(s);
     size_t i = 0;
@@ -64,13 +60,13 @@ LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s,
     }
     for (; i < n; i++) {
         const float x = s * g[i];
-        a[i] += x;
-        b[i] += x;
+        a[i] = hx_limit_keep(a[i] + x, s, late);
+        b[i] = hx_limit_keep(b[i] + x, s, late);
     }
 }
 
-LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
-                            float s, uint16_t k, int late)
+HX_LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+                               float s, uint16_t k, int late)
 {
     const __m256 vs = _mm256_set1_ps(s);
     const __m128i vk = _mm_set1_epi16((short)k);
@@ -83,9 +79,9 @@ LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, 
         _mm_storeu_si128(pc, keep8_bf16(_mm_loadu_si128(pc), vs, vk, late));
     }
     for (; i < n; i++) {
-        a[i] += s * g[i];
-        b[i] ^= k;
-        c[i] ^= k;
+        a[i] = hx_limit_keep(a[i] + s * g[i], s, late);
+        b[i] = hx_limit_keep_bf16(b[i], s, k, late);
+        c[i] = hx_limit_keep_bf16(c[i], s, k, late);
     }
 }
 

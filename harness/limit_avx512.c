@@ -4,8 +4,8 @@
 #ifndef __AVX512F__
 #error "harness/meson.build must build this file with the avx512 flags"
 #endif
-#if !defined(__AVX512BW__) || !defined(__AVX512VL__)
-#error "harness/meson.build must build this file with -mavx512bw -mavx512vl"
+#if !defined(__AVX512BW__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__)
+#error "harness/meson.build must build this file with -mavx512bw -mavx512vl -mavx512dq"
 #endif
 
 #include <immintrin.h>
@@ -15,23 +15,19 @@
 
 static inline __mmask16 tail16(size_t r) { return (__mmask16)((1u << r) - 1u); }
 
-#define LIMIT_INLINE static inline __attribute__((always_inline))
-
-/* The late form's delay (limit.h): y through HX_LIMIT_LATE_DEPTH dependent
- * y * (1 + s) + s, s = 0 at run time (so y is kept; -0 becomes +0, as in
- * the plain form's y + 0 * g).  Loops are instantiated with late a
- * constant. */
-LIMIT_INLINE __m512 keep16(__m512 y, __m512 vs, int late)
+/* The late form (limit.h) on 16 lanes; tails are masked, so late too. */
+HX_LIMIT_INLINE __m512 keep16(__m512 y, __m512 vs, int late)
 {
     if (late) {
         const __m512 one = _mm512_add_ps(vs, _mm512_set1_ps(1.0f));
+        const __m512 nz = _mm512_xor_ps(vs, _mm512_set1_ps(-0.0f)); /* -s: -0 */
         for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
-            y = _mm512_fmadd_ps(y, one, vs);
+            y = _mm512_fmadd_ps(y, one, nz);
     }
     return y;
 }
 
-LIMIT_INLINE void f3_block(float *a, float *b, float *c, const float *g, __mmask16 k,
+HX_LIMIT_INLINE void f3_block(float *a, float *b, float *c, const float *g, __mmask16 k,
                            __m512 vs, int late)
 {
     const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
@@ -40,7 +36,7 @@ LIMIT_INLINE void f3_block(float *a, float *b, float *c, const float *g, __mmask
     _mm512_mask_storeu_ps(c, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, c), x), vs, late));
 }
 
-LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
+HX_LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
                           int late)
 {
     const __m512 vs = _mm512_set1_ps(s);
@@ -56,7 +52,7 @@ LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n
         f3_block(a + i, b + i, c + i, g + i, tail16(n - i), vs, late);
 }
 
-LIMIT_INLINE void f2_block(float *a, float *b, const float *g, __mmask16 k, __m512 vs,
+HX_LIMIT_INLINE void f2_block(float *a, float *b, const float *g, __mmask16 k, __m512 vs,
                            int late)
 {
     const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
@@ -64,7 +60,7 @@ LIMIT_INLINE void f2_block(float *a, float *b, const float *g, __mmask16 k, __m5
     _mm512_mask_storeu_ps(b, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, b), x), vs, late));
 }
 
-LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
+HX_LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s, int late)
 {
     const __m512 vs = _mm512_set1_ps(s);
     size_t i = 0;
@@ -78,18 +74,18 @@ LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float s,
         f2_block(a + i, b + i, g + i, tail16(n - i), vs, late);
 }
 
-/* late: the bf16 values go through the delay as floats (exactly: bf16 to
- * fp32 is a shift, y * 1 + 0 = y, and back is a shift) */
-LIMIT_INLINE __m256i keep16_bf16(__m256i h, __m512 vs, __m256i vk, int late)
+/* 16 bf16 through the late form as floats (a shift each way) */
+HX_LIMIT_INLINE __m256i keep16_bf16(__m256i h, __m512 vs, __m256i vk, int late)
 {
-    if (!late)
-        return _mm256_xor_si256(h, vk);
-    const __m512 y = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    const __m512i z = _mm512_srli_epi32(_mm512_castps_si512(keep16(y, vs, 1)), 16);
-    return _mm256_xor_si256(_mm512_cvtepi32_epi16(z), vk);
+    if (late) {
+        const __m512 y = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        const __m512i z = _mm512_srli_epi32(_mm512_castps_si512(keep16(y, vs, 1)), 16);
+        h = _mm512_cvtepi32_epi16(z);
+    }
+    return _mm256_xor_si256(h, vk);
 }
 
-LIMIT_INLINE void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float *g,
+HX_LIMIT_INLINE void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float *g,
                              __mmask16 k, __m512 vs, __m256i vk, int late)
 {
     const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
@@ -98,7 +94,7 @@ LIMIT_INLINE void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float *g,
     _mm256_mask_storeu_epi16(c, k, keep16_bf16(_mm256_maskz_loadu_epi16(k, c), vs, vk, late));
 }
 
-LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
+HX_LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
                             float s, uint16_t k, int late)
 {
     const __m512 vs = _mm512_set1_ps(s);

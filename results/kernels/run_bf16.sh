@@ -19,7 +19,7 @@ run() { # binary, threads, out
         --benchmark_filter='^(amo|amo_bf16|adam|adam_bf16)/.*n:67108864/' \
         --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
         --benchmark_display_aggregates_only=true --benchmark_min_time=0.2 \
-        --out "$3" >/dev/null 2>"$3.log"
+        --out "$3" >/dev/null 2>"$3.t$2.log"
 }
 mkdir -p "$OUT"
 r=1

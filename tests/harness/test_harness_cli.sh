@@ -126,6 +126,17 @@ else
     bad 'CSV row from the median'; cat "$TMP/rep/kernels_scalar_t1.csv" 2>/dev/null
 fi
 
+# A filter that leaves out one limit loop: the CSV says which one alone ran.
+expect 0 'wrote' 'kernel and its plain limit only' -- kernels --arch scalar --threads 1 \
+    --max-n 64 --out "$TMP/one" --benchmark_filter='^sgd_momentum/scalar/(kernel|limit)/' \
+    --benchmark_min_time=0.005
+if awk -F, 'NR > 1 { n++; if ($15 != "plain-only" || $10 + 0 <= 0) exit 1 } END { exit n == 1 ? 0 : 1 }' \
+    "$TMP/one/kernels_scalar_t1.csv" 2>/dev/null; then
+    ok 'limit_loop plain-only'
+else
+    bad 'limit_loop plain-only'; cat "$TMP/one/kernels_scalar_t1.csv" 2>/dev/null
+fi
+
 # Listing runs nothing and writes nothing.  Kernels that store have both
 # limit loops; sumsq, which stores nothing, only the plain one.
 expect 0 'sumsq/scalar/limit/n:64' '--benchmark_list_tests' -- kernels --arch scalar \

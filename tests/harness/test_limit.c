@@ -1,7 +1,8 @@
 /* harness/limit.c: the limit loops leave the kernels' state as it was
  * (limit.h), in both forms, at every level this CPU has, at lengths that
- * reach the vector tails and on one and two threads; the oracle is a copy
- * of the arrays taken before.  And the sum of squares against fp64. */
+ * reach the vector tails and on one and two threads, with zeros, denormals,
+ * infinities and quiet NaNs among the values; the oracle is a copy of the
+ * arrays taken before.  And the sum of squares against fp64. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,8 @@
 #include "harness/limit.h"
 #include "kernels/cpu.h"
 
-static const char *const levels[] = { "scalar", "avx2", "avx512" };
+static const char *const levels[][2] = { { "scalar", "c-baseline" }, { "avx2", "avx2" },
+                                          { "avx512", "avx512" } };
 static const size_t lengths[] = { 1, 15, 16, 17, 33, 100, 1031, 70001 };
 
 static float value(uint64_t seed, size_t i) /* nonzero, both signs, |x| in [1e-4, 2) */
@@ -35,12 +37,33 @@ static uint16_t bf16_bits(uint64_t seed, size_t i) /* a nonzero bf16 of value() 
     return (uint16_t)(u >> 16);
 }
 
-static int run_level(const char *level)
+/* Every 7th value special: fp32 +0, a denormal, +-Inf, a quiet NaN (not
+ * -0: the plain form's + 0 * g may make it +0, limit.h); bf16 the same and
+ * -0, which both forms keep. */
+static float value_f32(uint64_t seed, size_t i)
+{
+    static const uint32_t special[] = { 0x00000000u, 0x00000003u, 0x7f800000u, 0xff800000u,
+                                        0x7fc00001u };
+    if (i % 7 != 3)
+        return value(seed, i);
+    float x;
+    memcpy(&x, &special[(i / 7) % 5], sizeof x);
+    return x;
+}
+
+static uint16_t value_bf16(uint64_t seed, size_t i)
+{
+    static const uint16_t special[] = { 0x0000, 0x8000, 0x0001, 0x7f80, 0xff80, 0x7fc1 };
+    return i % 7 == 3 ? special[(i / 7) % 6] : bf16_bits(seed, i);
+}
+
+static int run_level(const char *level, const char *limit_level)
 {
     if (kn_cpu_set_arch(level) != AMO_OK) {
         print_message("skipped %s: not on this CPU\n", level);
         return 0;
     }
+    assert_string_equal(hx_limit_level(), limit_level);
     int runs = 0;
     for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++) {
         const size_t n = lengths[li];
@@ -60,9 +83,9 @@ static int run_level(const char *level)
         for (size_t i = 0; i < n; i++) {
             g[i] = value(9, i);
             for (int a = 0; a < 3; a++)
-                f0[a][i] = value(1 + (uint64_t)a, i);
+                f0[a][i] = value_f32(1 + (uint64_t)a, i);
             for (int a = 0; a < 2; a++)
-                h0[a][i] = bf16_bits(5 + (uint64_t)a, i);
+                h0[a][i] = value_bf16(5 + (uint64_t)a, i);
         }
         for (int kind = HX_LIMIT_F3; kind <= HX_LIMIT_F1H2; kind++)
             for (int late = 0; late < 2; late++)
@@ -82,11 +105,13 @@ static int run_level(const char *level)
                                      level, kind, late, n, threads, a);
                     runs++;
                 }
-        /* HX_LIMIT_R1 returns the sum of squares of f[0] */
+        /* HX_LIMIT_R1 returns the sum of squares of f[0] (finite values) */
         double want = 0.0;
-        for (size_t i = 0; i < n; i++)
-            want += (double)f0[0][i] * f0[0][i];
-        float *r1[3] = { f0[0], NULL, NULL };
+        for (size_t i = 0; i < n; i++) {
+            f[0][i] = value(4, i);
+            want += (double)f[0][i] * f[0][i];
+        }
+        float *r1[3] = { f[0], NULL, NULL };
         for (int threads = 1; threads <= 2; threads++) {
             const double got = hx_limit_run(HX_LIMIT_R1, r1, h, g, n, threads, 1);
             if (fabs(got - want) > 1e-5 * want)
@@ -107,7 +132,7 @@ static void limits_keep_state(void **state)
     (void)state;
     int runs = 0;
     for (size_t l = 0; l < sizeof levels / sizeof *levels; l++)
-        runs += run_level(levels[l]);
+        runs += run_level(levels[l][0], levels[l][1]);
     assert_true(runs > 0); /* the scalar level always runs */
     assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
 }

@@ -18,8 +18,9 @@
  * The _aK rows were added after the ruled sittings (s9/), for the post hoc
  * one (s9-posthoc/); copy16 (the update 16 lanes at a time, m and v as
  * 256-bit halves) and lim20_w16 (amo-bench's late limit loop) after that,
- * for s9-w16/; lib_adam and lib_adam_bf16 (the library's Adam, fp32 and
- * bf16 state, kn_adam_args at step 1000) for the 16-lane kernel's sittings.
+ * with lib_adam and lib_adam_bf16 (the library's Adam, fp32 and bf16 state,
+ * kn_adam_args at step 1000), for the 16-lane kernel's sittings
+ * (s9-16lane/).
  * Every row runs on buffers on 4 KiB pages and on huge pages.  Each round
  * runs every row (best of 3 calls), starting at a different row each round;
  * per round and page size, best20 is the fastest 20-byte row, best28 the
