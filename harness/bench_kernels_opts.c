@@ -55,7 +55,8 @@ static void usage(FILE *f)
 "                 gparam_per_s,gb_per_s,limit_gb_per_s,fraction_of_limit,\n"
 "                 flops_per_param,gflops,fma_peak_gflops,fraction_of_fma_peak,\n"
 "                 limit_loop (the limit: the faster of the plain loop and the\n"
-"                 one whose stores wait, late)\n"
+"                 one whose stores wait, late; plain-only or late-only when the\n"
+"                 other did not run)\n"
 "  NAME.json      Google Benchmark's JSON (unless --benchmark_out is given)\n"
 "  NAME_meta.csv  topology, sizes, command line, date, commit, kernel levels,\n"
 "                 each level's FMA peak\n", f);

@@ -134,8 +134,8 @@ static void write_rows(HxCsv *w, const Bench *b)
         if (isnan(s))
             continue;
         /* its limit loops are the next jobs registered: the faster one that
-         * ran is the limit ("-only" when a filter left the other out; empty
-         * when none ran) */
+         * ran is the limit ("-only" when the other did not run, filtered out
+         * or failed; empty when none ran) */
         double ls = NAN;
         const char *form = "";
         int ran = 0;

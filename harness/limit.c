@@ -15,7 +15,7 @@ static volatile float g_zero_f = 0.0f;
 static volatile uint16_t g_zero_h = 0;
 
 HX_LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
-                          int late)
+                             int late)
 {
     for (size_t i = 0; i < n; i++) {
         const float x = s * g[i];
@@ -35,7 +35,7 @@ HX_LIMIT_INLINE void f2_body(float *a, float *b, const float *g, size_t n, float
 }
 
 HX_LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
-                            float s, uint16_t k, int late)
+                               float s, uint16_t k, int late)
 {
     for (size_t i = 0; i < n; i++) {
         a[i] = hx_limit_keep(a[i] + s * g[i], s, late);

@@ -28,7 +28,7 @@ HX_LIMIT_INLINE __m512 keep16(__m512 y, __m512 vs, int late)
 }
 
 HX_LIMIT_INLINE void f3_block(float *a, float *b, float *c, const float *g, __mmask16 k,
-                           __m512 vs, int late)
+                              __m512 vs, int late)
 {
     const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
     _mm512_mask_storeu_ps(a, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x), vs, late));
@@ -37,7 +37,7 @@ HX_LIMIT_INLINE void f3_block(float *a, float *b, float *c, const float *g, __mm
 }
 
 HX_LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
-                          int late)
+                             int late)
 {
     const __m512 vs = _mm512_set1_ps(s);
     size_t i = 0;
@@ -53,7 +53,7 @@ HX_LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_
 }
 
 HX_LIMIT_INLINE void f2_block(float *a, float *b, const float *g, __mmask16 k, __m512 vs,
-                           int late)
+                              int late)
 {
     const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
     _mm512_mask_storeu_ps(a, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x), vs, late));
@@ -86,7 +86,7 @@ HX_LIMIT_INLINE __m256i keep16_bf16(__m256i h, __m512 vs, __m256i vk, int late)
 }
 
 HX_LIMIT_INLINE void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float *g,
-                             __mmask16 k, __m512 vs, __m256i vk, int late)
+                                __mmask16 k, __m512 vs, __m256i vk, int late)
 {
     const __m512 x = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, g));
     _mm512_mask_storeu_ps(a, k, keep16(_mm512_add_ps(_mm512_maskz_loadu_ps(k, a), x), vs, late));
@@ -95,7 +95,7 @@ HX_LIMIT_INLINE void f1h2_block(float *a, uint16_t *b, uint16_t *c, const float 
 }
 
 HX_LIMIT_INLINE void f1h2_body(float *a, uint16_t *b, uint16_t *c, const float *g, size_t n,
-                            float s, uint16_t k, int late)
+                               float s, uint16_t k, int late)
 {
     const __m512 vs = _mm512_set1_ps(s);
     const __m256i vk = _mm256_set1_epi16((short)k);

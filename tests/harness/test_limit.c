@@ -37,24 +37,26 @@ static uint16_t bf16_bits(uint64_t seed, size_t i) /* a nonzero bf16 of value() 
     return (uint16_t)(u >> 16);
 }
 
-/* Every 7th value special: fp32 +0, a denormal, +-Inf, a quiet NaN (not
- * -0: the plain form's + 0 * g may make it +0, limit.h); bf16 the same and
- * -0, which both forms keep. */
-static float value_f32(uint64_t seed, size_t i)
+/* Every 7th value special, and every one of the last 16 (the tails): fp32
+ * +0, a denormal, +-Inf, a quiet NaN (not -0: the plain form's + 0 * g may
+ * make it +0, limit.h); bf16 the same and -0, which both forms keep. */
+static float value_f32(uint64_t seed, size_t i, size_t n)
 {
     static const uint32_t special[] = { 0x00000000u, 0x00000003u, 0x7f800000u, 0xff800000u,
                                         0x7fc00001u };
-    if (i % 7 != 3)
+    if (i % 7 != 3 && i + 16 < n)
         return value(seed, i);
     float x;
-    memcpy(&x, &special[(i / 7) % 5], sizeof x);
+    memcpy(&x, &special[(i / 7 + n - i) % 5], sizeof x);
     return x;
 }
 
-static uint16_t value_bf16(uint64_t seed, size_t i)
+static uint16_t value_bf16(uint64_t seed, size_t i, size_t n)
 {
     static const uint16_t special[] = { 0x0000, 0x8000, 0x0001, 0x7f80, 0xff80, 0x7fc1 };
-    return i % 7 == 3 ? special[(i / 7) % 6] : bf16_bits(seed, i);
+    if (i % 7 != 3 && i + 16 < n)
+        return bf16_bits(seed, i);
+    return special[(i / 7 + n - i) % 6];
 }
 
 static int run_level(const char *level, const char *limit_level)
@@ -83,9 +85,9 @@ static int run_level(const char *level, const char *limit_level)
         for (size_t i = 0; i < n; i++) {
             g[i] = value(9, i);
             for (int a = 0; a < 3; a++)
-                f0[a][i] = value_f32(1 + (uint64_t)a, i);
+                f0[a][i] = value_f32(1 + (uint64_t)a, i, n);
             for (int a = 0; a < 2; a++)
-                h0[a][i] = value_bf16(5 + (uint64_t)a, i);
+                h0[a][i] = value_bf16(5 + (uint64_t)a, i, n);
         }
         for (int kind = HX_LIMIT_F3; kind <= HX_LIMIT_F1H2; kind++)
             for (int late = 0; late < 2; late++)
