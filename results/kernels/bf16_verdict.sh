@@ -57,7 +57,7 @@ END {
             for (k = 1; k <= n[t]; k++) { r[k] = c == 1 ? ra[t, k] : rd[t, k]; f[k] = c == 1 ? fa[t, k] : fd[t, k] }
             for (k = 1; k <= m[t]; k++) q[k] = c == 1 ? qa[t, k] : qd[t, k]
             mr = med(r, n[t]); j = rank(n[t])
-            lo = j ? r[j] : "-"; hi = j ? r[n[t] + 1 - j] : "-"
+            lo = j ? sprintf("%.3f", r[j]) : "-"; hi = j ? sprintf("%.3f", r[n[t] + 1 - j]) : "-"
             mf = med(f, n[t]); mq = med(q, m[t])
             cell = mr >= 1.30 ? "met" : "not met"
             load = mf < 0.95 * mq ? "loaded" : "ok"
