@@ -14,6 +14,11 @@
 static volatile float g_zero_f = 0.0f;
 static volatile uint16_t g_zero_h = 0;
 
+void hx_limit_set_s(float s)
+{
+    g_zero_f = s;
+}
+
 HX_LIMIT_INLINE void f3_body(float *a, float *b, float *c, const float *g, size_t n, float s,
                              int late)
 {

@@ -59,6 +59,10 @@ double hx_limit_run(HxLimitKind k, float *const f[3], uint16_t *const h[2], cons
  * best of a few repetitions of about 50 ms. */
 double hx_fma_peak_gflops(int nthreads);
 
+/* For tests only: the s the loops read (0 unless set), so that a test can
+ * see each form's arithmetic, the late form's depth included. */
+void hx_limit_set_s(float s);
+
 /* The level the limit loops run at now ("c-baseline", "avx2", "avx512"). */
 const char *hx_limit_level(void);
 

@@ -2,7 +2,8 @@
  * (limit.h), in both forms, at every level this CPU has, at lengths that
  * reach the vector tails and on one and two threads, with zeros, denormals,
  * infinities and quiet NaNs among the values; the oracle is a copy of the
- * arrays taken before.  And the sum of squares against fp64. */
+ * arrays taken before.  With s != 0, each form's arithmetic (the late
+ * form's depth) against fp64.  And the sum of squares against fp64. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +130,106 @@ static int run_level(const char *level, const char *limit_level)
     return runs;
 }
 
+/* With s != 0 (hx_limit_set_s) each form's arithmetic shows: the plain form
+ * stores y = x + s * g, the late form HX_LIMIT_LATE_DEPTH steps of
+ * y * (1 + s) - s on it (bf16: widened, stepped, truncated back).  The
+ * oracle steps in fp64; with s = 1/8 a step moves y by (y - 1) / 8, far
+ * beyond the tolerance (fused or not, and bf16's truncation), so a late
+ * form one step short, or none, fails. */
+static double late_oracle(double y, double s, int late)
+{
+    if (late)
+        for (int j = 0; j < HX_LIMIT_LATE_DEPTH; j++)
+            y = y * (1.0 + s) - s;
+    return y;
+}
+
+static float bf16_f32(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static int run_level_depth(const char *level)
+{
+    if (kn_cpu_set_arch(level) != AMO_OK)
+        return 0;
+    const float s = 0.125f;
+    const size_t n = 1031; /* full vectors and a tail, at every level */
+    float *f[3], *g = malloc(n * sizeof *g);
+    uint16_t *h[2];
+    assert_non_null(g);
+    for (int a = 0; a < 3; a++)
+        assert_non_null(f[a] = malloc(n * sizeof **f));
+    for (int a = 0; a < 2; a++)
+        assert_non_null(h[a] = malloc(n * sizeof **h));
+    int runs = 0;
+    hx_limit_set_s(s);
+    for (int kind = HX_LIMIT_F3; kind <= HX_LIMIT_F1H2; kind++)
+        for (int late = 0; late < 2; late++) {
+            const int nf = kind == HX_LIMIT_F3 ? 3 : kind == HX_LIMIT_F2 ? 2 : 1;
+            for (size_t i = 0; i < n; i++) {
+                g[i] = value(9, i);
+                for (int a = 0; a < 3; a++)
+                    f[a][i] = value(1 + (uint64_t)a, i);
+                for (int a = 0; a < 2; a++)
+                    h[a][i] = bf16_bits(5 + (uint64_t)a, i);
+            }
+            float *f0[3];
+            uint16_t *h0[2];
+            for (int a = 0; a < 3; a++) {
+                assert_non_null(f0[a] = malloc(n * sizeof **f0));
+                memcpy(f0[a], f[a], n * sizeof **f);
+            }
+            for (int a = 0; a < 2; a++) {
+                assert_non_null(h0[a] = malloc(n * sizeof **h0));
+                memcpy(h0[a], h[a], n * sizeof **h);
+            }
+            hx_limit_run((HxLimitKind)kind, f, h, g, n, 1, late);
+            for (int a = 0; a < nf; a++)
+                for (size_t i = 0; i < n; i++) {
+                    /* s * g is exact (s a power of two); the add rounds to fp32 */
+                    const float x = f0[a][i] + s * g[i];
+                    const double want = late_oracle(x, s, late);
+                    if (fabs(f[a][i] - want) > 1e-5 * (fabs(want) + 1.0))
+                        fail_msg("%s: s %g kind %d late %d fp32 array %d [%zu]: %.9g, want %.9g",
+                                 level, s, kind, late, a, i, f[a][i], want);
+                }
+            for (int a = 0; kind == HX_LIMIT_F1H2 && a < 2; a++)
+                for (size_t i = 0; i < n; i++) {
+                    const double want = late_oracle(bf16_f32(h0[a][i]), s, late);
+                    /* truncation to bf16: within 2^-7 of the value, below it in size */
+                    if (fabs(bf16_f32(h[a][i]) - want) > 0x1.01p-7 * fabs(want) + 1e-30)
+                        fail_msg("%s: s %g late %d bf16 array %d [%zu]: %.9g, want %.9g", level,
+                                 s, late, a, i, bf16_f32(h[a][i]), want);
+                }
+            for (int a = 0; a < 3; a++)
+                free(f0[a]);
+            for (int a = 0; a < 2; a++)
+                free(h0[a]);
+            runs++;
+        }
+    hx_limit_set_s(0.0f);
+    for (int a = 0; a < 3; a++)
+        free(f[a]);
+    for (int a = 0; a < 2; a++)
+        free(h[a]);
+    free(g);
+    return runs;
+}
+
+static void limits_late_depth(void **state)
+{
+    (void)state;
+    int runs = 0;
+    for (size_t l = 0; l < sizeof levels / sizeof *levels; l++)
+        runs += run_level_depth(levels[l][0]);
+    assert_true(runs > 0);
+    assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
+}
+
 static void limits_keep_state(void **state)
 {
     (void)state;
@@ -143,6 +244,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(limits_keep_state),
+        cmocka_unit_test(limits_late_depth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
