@@ -153,7 +153,8 @@ void bk_parse_options(int argc, char **argv, Options *o)
             o->max_n = hx_parse_count("--max-n", optarg, 64, (size_t)1 << 40);
             break;
         case 'h':
-            usage(stdout);
+            if (hx_dist_root()) /* under mpirun: once, not once per rank */
+                usage(stdout);
             hx_dist_exit(HX_EXIT_OK);
         default:
             hx_getopt_fail(c, argv);

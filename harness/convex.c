@@ -20,6 +20,7 @@
 #include "harness/commands.h"
 #include "harness/common.h"
 #include "harness/csv.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 #include "optim/optim.h"
@@ -191,7 +192,10 @@ int hx_cmd_convex(int argc, char **argv, const HxInvocation *whole)
             break;
         }
         case 'o': out = optarg; break;
-        case 'h': usage(); return HX_EXIT_OK;
+        case 'h':
+            if (hx_dist_root()) /* under mpirun: once, not once per rank */
+                usage();
+            return HX_EXIT_OK;
         default: hx_getopt_fail(c, argv);
         }
     }

@@ -10,6 +10,7 @@
 #include "common/file.h"
 #include "harness/commands.h"
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 #include "harness/run.h"
@@ -61,7 +62,10 @@ int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole)
         case O_FULL: full = 1; break;
         case O_DUMP: dump = optarg; break;
         case O_SEED: seed = hx_parse_long("--seed", optarg, 0, 1L << 62); break;
-        case O_HELP: usage(); return HX_EXIT_OK;
+        case O_HELP:
+            if (hx_dist_root()) /* under mpirun: once, not once per rank */
+                usage();
+            return HX_EXIT_OK;
         default: hx_getopt_fail(c, argv);
         }
     }

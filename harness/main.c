@@ -79,11 +79,13 @@ int main(int argc, char **argv)
         case 'a':
             hx_set_arch_default(optarg);
             break;
-        case 'h':
-            usage(stdout);
+        case 'h': /* under mpirun: printed once, not once per rank */
+            if (hx_dist_root())
+                usage(stdout);
             hx_dist_exit(HX_EXIT_OK);
         case 'V':
-            printf("amo-bench %s\n", AMO_VERSION);
+            if (hx_dist_root())
+                printf("amo-bench %s\n", AMO_VERSION);
             hx_dist_exit(HX_EXIT_OK);
         default:
             hx_getopt_fail(c, argv);

@@ -117,7 +117,10 @@ static void parse(int argc, char **argv, Options *o)
         case 't': o->threads = (int)hx_parse_long("--threads", optarg, 0, 1024); break;
         case 'n': o->steps = hx_parse_long("--steps", optarg, 1, 1L << 30); break;
         case 'a': o->arch = optarg; break;
-        case 'h': usage(); hx_dist_exit(HX_EXIT_OK);
+        case 'h':
+            if (hx_dist_root()) /* under mpirun: once, not once per rank */
+                usage();
+            hx_dist_exit(HX_EXIT_OK);
         default: hx_getopt_fail(c, argv);
         }
     }

@@ -347,7 +347,10 @@ static void parse(int argc, char **argv, const char *cmd, HxTrainSpec *s, int *a
         case O_SAVE_PARAMS: s->save_params = a; break;
         case O_PRESET: preset(hx_parse_choice("--preset", a, presets), s, algo, ov); break;
         case O_IMAGE_SIZE: s->image_size = (int)hx_parse_long("--image-size", a, 8, 1024); break;
-        case O_HELP: usage(cmd); hx_dist_exit(HX_EXIT_OK);
+        case O_HELP:
+            if (hx_dist_root()) /* under mpirun: once, not once per rank */
+                usage(cmd);
+            hx_dist_exit(HX_EXIT_OK);
         case O_G_OPTS: {
             char *copy = hx_malloc(strlen(a) + 1), *save = NULL;
             strcpy(copy, a);
@@ -432,9 +435,10 @@ int hx_cmd_combine(int argc, char **argv, const HxInvocation *whole)
         switch (c) {
         case 'o': out = optarg; break;
         case 'h':
-            printf("Usage: amo-bench combine --out DIR\n\n"
-                   "Rewrites DIR/summary.csv, convergence.csv and steps.csv from every run\n"
-                   "under DIR/runs/ (after runs made in parallel into one DIR).\n");
+            if (hx_dist_root()) /* under mpirun: once, not once per rank */
+                printf("Usage: amo-bench combine --out DIR\n\n"
+                       "Rewrites DIR/summary.csv, convergence.csv and steps.csv from every run\n"
+                       "under DIR/runs/ (after runs made in parallel into one DIR).\n");
             return HX_EXIT_OK;
         default: hx_getopt_fail(c, argv);
         }

@@ -13,6 +13,7 @@
 #     run's replica check ends it at the first evaluation;
 #   - kill -9 of one rank after a checkpoint ends the job with an error within
 #     seconds, and --resume equals the uninterrupted run;
+#   - --help and --version printed once, exit 0;
 #   - bad input printed once: a batch the rank count does not divide, a
 #     checkpoint of another rank count (both ways);
 #   - ablation on 2 ranks (each rank its share of the grid, rank 0 combines)
@@ -184,13 +185,14 @@ else
     echo "    (skipped the replica-check test: amo-bench has no avx2 level here to set beside scalar)"
 fi
 
-# ---- --help and --version under mpirun: a clean exit, not MPI's abnormal termination ----
-for args in --help --version 'train --help' 'ablation --help' 'kernels --help' 'throughput --help'; do
+# ---- --help and --version under mpirun: once, and a clean exit, not MPI's abnormal termination ----
+for args in --help --version 'train --help' 'ablation --help' 'kernels --help' 'throughput --help' \
+    'convex --help' 'loader --help' 'combine --help'; do
     mpi2 $args
     code=$?
     if [ "$code" -eq 0 ] && ! grep -Eq 'finalize|abnormal' "$TMP/out" \
-        && grep -Eq '^(Usage|amo-bench [0-9])' "$TMP/out"; then
-        ok "amo-bench $args on 2 ranks: exit 0, no MPI error"
+        && [ "$(grep -Ec '^(Usage|amo-bench [0-9])' "$TMP/out")" -eq 1 ]; then
+        ok "amo-bench $args on 2 ranks: exit 0, no MPI error, printed once"
     else
         bad "amo-bench $args on 2 ranks: exit $code"; show "$TMP/out" 12
     fi
