@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/version.h"
 #include "common/file.h"
 #include "harness/bench_kernels.h"
 #include "harness/common.h"
@@ -202,8 +203,8 @@ void bk_describe_run(Meta *m, const HxInvocation *whole, const Options *o,
     char buf[512], ts[32];
     struct utsname un;
     hx_utc_timestamp(ts, sizeof ts);
-    bk_meta_str(m, "amo_version", hx_version());
-    bk_meta_str(m, "git_commit", hx_git_commit());
+    bk_meta_str(m, "amo_version", amo_version());
+    bk_meta_str(m, "git_commit", amo_build_commit());
     bk_meta_str(m, "google_benchmark_version", gb_version());
     bk_meta_str(m, "date_utc", ts);
     char *cmd = hx_command_line(whole);

@@ -28,8 +28,6 @@ char *hx_command_line(const HxInvocation *whole);
  * for hx_parse_choice. */
 extern const char *const hx_conv_algo_names[];
 
-const char *hx_version(void);
-const char *hx_git_commit(void);     /* "unknown" outside a git checkout */
 const char *hx_onednn_version(void); /* "2.6.3 (hash ...)" or "none"     */
 
 /* A flat JSON object written to a temporary and renamed on close. */

@@ -10,15 +10,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/version.h"
 #include "harness/commands.h"
 #include "harness/common.h"
 #include "harness/dist.h"
 #include "harness/error.h"
 #include "harness/parse.h"
 
-#ifndef AMO_VERSION
-#define AMO_VERSION "unknown"
-#endif
 
 typedef struct HxCommand {
     const char *name;
@@ -85,7 +83,7 @@ int main(int argc, char **argv)
             hx_dist_exit(HX_EXIT_OK);
         case 'V':
             if (hx_dist_root())
-                printf("amo-bench %s\n", AMO_VERSION);
+                printf("amo-bench %s\n", amo_version());
             hx_dist_exit(HX_EXIT_OK);
         default:
             hx_getopt_fail(c, argv);

@@ -14,6 +14,7 @@
 #include <hwloc.h>
 #include <zlib.h>
 
+#include "common/version.h"
 #include "common/file.h"
 #include "harness/common.h"
 #include "harness/csv.h"
@@ -361,8 +362,8 @@ void hx_run_write_metadata(const Run *r, const HxInvocation *whole)
     free(cmd);
     hx_json_str(j, "run_id", r->s->run_id);
     hx_json_str(j, "date_utc", ts);
-    hx_json_str(j, "amo_version", hx_version());
-    hx_json_str(j, "git_commit", hx_git_commit());
+    hx_json_str(j, "amo_version", amo_version());
+    hx_json_str(j, "git_commit", amo_build_commit());
     hx_json_str(j, "kernel_level", kn_kernel_level(r->s->opt.state == OPT_STATE_BF16
                                                         ? KN_K_AMO_BF16 : KN_K_AMO));
     hx_json_str(j, "cpu_detected_level", kn_cpu_level_name(kn_cpu_detected()));

@@ -3,6 +3,7 @@ libamo's SIMD update kernels, chosen at run time, for PyTorch.
 
     import amo
     amo.cpu_info()                 # which kernel level runs
+    amo.library_info()             # libamo's path, version and commit
     opt = amo.torch.AMO(model.parameters(), lr=1e-3)
 
 libamo is loaded through ctypes: nothing is compiled at install time and no
@@ -13,8 +14,16 @@ import importlib
 
 from . import _capi
 
-__version__ = "0.1.0"
+__version__ = _capi.lib.amo_version().decode()  # the library's, one number for both
 library_path = _capi.library_path
+
+
+def library_info():
+    """The libamo in use: its path, version and the commit it was built from
+    (12 hex digits, "-dirty" when its sources had uncommitted changes), for
+    the metadata kept beside results."""
+    return {"path": library_path, "version": __version__,
+            "commit": _capi.lib.amo_build_commit().decode()}
 
 
 def cpu_info():

@@ -55,6 +55,8 @@ STRUCTS = {"OptConfig": OptConfig, "OptTensor": OptTensor, "OptStepInfo": OptSte
 # name: (restype, argtypes)
 _PROTOTYPES = {
     "amo_status_str": (c_char_p, [c_int]),
+    "amo_version": (c_char_p, []),
+    "amo_build_commit": (c_char_p, []),
     "kn_cpu_init_from_env": (c_int, []),
     "kn_cpu_set_arch": (c_int, [c_char_p]),
     "kn_cpu_detected": (c_uint, []),

@@ -34,6 +34,24 @@ def test_library_from_the_build_tree():
     assert os.path.samefile(amo.library_path, os.environ["AMO_LIBRARY"])
 
 
+def test_library_info():
+    """The version is meson.build's; the commit, where the tests run from a
+    git checkout with git at hand, is that checkout's HEAD (the library is
+    built from it by the same meson run)."""
+    info = amo.library_info()
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    with open(os.path.join(root, "meson.build")) as f:
+        want = next(line.split("'")[1] for line in f if line.strip().startswith("version :"))
+    assert info["version"] == want == amo.__version__
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        assert info["commit"].startswith("unknown")
+        return
+    assert info["commit"] in (head, head + "-dirty")
+
+
 def test_cpu_info():
     info = amo.cpu_info()
     assert info["level"] in ("scalar", "avx2", "avx512", "avx512bf16", "neon")

@@ -56,7 +56,7 @@ expect 2 "--arch: unknown value 'bogus'|unknown level 'bogus'" '--arch bogus bef
     || bad '--arch scalar before kernels runs scalar only'
 
 # Without git on PATH the build's commit says so and the script succeeds.
-out=$(PATH=/nonexistent /bin/sh "$(dirname "$0")/../../harness/git_commit.sh" 2>&1)
+out=$(PATH=/nonexistent /bin/sh "$(dirname "$0")/../../common/git_commit.sh" 2>&1)
 [ "$out" = "unknown (no git)" ] && ok 'git_commit.sh without git' \
     || bad "git_commit.sh without git: '$out'"
 

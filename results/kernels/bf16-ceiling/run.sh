@@ -22,7 +22,7 @@ for t in 1 2; do
     {
         date -u +"%Y-%m-%dT%H:%M:%SZ $(git rev-parse --short HEAD)$dirty"
         echo "ceiling.c sha256 $(sha256sum <"$D/ceiling.c" | cut -d' ' -f1)"
-        echo "amo-bench last built from (build/harness/amo_git.h): $(sed -n 's/^#define AMO_GIT_COMMIT "\(.*\)"$/\1/p' build/harness/amo_git.h)"
+        echo "libamo built from (build/common/amo_build.h): $(sed -n 's/^#define AMO_BUILD_COMMIT "\(.*\)"$/\1/p' build/common/amo_build.h)"
         grep -m1 "model name" /proc/cpuinfo
         uptime
     } >"$f"
