@@ -6,13 +6,13 @@
 
 #include "common/api.h"
 
-/* The project version, "0.1.0". */
+/* The project version (meson.build's). */
 AMO_API const char *amo_version(void);
 
 /* The commit the library was built from: 12 hex digits, with "-dirty" when a
  * tracked source file differed from it (results/ and *.md are not sources);
  * "unknown (no git)" or "unknown (not a git checkout)" when that could not be
- * asked (common/git_commit.sh). */
+ * asked, "unknown" if the script failed (common/git_commit.sh). */
 AMO_API const char *amo_build_commit(void);
 
 #endif

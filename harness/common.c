@@ -17,7 +17,6 @@
 #include <oneapi/dnnl/dnnl.h>
 #endif
 
-
 void hx_out_dir(const char *opt, const char *dir)
 {
     if (!dir || !*dir)

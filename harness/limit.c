@@ -10,7 +10,8 @@
 #error "harness/limit.c must be built without ISA flags: it runs before dispatch"
 #endif
 
-/* Opaque zeros: read at run time, so the adds and XORs cannot be folded. */
+/* Opaque zeros (s: unless a test sets it): read at run time, so the adds
+ * and XORs cannot be folded. */
 static volatile float g_zero_f = 0.0f;
 static volatile uint16_t g_zero_h = 0;
 

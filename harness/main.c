@@ -17,7 +17,6 @@
 #include "harness/error.h"
 #include "harness/parse.h"
 
-
 typedef struct HxCommand {
     const char *name;
     HxCommandFn run;
@@ -57,7 +56,6 @@ static void usage(FILE *f)
           "Run 'amo-bench COMMAND --help' for the options of a command.\n"
           "Exit status: 0 success, 1 the run failed, 2 usage error.\n", f);
 }
-
 
 int main(int argc, char **argv)
 {

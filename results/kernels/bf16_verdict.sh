@@ -21,14 +21,19 @@ rows() {
     for d in "$@"; do
         awk -v d="$d" '$1 ~ /^round[0-9]+$/ {
             t = $3; sub(":", "", t)
+            split("", g)
             for (i = 4; i < NF; i++) g[$i] = $(i + 1)
+            if (!(g["amo"] > 0 && g["amo_bf16"] > 0 && g["adam"] > 0 && g["adam_bf16"] > 0)) {
+                printf "bf16_verdict.sh: %s/rounds.txt line %d: a kernel is missing\n", d, FNR > "/dev/stderr"
+                exit 1
+            }
             print d, t, g["amo"], g["amo_bf16"], g["adam"], g["adam_bf16"]
         }' "$d/rounds.txt"
     done
 }
+trap 'rm -f "${TMPDIR:-/tmp}/bf16_verdict.s.$$" "${TMPDIR:-/tmp}/bf16_verdict.r.$$"' EXIT
 rows "$S" >"${TMPDIR:-/tmp}/bf16_verdict.s.$$"
 rows "$@" >"${TMPDIR:-/tmp}/bf16_verdict.r.$$"
-trap 'rm -f "${TMPDIR:-/tmp}/bf16_verdict.s.$$" "${TMPDIR:-/tmp}/bf16_verdict.r.$$"' EXIT
 awk '
 function med(a, n,    s) { s = sorted(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 function sorted(a, n,    i, j, x) {
@@ -44,14 +49,16 @@ function rank(n,    j, c, p) {
     }
     return 0
 }
-FNR == 1 { file++ }
-file == 1 { n[$2]++; k = n[$2]
+part == "s" { n[$2]++; k = n[$2]
             ra[$2, k] = $4 / $3; rd[$2, k] = $6 / $5; fa[$2, k] = $3; fd[$2, k] = $5 }
-file == 2 { m[$2]++; k = m[$2]; qa[$2, k] = $3; qd[$2, k] = $5 }
+part == "r" { m[$2]++; k = m[$2]; qa[$2, k] = $3; qd[$2, k] = $5 }
 END {
     verdict = "met"
     for (t = 1; t <= 2; t++) {
-        if (!n[t]) { print "threads " t ": no rounds in the sitting"; verdict = "not met"; continue }
+        if (!n[t] || !m[t]) {
+            printf "bf16_verdict.sh: threads %d: no rounds in the %s\n", t, n[t] ? "reference" : "sitting" > "/dev/stderr"
+            exit 1
+        }
         for (c = 1; c <= 2; c++) {
             name = c == 1 ? "AMO " : "Adam"
             for (k = 1; k <= n[t]; k++) { r[k] = c == 1 ? ra[t, k] : rd[t, k]; f[k] = c == 1 ? fa[t, k] : fd[t, k] }
@@ -67,4 +74,4 @@ END {
         }
     }
     print "verdict: " verdict
-}' "${TMPDIR:-/tmp}/bf16_verdict.s.$$" "${TMPDIR:-/tmp}/bf16_verdict.r.$$"
+}' part=s "${TMPDIR:-/tmp}/bf16_verdict.s.$$" part=r "${TMPDIR:-/tmp}/bf16_verdict.r.$$"

@@ -133,9 +133,10 @@ static int run_level(const char *level, const char *limit_level)
 /* With s != 0 (hx_limit_set_s) each form's arithmetic shows: the plain form
  * stores y = x + s * g, the late form HX_LIMIT_LATE_DEPTH steps of
  * y * (1 + s) - s on it (bf16: widened, stepped, truncated back).  The
- * oracle steps in fp64; with s = 1/8 a step moves y by (y - 1) / 8, far
- * beyond the tolerance (fused or not, and bf16's truncation), so a late
- * form one step short, or none, fails. */
+ * oracle steps in fp64; with s = 1/8 a step moves y by (y - 1) / 8, beyond
+ * the tolerance (fused or not, and bf16's truncation) for all but values
+ * within about 1e-4 of 1 (fp32) or 2^-4 (bf16), so a late form one step short,
+ * or none, fails at nearly every element. */
 static double late_oracle(double y, double s, int late)
 {
     if (late)
@@ -152,10 +153,13 @@ static float bf16_f32(uint16_t h)
     return x;
 }
 
-static int run_level_depth(const char *level)
+static int run_level_depth(const char *level, const char *limit_level)
 {
-    if (kn_cpu_set_arch(level) != AMO_OK)
+    if (kn_cpu_set_arch(level) != AMO_OK) {
+        print_message("skipped %s: not on this CPU\n", level);
         return 0;
+    }
+    assert_string_equal(hx_limit_level(), limit_level);
     const float s = 0.125f;
     const size_t n = 1031; /* full vectors and a tail, at every level */
     float *f[3], *g = malloc(n * sizeof *g);
@@ -211,7 +215,6 @@ static int run_level_depth(const char *level)
                 free(h0[a]);
             runs++;
         }
-    hx_limit_set_s(0.0f);
     for (int a = 0; a < 3; a++)
         free(f[a]);
     for (int a = 0; a < 2; a++)
@@ -225,9 +228,17 @@ static void limits_late_depth(void **state)
     (void)state;
     int runs = 0;
     for (size_t l = 0; l < sizeof levels / sizeof *levels; l++)
-        runs += run_level_depth(levels[l][0]);
+        runs += run_level_depth(levels[l][0], levels[l][1]);
     assert_true(runs > 0);
     assert_int_equal(kn_cpu_set_arch("auto"), AMO_OK);
+}
+
+/* s back to 0 and the level to auto, also after a failed check */
+static int reset(void **state)
+{
+    (void)state;
+    hx_limit_set_s(0.0f);
+    return kn_cpu_set_arch("auto") == AMO_OK ? 0 : -1;
 }
 
 static void limits_keep_state(void **state)
@@ -243,8 +254,8 @@ static void limits_keep_state(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(limits_keep_state),
-        cmocka_unit_test(limits_late_depth),
+        cmocka_unit_test_teardown(limits_keep_state, reset),
+        cmocka_unit_test_teardown(limits_late_depth, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
