@@ -10,8 +10,8 @@
 #error "harness/limit.c must be built without ISA flags: it runs before dispatch"
 #endif
 
-/* Opaque zeros (s: unless a test sets it): read at run time, so the adds
- * and XORs cannot be folded. */
+/* Opaque zeros, read at run time so the adds and XORs cannot be folded;
+ * g_zero_f is the loops' s, which a test may set (hx_limit_set_s). */
 static volatile float g_zero_f = 0.0f;
 static volatile uint16_t g_zero_h = 0;
 

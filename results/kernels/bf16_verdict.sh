@@ -53,12 +53,13 @@ part == "s" { n[$2]++; k = n[$2]
             ra[$2, k] = $4 / $3; rd[$2, k] = $6 / $5; fa[$2, k] = $3; fd[$2, k] = $5 }
 part == "r" { m[$2]++; k = m[$2]; qa[$2, k] = $3; qd[$2, k] = $5 }
 END {
-    verdict = "met"
-    for (t = 1; t <= 2; t++) {
+    for (t = 1; t <= 2; t++)
         if (!n[t] || !m[t]) {
             printf "bf16_verdict.sh: threads %d: no rounds in the %s\n", t, n[t] ? "reference" : "sitting" > "/dev/stderr"
             exit 1
         }
+    verdict = "met"
+    for (t = 1; t <= 2; t++) {
         for (c = 1; c <= 2; c++) {
             name = c == 1 ? "AMO " : "Adam"
             for (k = 1; k <= n[t]; k++) { r[k] = c == 1 ? ra[t, k] : rd[t, k]; f[k] = c == 1 ? fa[t, k] : fd[t, k] }

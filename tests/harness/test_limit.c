@@ -135,8 +135,8 @@ static int run_level(const char *level, const char *limit_level)
  * y * (1 + s) - s on it (bf16: widened, stepped, truncated back).  The
  * oracle steps in fp64; with s = 1/8 a step moves y by (y - 1) / 8, beyond
  * the tolerance (fused or not, and bf16's truncation) for all but values
- * within about 1e-4 of 1 (fp32) or 2^-4 (bf16), so a late form one step short,
- * or none, fails at nearly every element. */
+ * within about 2e-4 (fp32) or 2^-4 (relative, bf16) of 1, so a late form
+ * one step short, or none, fails at nearly every element. */
 static double late_oracle(double y, double s, int late)
 {
     if (late)
