@@ -400,6 +400,7 @@ int hx_cmd_kernels(int argc, char **argv, const HxInvocation *whole)
     const double t0 = hx_now();
     Options o;
     bk_parse_options(argc, argv, &o);
+    hx_one_process("kernels");
     const char *arches[MAX_ARCHES];
     int single;
     const int narch = bk_resolve_arches(&o, arches, &single);

@@ -9,6 +9,7 @@
 
 #include "common/file.h"
 #include "harness/common.h"
+#include "harness/dist.h"
 #include "harness/error.h"
 #include "kernels/cpu.h"
 #include "nn/types.h"
@@ -16,6 +17,15 @@
 #ifdef AMO_HAVE_NN
 #include <oneapi/dnnl/dnnl.h>
 #endif
+
+void hx_one_process(const char *cmd)
+{
+    if (hx_dist_active())
+        hx_fail(HX_EXIT_USAGE,
+                "%s runs as one process, and mpirun started %d ranks (each would do the same "
+                "work at once and write the same files): start it without mpirun",
+                cmd, hx_dist_size());
+}
 
 void hx_out_dir(const char *opt, const char *dir)
 {

@@ -1,10 +1,16 @@
 /* What several amo-bench commands share: the output directory, the CPU
- * level, the command line and versions for metadata, and a small JSON
- * writer for metadata.json files. */
+ * level, the one-process check, the command line and oneDNN's version for
+ * metadata, and a small JSON writer for metadata.json files. */
 #ifndef AMO_HARNESS_COMMON_H
 #define AMO_HARNESS_COMMON_H
 
 #include "harness/commands.h"
+
+/* Commands that run as one process (kernels, throughput, loader, convex,
+ * combine): under mpirun with more than one rank, a usage error naming the
+ * command and the rank count, since every rank would time the same work
+ * at once and write the same files.  Call after the options (--help works). */
+void hx_one_process(const char *cmd);
 
 /* mkdir -p dir, then proves it writable by creating a file in it; exits 2
  * naming opt and the directory otherwise, before any work starts. */

@@ -201,6 +201,7 @@ int hx_cmd_convex(int argc, char **argv, const HxInvocation *whole)
     }
     if (optind < argc)
         hx_fail(HX_EXIT_USAGE, "convex: unexpected argument '%s'", argv[optind]);
+    hx_one_process("convex");
     hx_out_dir("--out", out);
     static const char *const sum_cols[] = {
         "C", "P", "mean_grad", "method", "reference_only", "seed", "steps", "alpha0",

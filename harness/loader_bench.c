@@ -71,6 +71,7 @@ int hx_cmd_loader(int argc, char **argv, const HxInvocation *whole)
     }
     if (optind < argc)
         hx_fail(HX_EXIT_USAGE, "loader: unexpected argument '%s'", argv[optind]);
+    hx_one_process("loader");
     if (!data)
         hx_fail(HX_EXIT_USAGE, "loader: --data DIR is required");
     char path[4200], err[1200] = "";

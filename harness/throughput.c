@@ -222,6 +222,7 @@ int hx_cmd_throughput(int argc, char **argv, const HxInvocation *whole)
     (void)whole;
     Options o;
     parse(argc, argv, &o);
+    hx_one_process("throughput");
     hx_apply_arch(o.arch);
     HxModel m;
     hx_model_create(&m, &o.cfg, opt_config_default(OPT_AMO), o.threads, 0);

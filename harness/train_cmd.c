@@ -445,6 +445,7 @@ int hx_cmd_combine(int argc, char **argv, const HxInvocation *whole)
     }
     if (optind < argc)
         hx_fail(HX_EXIT_USAGE, "combine: unexpected argument '%s'", argv[optind]);
+    hx_one_process("combine");
     if (!out)
         hx_fail(HX_EXIT_USAGE, "combine: --out DIR is required");
     char runs[4200];

@@ -13,7 +13,8 @@
 #     run's replica check ends it at the first evaluation;
 #   - kill -9 of one rank after a checkpoint ends the job with an error within
 #     seconds, and --resume equals the uninterrupted run;
-#   - --help and --version printed once, exit 0;
+#   - --help and --version printed once, exit 0; the one-process commands
+#     (kernels, throughput, loader, convex, combine) refuse, said once;
 #   - bad input printed once: a batch the rank count does not divide, a
 #     checkpoint of another rank count (both ways);
 #   - ablation on 2 ranks (each rank its share of the grid, rank 0 combines)
@@ -208,6 +209,16 @@ once() {
         bad "$3: exit $code, $got lines with /$2/"; show "$TMP/out" 12
     fi
 }
+# one-process commands refuse mpirun, said once, before any file is written
+for args in 'kernels --max-n 4096 --out k1' 'throughput --steps 1' 'convex --out cv1' \
+    'loader --data nodir' 'combine --out nodir'; do
+    mpi2 $args
+    code=$?
+    cmd=${args%% *}
+    once 2 "$cmd runs as one process, and mpirun started 2 ranks" "$cmd under mpirun: exit 2, said once"
+done
+[ ! -e k1 ] && [ ! -e cv1 ] && ok 'refused one-process commands wrote nothing' \
+    || bad 'a refused one-process command created its --out'
 mpi2 train $TINY --steps 4 --batch 15 --out odd
 code=$?
 once 2 '--batch 15: not divisible by the 2 ranks' 'an indivisible batch: exit 2, said once'
