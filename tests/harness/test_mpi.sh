@@ -210,7 +210,9 @@ once() {
     fi
 }
 # one-process commands refuse mpirun, said once, before any file is written
-for args in 'kernels --max-n 4096 --out k1' 'throughput --steps 1' 'convex --out cv1' \
+# (small settings, so that a regression that runs them ends soon)
+for args in "kernels --max-n 4096 --out k1 --benchmark_filter=^sumsq/scalar/" \
+    'throughput --steps 1' 'convex --steps 10 --seeds 1 --problems 3:2 --out cv1' \
     'loader --data nodir' 'combine --out nodir'; do
     mpi2 $args
     code=$?
